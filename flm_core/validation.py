@@ -1,0 +1,89 @@
+"""Content checks on measurements before they reach the time buffer or the model.
+
+:func:`rejection_reason` returns None for a usable measurement, or a short reason (a stable string, used as a
+counter key in diagnostics) for one that must be dropped. Partially bad data that is still usable (a scan with
+some NaN beams, a cloud with NaN points) is not rejected: those elements are masked downstream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flm_core.measurements import (
+    Image,
+    ImuSample,
+    LaserScan2D,
+    OdometrySample,
+    PointCloud,
+    RangeSample,
+)
+
+MAX_POINTS = 500_000        # clouds larger than this are decimated by the caller, never rejected
+MAX_IMAGE_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What the node expects of its inputs: odometry frames and the known UWB anchor ids."""
+
+    odom_frame: str = 'odom'
+    base_frame: str = 'base_link'
+    anchor_ids: frozenset[str] = frozenset()
+
+
+def _finite(*arrays: np.ndarray) -> bool:
+    return all(bool(np.all(np.isfinite(a))) for a in arrays)
+
+
+def rejection_reason(m: object, exp: Expectations) -> str | None:
+    """None if ``m`` is usable, else why not ('no_frame_id', 'nonfinite', 'bad_quaternion', 'wrong_frame',
+    'unknown_anchor', 'invalid_range', 'empty', 'nonfinite_covariance', 'too_large', 'bad_shape')."""
+    if isinstance(m, RangeSample):
+        if not m.anchor_id:
+            return 'no_frame_id'
+        if m.anchor_id not in exp.anchor_ids:
+            return 'unknown_anchor'
+        return None if m.valid() else 'invalid_range'
+    frame = getattr(m, 'frame_id', None)
+    if frame is not None and not frame:
+        return 'no_frame_id'
+    if isinstance(m, LaserScan2D):
+        if m.ranges.size == 0:
+            return 'empty'
+        if m.angles.shape != m.ranges.shape:
+            return 'bad_shape'
+        if not (np.isfinite(m.range_max) and m.range_max > 0 and np.isfinite(m.range_min)):
+            return 'invalid_range'
+        return None
+    if isinstance(m, PointCloud):
+        if m.xyz.shape[0] == 0:
+            return 'empty'
+        return None
+    if isinstance(m, Image):
+        if m.data.size == 0:
+            return 'empty'
+        if m.data.shape[0] * m.data.shape[1] > MAX_IMAGE_PIXELS:
+            return 'too_large'
+        return None
+    if isinstance(m, ImuSample):
+        if not _finite(m.angular_velocity, m.linear_acceleration):
+            return 'nonfinite'
+        if m.orientation is not None:
+            n = float(np.linalg.norm(m.orientation)) if _finite(m.orientation) else 0.0
+            if abs(n - 1.0) > 0.1:
+                return 'bad_quaternion'
+        if not _finite(m.angular_velocity_covariance, m.linear_acceleration_covariance):
+            return 'nonfinite_covariance'
+        return None
+    if isinstance(m, OdometrySample):
+        if m.frame_id.lstrip('/') != exp.odom_frame or m.child_frame_id.lstrip('/') != exp.base_frame:
+            return 'wrong_frame'
+        if not _finite(m.position, m.orientation, m.linear_velocity, m.angular_velocity):
+            return 'nonfinite'
+        if abs(float(np.linalg.norm(m.orientation)) - 1.0) > 0.1:
+            return 'bad_quaternion'
+        if not _finite(m.pose_covariance, m.twist_covariance):
+            return 'nonfinite_covariance'
+        return None
+    return None

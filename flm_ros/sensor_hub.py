@@ -1,0 +1,95 @@
+"""sensor_hub: subscribe to the robot's sensors, time-synchronise them and report their health on /diagnostics.
+
+The same sensor front end the localizer uses, as a node of its own: run it first on a new robot to see which
+streams arrive, at what rate, how late, and which messages are rejected and why.
+
+    ros2 run flm_ros sensor_hub --ros-args --params-file config/flm.yaml -p site_file:=site.yaml
+"""
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from flm_core.site import Site, SiteError, load_site
+from flm_ros import params as P
+from flm_ros.sensor_input import SensorInput
+
+STALE_S = 1.0
+
+
+def diagnostics_for(node_name: str, stats: dict[str, dict], now_stamp) -> DiagnosticArray:
+    """One DiagnosticStatus per stream: OK while fresh, WARN when stale or rejecting, OK 'no data' when absent."""
+    arr = DiagnosticArray()
+    arr.header.stamp = now_stamp
+    for name, s in stats.items():
+        st = DiagnosticStatus(name=f'{node_name}: {name}', hardware_id=name)
+        rejected = sum(v for k, v in s.items() if k.startswith('rejected.') and k != 'rejected.decimated')
+        if s['age_s'] is None:
+            st.level, st.message = DiagnosticStatus.OK, 'no data (normal if this sensor is absent)'
+        elif s['age_s'] > STALE_S:
+            st.level, st.message = DiagnosticStatus.WARN, f'stale: last stamp {s["age_s"]:.1f} s ago'
+        elif rejected:
+            st.level, st.message = DiagnosticStatus.WARN, f'{rejected} messages rejected'
+        else:
+            st.level, st.message = DiagnosticStatus.OK, f'{s["rate_hz"]:.1f} Hz'
+        st.values = [KeyValue(key=k, value='' if v is None else (f'{v:.4f}' if isinstance(v, float) else str(v)))
+                     for k, v in s.items()]
+        arr.status.append(st)
+    return arr
+
+
+class SensorHub(Node):
+    def __init__(self) -> None:
+        super().__init__('flm_sensor_hub')
+        P.declare(self)
+        self.p = P.values(self)
+        self.site: Site | None = None
+        if self.p['site_file']:
+            try:
+                self.site = load_site(self.p['site_file'])
+            except SiteError as e:
+                self.get_logger().error(f'site file: {e}; UWB ranges will be rejected as unknown_anchor')
+        self.inputs = SensorInput(self, self.p, self.site)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.get_logger().info(f'listening to {", ".join(self.inputs.enabled) or "no sensors"}'
+                               + (f' in site {self.site.name!r}' if self.site else ''))
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        table = {p.name: p for p in P.COMMON}
+        for c in changes:
+            p = table.get(c.name)
+            if p is not None and p.read_only:
+                return SetParametersResult(successful=False,
+                                           reason=f'{c.name} is fixed at start-up; restart the node to change it')
+        return SetParametersResult(successful=True)
+
+    def _publish_diagnostics(self) -> None:
+        self.diag_pub.publish(diagnostics_for(self.get_name(), self.inputs.stats(),
+                                              self.get_clock().now().to_msg()))
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=sys.argv if args is None else args)
+    node = SensorHub()
+    ex = MultiThreadedExecutor(num_threads=2)
+    ex.add_node(node)
+    try:
+        ex.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
