@@ -12,7 +12,7 @@ import sys
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from flm_core.site import Site, SiteError, load_site
@@ -29,7 +29,9 @@ def diagnostics_for(node_name: str, stats: dict[str, dict], now_stamp) -> Diagno
     for name, s in stats.items():
         st = DiagnosticStatus(name=f'{node_name}: {name}', hardware_id=name)
         rejected = sum(v for k, v in s.items() if k.startswith('rejected.') and k != 'rejected.decimated')
-        if s['age_s'] is None:
+        if s['age_s'] is None and rejected:
+            st.level, st.message = DiagnosticStatus.WARN, f'no usable data: all {rejected} messages rejected'
+        elif s['age_s'] is None:
             st.level, st.message = DiagnosticStatus.OK, 'no data (normal if this sensor is absent)'
         elif s['age_s'] > STALE_S:
             st.level, st.message = DiagnosticStatus.WARN, f'stale: last stamp {s["age_s"]:.1f} s ago'
@@ -78,7 +80,9 @@ class SensorHub(Node):
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=sys.argv if args is None else args)
     node = SensorHub()
-    ex = MultiThreadedExecutor(num_threads=2)
+    # Single-threaded on purpose: the hub's callbacks are short, and rclpy's MultiThreadedExecutor was seen to
+    # drop a large share of best-effort sensor messages here (test_sensor_hub).
+    ex = SingleThreadedExecutor()
     ex.add_node(node)
     try:
         ex.spin()
