@@ -19,6 +19,7 @@ QUIET="${FLM_SETUP_QUIET:-0}"
 
 say() { [ "$QUIET" = 1 ] || echo "flm-setup: $*"; }
 die() { echo "flm-setup: error: $*" >&2; exit 1; }
+trap 'echo "flm-setup: error: unexpected failure at line $LINENO of scripts/setup.sh; re-run with \"bash -x scripts/setup.sh\" to see why" >&2' ERR
 
 # ---------------------------------------------------------------- preconditions
 PY="${FLM_PYTHON:-}"
@@ -47,7 +48,7 @@ fi
 
 # What the stamp covers: a change to any of these rebuilds what depends on it.
 fingerprint() {
-  cat "$LOCK" "$ROOT/setup.py" "$ROOT/package.xml" "$0"
+  cat "$LOCK" "$ROOT/requirements/bench.txt" "$ROOT/setup.py" "$ROOT/package.xml" "$0"
   find "$ROOT/ros_interfaces" -type f | sort | xargs cat
   echo "system_ros=$SYSTEM_ROS py=$PY"
 }
@@ -78,7 +79,7 @@ if [ "$SYSTEM_ROS" = 1 ]; then
 fi
 say "installing pinned packages (first run: a few minutes)"
 pip_log="$VENV/.pip.log"
-if ! "${PIP[@]}" "${TORCH_SRC[@]}" -r "$reqs" >"$pip_log" 2>&1; then
+if ! "${PIP[@]}" "${TORCH_SRC[@]}" -r "$reqs" -r "$ROOT/requirements/bench.txt" >"$pip_log" 2>&1; then
   if grep -q -i -E 'No space left' "$pip_log"; then die "disk full while installing packages: free space (about 4 GB needed) and re-run"; fi
   if grep -q -i -E 'Could not find a version|No matching distribution|connection|Network|timed out|Temporary failure' "$pip_log"; then
     die "the package registry could not be reached or lacks a pinned version (see $pip_log): check network/PyPI access and re-run"
@@ -96,7 +97,7 @@ if [ "$SYSTEM_ROS" = 0 ]; then
   # The wheels' exported CMake files carry the build machine's include paths; point them at this interpreter.
   pyinc="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   npinc="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
-  grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null | xargs -r sed -i \
+  { grep -rl --include='*.cmake' '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null || true; } | xargs -r sed -i \
     -e "s#/opt/python/cp311-cp311/include/python3.11#$pyinc#g" \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g"
 fi
