@@ -311,6 +311,14 @@ def _cluttered(plan: _Plan, rng: np.random.Generator, sx: float, sy: float, h: f
         pts.append((cx + back[0] * lb + nxt[0] * ln, cy + back[1] * lb + nxt[1] * ln))
         pts.append((cx + nxt[0] * ln, cy + nxt[1] * ln))
     plan.outline(pts, te, MAT['concrete'], h)
+    holes = []
+    for k, ((cx, cy), back, nxt) in enumerate(corners):
+        if notch[k]:
+            lb = nh[k] if back[0] == 0 else nw[k]
+            ln = nw[k] if nxt[1] == 0 else nh[k]
+            xs = (cx, cx + back[0] * lb + nxt[0] * ln)
+            ys = (cy, cy + back[1] * lb + nxt[1] * ln)
+            holes.append((min(xs) - te, min(ys) - te, max(xs) + te, max(ys) + te))
     p.update(notches=[bool(n) for n in notch], exterior_thickness=round(te, 3))
     for _ in range(int(rng.integers(2, 7))):
         x, y = rng.uniform(1.5, sx - 1.5), rng.uniform(1.5, sy - 1.5)
@@ -318,6 +326,8 @@ def _cluttered(plan: _Plan, rng: np.random.Generator, sx: float, sy: float, h: f
         plan.wall((x, y), (x + L * math.cos(a), y + L * math.sin(a)), ti,
                   int(rng.choice([MAT['drywall'], MAT['glass'], MAT['concrete']])), h)
     _furnish(plan, rng, (te, te, sx - te, sy - te), 2.0 * _u(rng, cfg.furniture_density), ('clutter', 'low', 'desk'), h)
+    plan.boxes = [bx for bx in plan.boxes  # nothing in the cut-out corners
+                  if not any(bx[0] < hx1 and bx[2] > hx0 and bx[1] < hy1 and bx[3] > hy0 for hx0, hy0, hx1, hy1 in holes)]
 
 
 _FAMILY_FN = {'office': _office, 'corridor': _corridor, 'hall': _hall, 'warehouse': _warehouse,
