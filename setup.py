@@ -36,6 +36,8 @@ setup(
             'sensor_hub = flm_ros.sensor_hub:main',
             # command-line tools
             'flm-run = flm_ros.runner:main',
+            'flm-play = flm_ros.player:main',
+            'flm-gen = flm_core.datagen.cli:main',
         ],
     },
 )

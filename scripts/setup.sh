@@ -77,7 +77,7 @@ if [ "$SYSTEM_ROS" = 1 ]; then
   reqs="$VENV/.lock-no-ros.txt"
   grep -v -E '^(ros-|catkin-pkg|colcon-)' "$LOCK" > "$reqs"
 fi
-say "installing pinned packages (first run: a few minutes)"
+say "installing pinned packages (a few minutes the first time)"
 pip_log="$VENV/.pip.log"
 if ! "${PIP[@]}" "${TORCH_SRC[@]}" -r "$reqs" -r "$ROOT/requirements/bench.txt" >"$pip_log" 2>&1; then
   if grep -q -i -E 'No space left' "$pip_log"; then die "disk full while installing packages: free space (about 4 GB needed) and re-run"; fi
@@ -106,8 +106,10 @@ fi
 build_ifaces=()
 for pkg in "$ROOT"/ros_interfaces/*/; do
   name="$(basename "$pkg")"
-  if "$VPY" -c "import $name.msg" >/dev/null 2>&1 && [ ! -f "$VENV/.iface-$name.dirty" ]; then
+  if "$VPY" -c "import $name.msg" >/dev/null 2>&1; then
     [ "$SYSTEM_ROS" = 1 ] && continue            # the system provides it
+    h="$(find "$pkg" -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
+    [ "$(cat "$VENV/.iface-$name.hash" 2>/dev/null)" = "$h" ] && continue   # built from these sources already
   fi
   build_ifaces+=("$name")
 done
@@ -124,6 +126,9 @@ if [ "$SYSTEM_ROS" = 0 ] && [ "${#build_ifaces[@]}" -gt 0 ]; then
       --merge-install --install-base "$VENV" --packages-select "${build_ifaces[@]}" \
       --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VPY" >"$ws/colcon.out" 2>&1
   ) || die "generating ${build_ifaces[*]} failed (see $ws/colcon.out and $ws/log)"
+  for name in "${build_ifaces[@]}"; do
+    find "$ROOT/ros_interfaces/$name/" -type f | sort | xargs cat | sha256sum | cut -d' ' -f1 > "$VENV/.iface-$name.hash"
+  done
 fi
 
 # ---------------------------------------------------------------- this package
