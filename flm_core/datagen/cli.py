@@ -6,7 +6,6 @@ import json
 import multiprocessing as mp
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +141,6 @@ def _work(task: tuple[int, int, dict, str, list[str], bool, bool]) -> dict[str, 
     from .shards import write_shard  # noqa: PLC0415
 
     index, seed, cfg_d, out, formats, compress, preview = task
-    t0 = time.perf_counter()
     cfg = ScenarioConfig.from_dict(cfg_d)
     sc = generate_scenario(cfg, seed)
     out_p = Path(out)
@@ -156,8 +154,7 @@ def _work(task: tuple[int, int, dict, str, list[str], bool, bool]) -> dict[str, 
             rec['site'] = f'{sc.name}/site.yaml'
     if preview:
         rec['preview'] = str(write_preview(sc, out_p / 'previews' / f'{sc.name}.png').relative_to(out_p))
-    rec['seconds'] = round(time.perf_counter() - t0, 3)
-    return rec
+    return rec  # no wall times: the manifest is byte-identical for the same config and seeds
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
