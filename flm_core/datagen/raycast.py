@@ -8,8 +8,6 @@ their ``zlo`` and ``zhi``; a 3D ray also stops on the floor (z = 0) and the ceil
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
 
@@ -187,7 +185,3 @@ def segments_hit_boxes(p: np.ndarray, q: np.ndarray, boxes: np.ndarray) -> tuple
     hit = leave > enter
     L = np.linalg.norm(d, axis=-1)
     return hit, np.where(hit, (leave - enter) * L, 0.0)
-
-
-def deg(x: float) -> float:  # pragma: no cover - tiny helper for docs
-    return math.degrees(x)

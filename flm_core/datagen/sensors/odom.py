@@ -13,7 +13,7 @@ from ...geometry import wrap_angle, yaw_to_quat
 from ...measurements import OdometrySample
 from ..config import OdomConfig
 from ..motion import Trajectory
-from .common import SensorTiming, draw, sensor_timing
+from .common import SensorTiming, sensor_timing
 
 
 @dataclass
