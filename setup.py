@@ -38,6 +38,7 @@ setup(
             'flm-run = flm_ros.runner:main',
             'flm-play = flm_ros.player:main',
             'flm-gen = flm_core.datagen.cli:main',
+            'flm-demo = flm_ros.demo:main',
         ],
     },
 )
