@@ -224,7 +224,7 @@ def save_map_yaml(m: OccupancyMap, path: str | Path) -> Path:
         'origin': [float(v) for v in m.origin],
         'negate': 0,
         'occupied_thresh': 0.65,
-        'free_thresh': 0.25,
+        'free_thresh': 0.196,  # as map_saver: the unknown grey (205) stays unknown
     }
     path.write_text(yaml.safe_dump(meta, sort_keys=False))
     return path
