@@ -1,0 +1,13 @@
+"""State estimation and classical baselines (no ROS imports).
+
+* :mod:`.eskf` - the planar error-state Kalman filter (IMU/odometry propagation, model and classical corrections,
+  Mahalanobis gating, delayed measurements, reset);
+* :mod:`.frames` - ``map -> odom`` from the filter's ``map -> base_link`` and odometry's ``odom -> base_link``;
+* :mod:`.multilateration` - robust UWB multilateration (Gauss-Newton, NLOS rejection);
+* :mod:`.icp` - scan-to-map registration, 2D scans against an occupancy map and 3D clouds against a point map;
+* :mod:`.baselines` - the common baseline interface and the UWB / lidar-ICP / odometry baselines;
+* :mod:`.amcl_baseline` - Nav2's AMCL through the optional PyPI ``amcl`` package (imported lazily, there only).
+"""
+from .eskf import Eskf, EskfConfig, UpdateResult
+
+__all__ = ['Eskf', 'EskfConfig', 'UpdateResult']

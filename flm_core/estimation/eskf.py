@@ -1,0 +1,647 @@
+"""Planar error-state Kalman filter: IMU and/or wheel odometry propagation, pose and classical corrections, gating,
+delayed measurements, reset.
+
+State (nominal ``x``, shape (8,), and error state with the same layout, covariance ``P`` (8, 8))::
+
+    0 x, 1 y        position of base_link in the map frame, m
+    2 yaw           heading, rad (the error is additive: SO(2) commutes, so this is exact)
+    3 vx, 4 vy      velocity of base_link in the map frame, m/s
+    5 bg            gyro z bias, rad/s
+    6 bax, 7 bay    accelerometer x/y bias in the IMU (= body) frame, m/s^2
+
+Two process models (``EskfConfig.process``):
+
+* ``'imu'`` (default): the gyro z rate and the planar specific force drive the prediction at the IMU rate; wheel
+  odometry is a body-velocity measurement (vx, vy in base_link) at its own rate, gated like any other.
+* ``'odom'``: odometry pose increments drive the prediction (robots without an IMU); the velocity is the held odometry
+  twist rotated into the map (its error is re-drawn at each step, not integrated); IMU samples are ignored.
+
+Between samples the last input is held (zero-order hold), so the filter can be brought to any stamp.
+
+Every input and measurement is an event at its own header stamp. Events are kept, sorted by stamp, for
+``EskfConfig.history`` seconds, each with a snapshot of the filter after it. An event older than the newest one
+(a delayed model pose, an ICP result, an IMU sample that arrived late) restores the snapshot before its stamp and
+re-applies every later event, so the result is the same as if it had arrived on time. Events older than the kept
+history are refused as ``too_late`` (counted).
+
+Corrections are gated on the Mahalanobis distance of the innovation (chi-square quantile ``gate_prob`` for the
+measurement's dimension); rejections are counted per source (:attr:`Eskf.counts`). :meth:`Eskf.reset` (a new
+initial pose, a global relocalization) is an event too, so it also applies at its own stamp.
+
+No ROS imports; SI units; REP-103 frames (x forward, y left, yaw counter-clockwise from the map's x axis).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from ..geometry import se2_compose, se2_inverse, wrap_angle
+
+#: State indices.
+PX, PY, YAW, VX, VY, BG, BAX, BAY = range(8)
+DIM = 8
+_S = np.array([[0.0, -1.0], [1.0, 0.0]])  # d R(th) / d th = S R(th)
+_I8 = np.eye(DIM)
+
+#: A measurement model: nominal state (8,) -> (predicted measurement (m,), Jacobian wrt the error state (m, 8)).
+MeasurementModel = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def rot2(theta: float) -> np.ndarray:
+    """(2, 2) rotation matrix of angle theta (rad)."""
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+class UpdateResult(str, Enum):
+    """What the filter did with an input or a measurement."""
+
+    ACCEPTED = 'accepted'
+    REJECTED = 'rejected'              # gated out (Mahalanobis distance beyond the chi-square gate)
+    TOO_LATE = 'too_late'              # older than the kept history (or than the last reset)
+    INITIALIZED = 'initialized'        # the filter was not initialised; this pose initialised it
+    NOT_INITIALIZED = 'not_initialized'  # a partial measurement before any initial pose: ignored
+    IGNORED = 'ignored'                # an input the configured process model does not use
+
+    @property
+    def accepted(self) -> bool:
+        return self in (UpdateResult.ACCEPTED, UpdateResult.INITIALIZED)
+
+
+@dataclass(frozen=True)
+class EskfConfig:
+    """Noise model and behaviour. Densities are continuous-time (per sqrt(Hz)); they include unmodelled effects
+    (scale errors, lever arms, vibration), so they are larger than a datasheet's.
+
+    process: 'imu' or 'odom' (see the module docstring).
+    gyro_noise: rad/s/sqrt(Hz); accel_noise: m/s^2/sqrt(Hz); gyro_bias_rw: rad/s^2/sqrt(Hz);
+    accel_bias_rw: m/s^3/sqrt(Hz).
+    odom_vel_rel / odom_vel_abs: std of an odometry body-velocity measurement = rel * |v| + abs (m/s), 'imu' mode.
+    odom_trans_rel: std of a translation increment per metre travelled; odom_rot_rel: rad per rad turned;
+    odom_rot_per_m: rad per metre travelled; odom_trans_floor (m/sqrt(s)) and odom_rot_floor (rad/sqrt(s)):
+    random-walk floors; all 'odom' mode.
+    gate_prob: chi-square quantile of the Mahalanobis gate (<= 0 or >= 1 disables gating).
+    history: s of events kept for delayed measurements.
+    init_vel_sigma, init_gyro_bias_sigma, init_accel_bias_sigma: prior stds at construction and reset.
+    max_step: s, longest single propagation step (longer gaps are split).
+    auto_init: a full pose measurement initialises an uninitialised filter (else it is ignored).
+    """
+
+    process: str = 'imu'
+    gyro_noise: float = 2e-3
+    accel_noise: float = 0.05
+    gyro_bias_rw: float = 1e-4
+    accel_bias_rw: float = 2e-3
+    odom_vel_rel: float = 0.05
+    odom_vel_abs: float = 0.02
+    odom_trans_rel: float = 0.05
+    odom_rot_rel: float = 0.05
+    odom_rot_per_m: float = 0.02
+    odom_trans_floor: float = 0.005
+    odom_rot_floor: float = 0.002
+    gate_prob: float = 0.9999
+    history: float = 2.0
+    init_vel_sigma: float = 0.5
+    init_gyro_bias_sigma: float = 0.01
+    init_accel_bias_sigma: float = 0.1
+    max_step: float = 0.05
+    auto_init: bool = True
+
+    def __post_init__(self) -> None:
+        if self.process not in ('imu', 'odom'):
+            raise ValueError(f"EskfConfig.process must be 'imu' or 'odom', got {self.process!r}")
+        for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'odom_vel_rel', 'odom_vel_abs',
+                     'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor', 'odom_rot_floor',
+                     'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma'):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f'EskfConfig.{name} must be a finite number >= 0, got {v!r}')
+        if not (self.history > 0 and self.max_step > 0):
+            raise ValueError('EskfConfig.history and max_step must be > 0')
+
+
+# ------------------------------------------------------------------------------------------------ filter core
+@dataclass
+class _Core:
+    """Everything that changes when events are applied (copied into each snapshot)."""
+
+    t: float | None
+    x: np.ndarray
+    P: np.ndarray
+    initialized: bool = False
+    imu: tuple[float, np.ndarray] | None = None          # held (gyro_z rad/s, accel_xy (2,) m/s^2)
+    odom_t: float | None = None                          # stamp of the last odometry sample
+    odom_pose: np.ndarray | None = None                  # (3,) odometry pose at odom_t (odom frame)
+    odom_twist: np.ndarray | None = None                 # (3,) held body twist vx vy wz
+    odom_at_t: np.ndarray | None = None                  # (3,) odometry pose at the core time t ('odom' mode)
+
+    def copy(self) -> _Core:
+        return _Core(self.t, self.x.copy(), self.P.copy(), self.initialized, self.imu, self.odom_t,
+                     self.odom_pose, self.odom_twist, self.odom_at_t)
+
+
+@dataclass
+class _Event:
+    stamp: float
+    order: int                  # tie-break at equal stamps: 0 inputs, 1 resets, 2 measurements
+    seq: int
+    kind: str                   # 'imu' | 'odom' | 'reset' | 'meas'
+    source: str
+    data: tuple[Any, ...]
+    verdict: UpdateResult | None = None
+    snapshot: _Core | None = None
+
+    @property
+    def key(self) -> tuple[float, int, int]:
+        return (self.stamp, self.order, self.seq)
+
+
+def pose_model(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full planar pose measurement of base_link: h = (x, y, yaw), H = [I3 0]."""
+    H = np.zeros((3, DIM))
+    H[0, PX] = H[1, PY] = H[2, YAW] = 1.0
+    return x[:3].copy(), H
+
+
+def position_model(lever_arm: Sequence[float] = (0.0, 0.0)) -> MeasurementModel:
+    """Position (2,) in the map of a point at ``lever_arm`` (2,) m in base_link (e.g. a UWB tag)."""
+    la = np.asarray(lever_arm, dtype=np.float64).reshape(2)
+
+    def model(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        R = rot2(x[YAW])
+        H = np.zeros((2, DIM))
+        H[:, PX:PY + 1] = np.eye(2)
+        H[:, YAW] = _S @ R @ la
+        return x[:2] + R @ la, H
+    return model
+
+
+def body_velocity_model(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Velocity (2,) of base_link in base_link: h = R(yaw)^T v."""
+    c, s = math.cos(x[YAW]), math.sin(x[YAW])
+    Rt = np.array([[c, s], [-s, c]])
+    dRt = np.array([[-s, c], [-c, -s]])
+    H = np.zeros((2, DIM))
+    H[:, VX:VY + 1] = Rt
+    H[:, YAW] = dRt @ x[VX:VY + 1]
+    return Rt @ x[VX:VY + 1], H
+
+
+class Eskf:
+    """The planar error-state Kalman filter (see the module docstring).
+
+    Typical use (the node, or a baseline)::
+
+        f = Eskf(EskfConfig())
+        f.reset(pose0, cov0, stamp=t0)
+        f.predict_imu(t, gyro_z, accel_xy)          # at the IMU rate
+        f.predict_odom(t, odom_pose, twist)         # at the odometry rate
+        f.update_pose(t_scan, pose, cov)            # a model pose, possibly delayed
+        pose, cov = f.pose_at(now)                  # the smooth high-rate estimate
+    """
+
+    def __init__(self, config: EskfConfig | None = None) -> None:
+        self.config = config or EskfConfig()
+        c = self.config
+        self._core = _Core(t=None, x=np.zeros(DIM), P=self._prior_cov(np.diag([1e6, 1e6, 1e2])))
+        self._base = self._core.copy()          # the state before the first kept event
+        self._events: list[_Event] = []
+        self._keys: list[tuple[float, int, int]] = []
+        self._seq = 0
+        self._latest: float | None = None
+        self._counts: dict[str, Counter[str]] = {}
+        self._consecutive: Counter[str] = Counter()
+        self.replays = 0            # events re-applied because of out-of-order arrivals
+        self._gate: dict[int, float] = {}
+        if 0.0 < c.gate_prob < 1.0:
+            self._gate = {m: float(stats.chi2.ppf(c.gate_prob, m)) for m in range(1, 7)}
+
+    # ------------------------------------------------------------------ state access
+    @property
+    def initialized(self) -> bool:
+        return self._core.initialized
+
+    @property
+    def stamp(self) -> float | None:
+        """Stamp of the newest applied event (s)."""
+        return self._core.t
+
+    @property
+    def x(self) -> np.ndarray:
+        """(8,) nominal state at :attr:`stamp` (a copy)."""
+        return self._core.x.copy()
+
+    @property
+    def P(self) -> np.ndarray:
+        """(8, 8) error-state covariance at :attr:`stamp` (a copy)."""
+        return self._core.P.copy()
+
+    @property
+    def pose(self) -> np.ndarray:
+        """(3,) x, y, yaw of base_link in the map at :attr:`stamp`."""
+        return self._core.x[:3].copy()
+
+    @property
+    def pose_cov(self) -> np.ndarray:
+        """(3, 3) covariance of :attr:`pose`."""
+        return self._core.P[:3, :3].copy()
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per source ('imu', 'odom', 'pose', 'uwb', 'icp', ...): how many events got each verdict."""
+        return {k: dict(v) for k, v in self._counts.items()}
+
+    def rejections(self, source: str | None = None) -> int:
+        """Gated rejections of one source (or of all)."""
+        if source is not None:
+            return self._counts.get(source, Counter())['rejected']
+        return sum(c['rejected'] for c in self._counts.values())
+
+    def consecutive_rejections(self, source: str) -> int:
+        """Rejections of ``source`` since its last accepted measurement (in arrival order): a recovery trigger."""
+        return self._consecutive[source]
+
+    def state_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(x (8,), P (8, 8)) at stamp t, without changing the filter: propagated with the held inputs from the
+        newest event at or before t (or from the oldest kept state when t is before the history)."""
+        if self._core.t is None or t >= self._core.t:
+            core = self._core.copy()
+        else:
+            i = bisect.bisect_right(self._keys, (t, 3, 0))
+            src = self._events[i - 1].snapshot if i > 0 else self._base
+            assert src is not None
+            core = src.copy()
+        if core.t is not None and t > core.t:
+            self._propagate(core, t)
+        return core.x, core.P
+
+    def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(pose (3,), cov (3, 3)) of base_link in the map at stamp t (see :meth:`state_at`)."""
+        x, P = self.state_at(t)
+        return x[:3].copy(), P[:3, :3].copy()
+
+    # ------------------------------------------------------------------ inputs
+    def predict_imu(self, stamp: float, gyro_z: float, accel_xy: Sequence[float]) -> UpdateResult:
+        """One IMU sample at ``stamp`` (s): gyro z (rad/s) and specific force x, y (m/s^2) in base_link (IMU axes
+        aligned with base_link; gravity along z is not used). Propagates to ``stamp`` with the previous sample,
+        then holds this one. Ignored in 'odom' mode."""
+        if self.config.process != 'imu':
+            return self._count('imu', UpdateResult.IGNORED)
+        a = np.asarray(accel_xy, dtype=np.float64).reshape(-1)[:2].copy()
+        return self._add(_Event(float(stamp), 0, 0, 'imu', 'imu', (float(gyro_z), a)))
+
+    def predict_odom(self, stamp: float, pose: Sequence[float], twist: Sequence[float] | None = None
+                     ) -> UpdateResult:
+        """One odometry sample at ``stamp``: ``pose`` (3,) x y yaw of base_link in the odom frame and optionally
+        ``twist`` (3,) vx vy wz in base_link (estimated from consecutive poses when None).
+        'odom' mode: propagates with the pose increment. 'imu' mode: a gated body-velocity measurement."""
+        p = np.asarray(pose, dtype=np.float64).reshape(3).copy()
+        tw = None if twist is None else np.asarray(twist, dtype=np.float64).reshape(3).copy()
+        return self._add(_Event(float(stamp), 0, 0, 'odom', 'odom', (p, tw)))
+
+    # ------------------------------------------------------------------ measurements
+    def update_pose(self, stamp: float, pose: Sequence[float], cov: np.ndarray, source: str = 'pose',
+                    gate: bool = True) -> UpdateResult:
+        """A full pose of base_link in the map, (3,) x y yaw with (3, 3) covariance, at its own ``stamp``
+        (a model output, an ICP result). Initialises an uninitialised filter when ``auto_init``."""
+        z = np.asarray(pose, dtype=np.float64).reshape(3).copy()
+        R = np.asarray(cov, dtype=np.float64).reshape(3, 3).copy()
+        return self._add(_Event(float(stamp), 2, 0, 'meas', source, (z, pose_model, R, (2,), gate, True)))
+
+    def update_position(self, stamp: float, xy: Sequence[float], cov: np.ndarray,
+                        lever_arm: Sequence[float] = (0.0, 0.0), source: str = 'position',
+                        gate: bool = True) -> UpdateResult:
+        """A position (2,) in the map, covariance (2, 2), of a point at ``lever_arm`` (2,) in base_link (UWB
+        multilateration of the tag)."""
+        z = np.asarray(xy, dtype=np.float64).reshape(2).copy()
+        R = np.asarray(cov, dtype=np.float64).reshape(2, 2).copy()
+        return self._add(_Event(float(stamp), 2, 0, 'meas', source, (z, position_model(lever_arm), R, (), gate,
+                                                                       False)))
+
+    def update(self, stamp: float, z: Sequence[float], model: MeasurementModel, R: np.ndarray,
+               source: str = 'generic', angle_indices: Sequence[int] = (), gate: bool = True) -> UpdateResult:
+        """Any measurement z (m,) with covariance R (m, m): ``model(x) -> (h (m,), H (m, 8))`` must be a pure
+        function of the nominal state (it is re-evaluated when a delayed measurement forces a replay).
+        ``angle_indices``: components of z whose innovation is wrapped to [-pi, pi)."""
+        zz = np.asarray(z, dtype=np.float64).reshape(-1).copy()
+        RR = np.asarray(R, dtype=np.float64).reshape(len(zz), len(zz)).copy()
+        return self._add(_Event(float(stamp), 2, 0, 'meas', source, (zz, model, RR, tuple(angle_indices), gate,
+                                                                       False)))
+
+    def reset(self, pose: Sequence[float], cov: np.ndarray, stamp: float | None = None,
+              velocity: Sequence[float] | None = None, keep_biases: bool = True) -> UpdateResult:
+        """Re-initialise at ``pose`` (3,) with ``cov`` (3, 3): a new initial pose or a global relocalization.
+        With ``stamp`` the reset is an event at that stamp (later events are re-applied on top of it; earlier
+        ones can no longer change the state); without, it applies now. Velocity (2,) in the map defaults to 0;
+        bias estimates are kept unless ``keep_biases`` is False. Measurements older than the reset are
+        refused as ``too_late``."""
+        p = np.asarray(pose, dtype=np.float64).reshape(3).copy()
+        C = np.asarray(cov, dtype=np.float64).reshape(3, 3).copy()
+        v = np.zeros(2) if velocity is None else np.asarray(velocity, dtype=np.float64).reshape(2).copy()
+        if stamp is None:
+            stamp = self._core.t if self._core.t is not None else (self._latest if self._latest is not None else 0.0)
+        return self._add(_Event(float(stamp), 1, 0, 'reset', 'reset', (p, C, v, keep_biases)))
+
+    # ------------------------------------------------------------------ event log
+    def _add(self, ev: _Event) -> UpdateResult:
+        if not math.isfinite(ev.stamp):
+            raise ValueError(f'{ev.source}: stamp must be finite, got {ev.stamp!r}')
+        self._seq += 1
+        ev.seq = self._seq
+        base_t = self._base.t
+        if base_t is not None and ev.stamp < base_t:
+            return self._count(ev.source, UpdateResult.TOO_LATE, ev.kind == 'meas')
+        i = bisect.bisect_right(self._keys, ev.key)
+        if i < len(self._events):
+            # out of order: restore the state before it and re-apply everything after it
+            src = self._events[i - 1].snapshot if i > 0 else self._base
+            assert src is not None
+            self._core = src.copy()
+            self._events.insert(i, ev)
+            self._keys.insert(i, ev.key)
+            for j in range(i, len(self._events)):
+                e = self._events[j]
+                old = e.verdict
+                new = self._apply(self._core, e)
+                if j > i:
+                    self.replays += 1
+                    if e.kind in ('meas', 'odom') and old is not None and new != old:
+                        self._counts.setdefault(e.source, Counter())[old.value] -= 1
+                        self._counts[e.source][new.value] += 1
+                e.verdict = new
+                e.snapshot = self._core.copy()
+        else:
+            self._events.append(ev)
+            self._keys.append(ev.key)
+            ev.verdict = self._apply(self._core, ev)
+            ev.snapshot = self._core.copy()
+        assert ev.verdict is not None
+        if ev.kind == 'reset':
+            # nothing before a reset can change the state any more
+            k = self._events.index(ev)
+            self._base = ev.snapshot.copy()  # type: ignore[union-attr]
+            del self._events[:k + 1], self._keys[:k + 1]
+        self._latest = ev.stamp if self._latest is None else max(self._latest, ev.stamp)
+        self._prune()
+        return self._count(ev.source, ev.verdict, ev.kind in ('meas', 'odom'))
+
+    def _count(self, source: str, v: UpdateResult, is_measurement: bool = False) -> UpdateResult:
+        self._counts.setdefault(source, Counter())[v.value] += 1
+        if is_measurement:
+            if v == UpdateResult.REJECTED:
+                self._consecutive[source] += 1
+            elif v.accepted:
+                self._consecutive[source] = 0
+        return v
+
+    def _prune(self) -> None:
+        assert self._latest is not None
+        horizon = self._latest - self.config.history
+        k = bisect.bisect_left(self._keys, (horizon, -1, -1))
+        if k > 0:
+            self._base = self._events[k - 1].snapshot.copy()  # type: ignore[union-attr]
+            del self._events[:k], self._keys[:k]
+
+    # ------------------------------------------------------------------ applying events
+    def _apply(self, core: _Core, ev: _Event) -> UpdateResult:
+        if ev.kind == 'reset':
+            if core.t is not None and ev.stamp > core.t:
+                self._propagate(core, ev.stamp)
+            self._do_reset(core, ev.stamp, *ev.data)
+            return UpdateResult.ACCEPTED
+        if core.t is None:
+            core.t = ev.stamp
+        elif ev.stamp > core.t:
+            self._propagate(core, ev.stamp)
+        if ev.kind == 'imu':
+            core.imu = ev.data
+            return UpdateResult.ACCEPTED
+        if ev.kind == 'odom':
+            return self._apply_odom(core, ev.stamp, *ev.data)
+        z, model, R, angles, gate, full_pose = ev.data
+        if not core.initialized:
+            if full_pose and self.config.auto_init:
+                self._do_reset(core, ev.stamp, z, R, core.x[VX:VY + 1].copy() * 0.0, True)
+                return UpdateResult.INITIALIZED
+            return UpdateResult.NOT_INITIALIZED
+        return self._correct(core, z, model, R, angles, gate)
+
+    def _prior_cov(self, pose_cov: np.ndarray) -> np.ndarray:
+        c = self.config
+        P = np.zeros((DIM, DIM))
+        P[:3, :3] = pose_cov
+        P[VX, VX] = P[VY, VY] = c.init_vel_sigma ** 2
+        P[BG, BG] = c.init_gyro_bias_sigma ** 2
+        P[BAX, BAX] = P[BAY, BAY] = c.init_accel_bias_sigma ** 2
+        return P
+
+    def _do_reset(self, core: _Core, stamp: float, pose: np.ndarray, cov: np.ndarray, vel: np.ndarray,
+                  keep_biases: bool) -> None:
+        P_old = core.P
+        core.x[:3] = pose
+        core.x[YAW] = float(wrap_angle(pose[2]))
+        core.x[VX:VY + 1] = vel
+        P = self._prior_cov(0.5 * (cov + cov.T))
+        if keep_biases and core.initialized:
+            P[BG:, BG:] = P_old[BG:, BG:]
+        else:
+            core.x[BG:] = 0.0
+        core.P = P
+        core.t = stamp
+        core.initialized = True
+        if core.odom_pose is not None and core.odom_t is not None:
+            core.odom_at_t = self._odom_extrapolate(core, stamp)
+
+    # ------------------------------------------------------------------ propagation
+    def _propagate(self, core: _Core, t: float) -> None:
+        """Bring ``core`` from core.t to t (> core.t) with the held inputs."""
+        assert core.t is not None
+        if self.config.process == 'odom':
+            self._propagate_odom_to(core, t)
+            return
+        w, a = core.imu if core.imu is not None else (0.0, np.zeros(2))
+        total = t - core.t
+        n = max(1, int(math.ceil(total / self.config.max_step - 1e-9)))
+        dt = total / n
+        for _ in range(n):
+            self._imu_step(core, dt, w, a)
+        core.t = t
+
+    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: np.ndarray) -> None:
+        c = self.config
+        x = core.x
+        w = w_m - x[BG]
+        ab = a_m - x[BAX:BAY + 1]
+        th = x[YAW]
+        Rm = rot2(th + 0.5 * w * dt)
+        aw = Rm @ ab
+        x[PX:PY + 1] += x[VX:VY + 1] * dt + 0.5 * aw * dt * dt
+        x[VX:VY + 1] += aw * dt
+        x[YAW] = wrap_angle(th + w * dt)
+        Saw = _S @ aw
+        F = _I8.copy()
+        F[0:2, 3:5] = np.eye(2) * dt
+        F[0:2, YAW] = 0.5 * dt * dt * Saw
+        F[0:2, BG] = -0.25 * dt ** 3 * Saw
+        F[0:2, BAX:] = -0.5 * dt * dt * Rm
+        F[3:5, YAW] = dt * Saw
+        F[3:5, BG] = -0.5 * dt * dt * Saw
+        F[3:5, BAX:] = -dt * Rm
+        F[YAW, BG] = -dt
+        qa, qg = c.accel_noise ** 2, c.gyro_noise ** 2
+        Q = np.zeros((DIM, DIM))
+        Q[0, 0] = Q[1, 1] = qa * dt ** 3 / 3.0
+        Q[0, 3] = Q[3, 0] = Q[1, 4] = Q[4, 1] = qa * dt * dt / 2.0
+        Q[3, 3] = Q[4, 4] = qa * dt
+        Q[YAW, YAW] = qg * dt
+        Q[BG, BG] = c.gyro_bias_rw ** 2 * dt
+        Q[BAX, BAX] = Q[BAY, BAY] = c.accel_bias_rw ** 2 * dt
+        P = F @ core.P @ F.T + Q
+        core.P = 0.5 * (P + P.T)
+
+    def _odom_extrapolate(self, core: _Core, t: float) -> np.ndarray:
+        """Odometry pose at t >= odom_t by holding the last twist (arc)."""
+        assert core.odom_pose is not None and core.odom_t is not None
+        tw = core.odom_twist if core.odom_twist is not None else np.zeros(3)
+        tau = t - core.odom_t
+        dth = tw[2] * tau
+        R = rot2(0.5 * dth)
+        d = np.array([*(R @ (tw[:2] * tau)), dth])
+        return se2_compose(core.odom_pose, d)
+
+    def _propagate_odom_to(self, core: _Core, t: float) -> None:
+        if core.odom_pose is None:
+            # no odometry yet: the pose stands still (its covariance grows by the floors only)
+            self._apply_increment(core, np.zeros(3), t - core.t if core.t is not None else 0.0)
+            core.t = t
+            return
+        target = self._odom_extrapolate(core, t)
+        self._odom_step(core, target, t)
+
+    def _odom_step(self, core: _Core, target: np.ndarray, t: float) -> None:
+        assert core.t is not None
+        dt = t - core.t
+        ref = core.odom_at_t if core.odom_at_t is not None else target
+        delta = se2_compose(se2_inverse(ref), target)
+        self._apply_increment(core, delta, dt)
+        core.odom_at_t = target
+        core.t = t
+
+    def _apply_increment(self, core: _Core, delta: np.ndarray, dt: float) -> None:
+        c = self.config
+        x = core.x
+        R = rot2(x[YAW])
+        trans = math.hypot(delta[0], delta[1])
+        dp = R @ delta[:2]
+        F = _I8.copy()
+        F[0:2, YAW] = _S @ dp
+        x[PX:PY + 1] += dp
+        x[YAW] = wrap_angle(x[YAW] + delta[2])
+        tw = core.odom_twist if core.odom_twist is not None else np.zeros(3)
+        Rn = rot2(x[YAW])
+        v = Rn @ tw[:2]
+        x[VX:VY + 1] = v
+        F[3:5, 3:5] = 0.0
+        F[3:5, YAW] = _S @ v
+        s_t = c.odom_trans_rel * trans
+        s_r = c.odom_rot_rel * abs(delta[2]) + c.odom_rot_per_m * trans
+        dtp = max(dt, 0.0)
+        Qb = np.diag([s_t ** 2 + c.odom_trans_floor ** 2 * dtp, s_t ** 2 + c.odom_trans_floor ** 2 * dtp,
+                      s_r ** 2 + c.odom_rot_floor ** 2 * dtp])
+        G = np.zeros((DIM, 3))
+        G[0:2, 0:2] = R
+        G[YAW, 2] = 1.0
+        Q = G @ Qb @ G.T
+        sv = c.odom_vel_rel * math.hypot(tw[0], tw[1]) + c.odom_vel_abs
+        Q[VX, VX] += sv ** 2
+        Q[VY, VY] += sv ** 2
+        Q[BG, BG] += c.gyro_bias_rw ** 2 * dtp
+        Q[BAX, BAX] += c.accel_bias_rw ** 2 * dtp
+        Q[BAY, BAY] += c.accel_bias_rw ** 2 * dtp
+        P = F @ core.P @ F.T + Q
+        core.P = 0.5 * (P + P.T)
+
+    def _apply_odom(self, core: _Core, stamp: float, pose: np.ndarray, twist: np.ndarray | None) -> UpdateResult:
+        c = self.config
+        prev_t, prev = core.odom_t, core.odom_pose
+        if twist is None:
+            if prev is not None and prev_t is not None and stamp > prev_t:
+                d = se2_compose(se2_inverse(prev), pose)
+                twist = d / (stamp - prev_t)
+            else:
+                twist = np.zeros(3)
+        if c.process == 'odom':
+            # the core was brought to `stamp` by extrapolating the previous twist; replace that by the real pose
+            if core.odom_at_t is not None and prev is not None:
+                # the extrapolated odometry pose at `stamp` was applied already; apply what it missed
+                corr = se2_compose(se2_inverse(core.odom_at_t), pose)
+                core.odom_twist = twist
+                self._apply_increment(core, corr, 0.0)
+            core.odom_at_t = pose.copy()
+            core.odom_t, core.odom_pose, core.odom_twist = stamp, pose, twist
+            return UpdateResult.ACCEPTED
+        core.odom_t, core.odom_pose, core.odom_twist = stamp, pose, twist
+        if not core.initialized:
+            return UpdateResult.NOT_INITIALIZED
+        sv = c.odom_vel_rel * math.hypot(twist[0], twist[1]) + c.odom_vel_abs
+        return self._correct(core, twist[:2].copy(), body_velocity_model, np.eye(2) * sv * sv, (), True)
+
+    # ------------------------------------------------------------------ correction
+    def _correct(self, core: _Core, z: np.ndarray, model: MeasurementModel, R: np.ndarray,
+                 angles: tuple[int, ...], gate: bool) -> UpdateResult:
+        h, H = model(core.x)
+        y = z - h
+        for k in angles:
+            y[k] = wrap_angle(y[k])
+        P = core.P
+        PHt = P @ H.T
+        S = H @ PHt + R
+        try:
+            Sinv_y = np.linalg.solve(S, y)
+        except np.linalg.LinAlgError:
+            return UpdateResult.REJECTED
+        d2 = float(y @ Sinv_y)
+        if gate and self._gate:
+            thr = self._gate.get(len(y))
+            if thr is None:
+                thr = float(stats.chi2.ppf(self.config.gate_prob, len(y)))
+                self._gate[len(y)] = thr
+            if not math.isfinite(d2) or d2 > thr:
+                return UpdateResult.REJECTED
+        K = np.linalg.solve(S, PHt.T).T
+        dx = K @ y
+        x = core.x
+        x += dx
+        x[YAW] = wrap_angle(x[YAW])
+        IKH = _I8 - K @ H
+        Pn = IKH @ P @ IKH.T + K @ R @ K.T
+        core.P = 0.5 * (Pn + Pn.T)
+        return UpdateResult.ACCEPTED
+
+
+def state_error(x_est: np.ndarray, x_true: np.ndarray) -> np.ndarray:
+    """Error-state difference x_true - x_est (..., 8) with the yaw wrapped (the convention of ``P``)."""
+    e = np.asarray(x_true, dtype=np.float64) - np.asarray(x_est, dtype=np.float64)
+    e[..., YAW] = wrap_angle(e[..., YAW])
+    return e
+
+
+def imu_propagate(x: np.ndarray, dt: float, gyro_z: float, accel_xy: np.ndarray) -> np.ndarray:
+    """The nominal IMU step of the filter as a pure function (8,) -> (8,) (used to simulate consistent truth)."""
+    w = gyro_z - x[BG]
+    ab = np.asarray(accel_xy, dtype=np.float64) - x[BAX:BAY + 1]
+    th = x[YAW]
+    Rm = rot2(th + 0.5 * w * dt)
+    aw = Rm @ ab
+    out = x.copy()
+    out[PX:PY + 1] += x[VX:VY + 1] * dt + 0.5 * aw * dt * dt
+    out[VX:VY + 1] += aw * dt
+    out[YAW] = wrap_angle(th + w * dt)
+    return out
