@@ -40,6 +40,7 @@ COMMON: tuple[Param, ...] = (
         Param(f'sensors.{s}.enabled', True, f'Subscribe to the {s} stream (a missing sensor is normal).', True),
         Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream.', True),
     )),
+    Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).', True),
     Param('sensors.depth.camera_info_topic', '/camera/depth/camera_info', 'CameraInfo of the depth camera.', True),
 )
 
@@ -55,3 +56,34 @@ def declare(node: Node, table: tuple[Param, ...] = COMMON) -> None:
 def values(node: Node, table: tuple[Param, ...] = COMMON) -> dict[str, Any]:
     """Current values of the table's parameters, by name."""
     return {p.name: node.get_parameter(p.name).value for p in table}
+
+#: Parameters of the localizer node (in addition to COMMON). ``read_only`` ones are refused while active.
+LOCALIZER: tuple[Param, ...] = (
+    Param('autostart', True, 'Configure and activate at start-up (false under nav2_lifecycle_manager).', True),
+    Param('model_path', '', 'TorchScript model file; empty: the checkpoint shipped with the package.', True),
+    Param('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'auto' (cuda when available).", True),
+    Param('fp16', False, 'Half-precision inference (CUDA only).', True),
+    Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'uwb'.",
+          True),
+    Param('update_rate', 10.0, 'Hz of model updates (pose, odometry, map->odom).', True),
+    Param('transform_tolerance', 0.5, 's map->odom is post-dated (as AMCL), so lookups slightly ahead succeed.'),
+    Param('tf_broadcast', True, 'Publish map->odom on /tf.'),
+    Param('pose_topic', 'amcl_pose', 'PoseWithCovarianceStamped output (reliable, transient local, depth 1).', True),
+    Param('odometry_topic', 'flm/odometry', 'nav_msgs/Odometry output (pose of base_frame in map_frame).', True),
+    Param('path_topic', 'flm/path', 'nav_msgs/Path of the estimates (visualisation).', True),
+    Param('markers_topic', 'flm/markers', 'MarkerArray: anchors and the uncertainty ellipse.', True),
+    Param('path_length', 2000, 'Poses kept in the published path.'),
+    Param('set_initial_pose', False, 'Start from initial_pose.* instead of global localization (as AMCL).', True),
+    Param('initial_pose.x', 0.0, 'm, initial pose in map_frame when set_initial_pose is true.', True),
+    Param('initial_pose.y', 0.0, 'm', True),
+    Param('initial_pose.yaw', 0.0, 'rad', True),
+    Param('initial_pose.std_xy', 0.5, 'm, standard deviation of the initial position.', True),
+    Param('initial_pose.std_yaw', 0.3, 'rad, standard deviation of the initial heading.', True),
+    Param('global_on_start', True, 'Localize globally when no initial pose is given.', True),
+    Param('min_global_data', 1.0, 's of buffered data before a global localization attempt.', True),
+    Param('global_max_std', 1.0, 'm, a global result is accepted when its position std is below this.', True),
+    Param('lost_after_rejections', 5, 'Consecutive gated model poses that mean lost (then relocalize).', True),
+    Param('lost_std', 3.0, 'm of position std that means lost (then relocalize).', True),
+    Param('filter.process', 'auto', "Filter process model: 'auto' (odometry if enabled, else IMU), 'odom', 'imu'.",
+          True),
+)

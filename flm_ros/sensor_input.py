@@ -32,6 +32,9 @@ MESSAGES: dict[str, tuple[type, Callable[[Any], Any]]] = {
 }
 assert set(MESSAGES) == set(STREAMS)
 
+#: Where converted measurements go: (stream, measurement, clock now or None) -> verdict or rejection reason.
+Sink = Callable[[str, Any, 'float | None'], 'Verdict | str']
+
 
 def buffer_config(params: dict[str, Any]) -> TimeBufferConfig:
     """TimeBufferConfig from the node parameters (see flm_ros.params)."""
@@ -54,9 +57,13 @@ class SensorInput:
     """Subscribes to the enabled sensor streams of ``params`` and feeds ``front`` (a new front end if None)."""
 
     def __init__(self, node: Node, params: dict[str, Any], site: Site | None = None,
-                 front: SensorFrontEnd | None = None, callback_group: CallbackGroup | None = None) -> None:
+                 front: SensorFrontEnd | None = None, sink: Sink | None = None,
+                 callback_group: CallbackGroup | None = None) -> None:
+        """``sink(stream, measurement, now)`` receives each converted message (default: ``front.offer``; the
+        localizer passes its pipeline's ``offer`` so odometry/IMU also drive its filter)."""
         self.node = node
         self.front = front or SensorFrontEnd(buffer_config(params), expectations(params, site))
+        self.sink: Sink = sink or self.front.offer
         self.camera_info: CameraIntrinsics | None = None
         self._subs: list[Any] = []
         self.enabled = [s for s in STREAMS if params.get(f'sensors.{s}.enabled', False)]
@@ -98,7 +105,7 @@ class SensorInput:
             self._log_rejection(name, 'malformed', self.front.reject(name, 'malformed'), str(e))
             return 'malformed'
         # sim time reads 0 until /clock arrives: do not judge stamps against an unset clock
-        v = self.front.offer(name, m, now if now > 0 else None)
+        v = self.sink(name, m, now if now > 0 else None)
         if isinstance(v, str) and not isinstance(v, Verdict):
             self._log_rejection(name, v, self.front.rejections[(name, v)])
         elif v == Verdict.RESET:

@@ -1,0 +1,255 @@
+"""The localizer, without ROS: the one class the node runs live and ``flm-eval`` runs offline.
+
+Data flow::
+
+    measurements --offer()--> SensorFrontEnd (checks, time buffer, counters)
+                                 | accepted odometry / IMU: propagate the filter at their own stamps
+                                 v
+    step(t) --window [t-W, t]--> pose source (the FLM; tracking with the filter's prior, or global)
+                                 | pose + covariance, gated into the filter at the window's stamp
+                                 v
+                     Eskf --> pose + covariance of base_link in map, map->odom (REP-105)
+
+States: ``initializing`` (no pose yet: global localization once enough data is buffered, or an initial pose),
+``tracking``, ``lost`` (the model's poses keep failing the gate, or the covariance grew past a bound) which
+triggers ``relocalizing`` (global localization, then tracking again). A time jump backwards (bag loop) resets
+everything to ``initializing``.
+
+No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+import numpy as np
+
+from flm_core.estimation.eskf import Eskf, EskfConfig, UpdateResult
+from flm_core.estimation.frames import map_to_odom
+from flm_core.frontend import SensorFrontEnd
+from flm_core.geometry import quat_to_yaw
+from flm_core.measurements import ImuSample, OdometrySample
+from flm_core.site import Site
+from flm_core.timebuffer import Verdict
+
+
+class PoseSource(Protocol):
+    """What the pipeline needs of a localizer (the FLM's ``Localizer`` or a classical baseline): the robot pose
+    in the map at stamp ``t`` from the measurement window, with covariance; ``prior_pose`` None = global mode;
+    ``rig`` says where the sensors sit on the robot (:class:`flm_core.model.tokens.Rig`). Returns an object with ``pose`` (3,), ``cov`` (3, 3) and optionally ``health`` (dict) and ``mode``; or None
+    when it cannot localize from this window."""
+
+    def localize(self, window: dict[str, list[tuple[float, Any]]], site: Site, t: float,
+                 prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
+                 rig: Any = None) -> Any: ...
+
+
+class State(str, Enum):
+    INITIALIZING = 'initializing'
+    TRACKING = 'tracking'
+    LOST = 'lost'
+    RELOCALIZING = 'relocalizing'
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """global_on_start: localize globally when no initial pose is given; min_global_data: s of buffered data
+    before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
+    lost_after_rejections: consecutive gated model poses that mean 'lost'; lost_std: m of filter position std
+    that means 'lost'; process: the filter's process model, 'auto' (odometry when enabled, else IMU), 'odom' or
+    'imu'; model_streams: streams handed to the model (others only drive the filter)."""
+
+    global_on_start: bool = True
+    min_global_data: float = 1.0
+    global_max_std: float = 1.0
+    lost_after_rejections: int = 5
+    lost_std: float = 3.0
+    process: str = 'auto'
+    model_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
+    eskf: EskfConfig = field(default_factory=EskfConfig)
+
+
+@dataclass
+class StepResult:
+    """The output of one :meth:`Pipeline.step`: the estimate at ``stamp``."""
+
+    stamp: float                     # s, the stamp the estimate is for
+    pose: np.ndarray                 # (3,) x, y, yaw of base_link in map
+    cov: np.ndarray                  # (3, 3)
+    map_to_odom: np.ndarray          # (3,) x, y, yaw of odom in map
+    state: State
+    model_latency: float | None      # s of wall time the pose source took this step (None if not run)
+    update: str                      # what the filter did with the model pose ('accepted', 'rejected', ...)
+    health: dict[str, float] = field(default_factory=dict)
+
+
+def odom_pose(m: OdometrySample) -> np.ndarray:
+    """(3,) x, y, yaw of an odometry sample."""
+    return np.array([m.position[0], m.position[1], float(quat_to_yaw(m.orientation))])
+
+
+class Pipeline:
+    """See the module docstring. Thread-safe: ``offer`` (sensor threads) and ``step`` (the inference thread)
+    may run concurrently."""
+
+    def __init__(self, config: PipelineConfig, site: Site, source: PoseSource | None,
+                 front: SensorFrontEnd, enabled: list[str]) -> None:
+        self.config = config
+        self.site = site
+        self.source = source
+        self.front = front
+        self.enabled = list(enabled)
+        proc = config.process
+        if proc == 'auto':
+            proc = 'odom' if 'odom' in self.enabled else 'imu'
+        if proc not in ('odom', 'imu'):
+            raise ValueError(f"PipelineConfig.process must be 'auto', 'odom' or 'imu', got {config.process!r}")
+        self._eskf_config = _with_process(config.eskf, proc)
+        self._lock = threading.RLock()
+        self.filter = Eskf(self._eskf_config)
+        self.state = State.INITIALIZING
+        self.events: list[tuple[float, str]] = []       # (stamp, what): relocalizations, resets, initial poses
+        self._global_requested = config.global_on_start
+        self._last_step_t: float | None = None
+        self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
+
+    # ------------------------------------------------------------------ inputs
+    def offer(self, stream: str, m: Any, now: float | None) -> Verdict | str:
+        """Check and buffer a measurement; odometry/IMU that are accepted also drive the filter."""
+        with self._lock:
+            v = self.front.offer(stream, m, now)
+            if v == Verdict.RESET:
+                self._restart(float(m.stamp), 'time jumped back: restarted')
+            if v in (Verdict.ACCEPTED, Verdict.RESET) and self.filter.initialized:
+                self._propagate(stream, m)
+            return v
+
+    def _propagate(self, stream: str, m: Any) -> None:
+        if stream == 'odom' and isinstance(m, OdometrySample):
+            tw = np.array([m.linear_velocity[0], m.linear_velocity[1], m.angular_velocity[2]])
+            self.filter.predict_odom(m.stamp, odom_pose(m), tw)
+        elif stream == 'imu' and isinstance(m, ImuSample):
+            self.filter.predict_imu(m.stamp, float(m.angular_velocity[2]), m.linear_acceleration[:2])
+
+    def _restart(self, stamp: float, why: str) -> None:
+        self.filter = Eskf(self._eskf_config)
+        self.state = State.INITIALIZING
+        self._global_requested = True
+        self.events.append((stamp, why))
+
+    def set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None = None) -> None:
+        """A user's initial pose (``/initialpose``): re-initialise the filter there and track from it."""
+        with self._lock:
+            t = stamp if stamp is not None else (self.front.buffer.latest or 0.0)
+            if self.filter.stamp is not None and t < self.filter.stamp:
+                t = self.filter.stamp  # the filter cannot reset before what it already applied
+            fresh = Eskf(self._eskf_config)
+            fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
+            self.filter = fresh
+            self._replay_inputs(t)
+            self.state = State.TRACKING
+            self._global_requested = False
+            self.events.append((t, 'initial pose'))
+
+    def request_global(self) -> None:
+        """Relocalize globally at the next step (the ``reinitialize_global_localization`` service)."""
+        with self._lock:
+            self._global_requested = True
+            if self.state == State.TRACKING:
+                self.state = State.RELOCALIZING
+
+    def _replay_inputs(self, t0: float) -> None:
+        """Feed buffered odometry/IMU after t0 to a freshly reset filter."""
+        latest = self.front.buffer.latest
+        if latest is None:
+            return
+        w = self.front.buffer.window(latest, latest - t0, streams=['odom', 'imu'])
+        items = sorted(((s, name, m) for name in ('odom', 'imu') for s, m in w[name] if s > t0),
+                       key=lambda e: e[0])
+        for _, name, m in items:
+            self._propagate(name, m)
+
+    # ------------------------------------------------------------------ outputs
+    def map_to_odom(self, pose: np.ndarray, t: float) -> np.ndarray:
+        """(3,) odom in map, from the map pose of base_link and the odometry pose at stamp t (REP-105). Without
+        odometry, odom coincides with base_link's estimate (map->odom = map->base)."""
+        try:
+            p, q = self.front.buffer.interpolate_pose(
+                'odom', t, lambda m: (m.position, m.orientation), max_extrapolation=0.2)
+        except LookupError:
+            return np.asarray(pose, float).copy()
+        return map_to_odom(pose, np.array([p[0], p[1], float(quat_to_yaw(q))]))
+
+    def step(self, t: float | None = None) -> StepResult | None:
+        """Localize at stamp t (default: the newest buffered stamp). Returns None before the first pose."""
+        with self._lock:
+            buf = self.front.buffer
+            t = buf.latest if t is None else t
+            if t is None:
+                return None
+            window = buf.window(t, streams=[s for s in self.config.model_streams if s in self.enabled])
+            latency, update, health = None, 'none', {}
+            if self.source is not None and (self._global_requested or not self.filter.initialized):
+                if self._data_span(window) >= self.config.min_global_data:
+                    self.state = State.RELOCALIZING if self.state != State.INITIALIZING else self.state
+                    t0 = time.perf_counter()
+                    est = self.source.localize(window, self.site, t, rig=self.rig)
+                    latency = time.perf_counter() - t0
+                    if est is not None and _max_std(est.cov) <= self.config.global_max_std:
+                        self._reset_at(est.pose, est.cov, t)
+                        update, health = 'global', dict(getattr(est, 'health', {}) or {})
+            elif self.source is not None and self.filter.initialized:
+                prior, prior_cov = self.filter.pose_at(t)
+                t0 = time.perf_counter()
+                est = self.source.localize(window, self.site, t, prior, prior_cov, rig=self.rig)
+                latency = time.perf_counter() - t0
+                if est is not None:
+                    r = self.filter.update_pose(t, est.pose, est.cov, source='model')
+                    update, health = r.value, dict(getattr(est, 'health', {}) or {})
+                    if r == UpdateResult.TOO_LATE:
+                        update = 'too_late'
+                if self.state == State.TRACKING and self._diverged():
+                    self.state = State.LOST
+                    self.events.append((t, 'lost'))
+                    self._global_requested = True
+            self._last_step_t = t
+            if not self.filter.initialized:
+                return None
+            pose, cov = self.filter.pose_at(t)
+            return StepResult(stamp=t, pose=pose, cov=cov, map_to_odom=self.map_to_odom(pose, t), state=self.state,
+                              model_latency=latency, update=update, health=health)
+
+    def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
+        fresh = Eskf(self._eskf_config)
+        fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
+        self.filter = fresh
+        self._replay_inputs(t)
+        self.events.append((t, 'global localization' if self.state == State.INITIALIZING else 'relocalized'))
+        self.state = State.TRACKING
+        self._global_requested = False
+
+    def _diverged(self) -> bool:
+        if self.filter.consecutive_rejections('model') >= self.config.lost_after_rejections:
+            return True
+        return _max_std(self.filter.pose_cov) > self.config.lost_std
+
+    @staticmethod
+    def _data_span(window: dict[str, list[tuple[float, Any]]]) -> float:
+        stamps = [s for items in window.values() for s, _ in items]
+        return (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
+
+
+def _max_std(cov: np.ndarray) -> float:
+    """Largest position standard deviation (m) of a pose covariance (3, 3)."""
+    c = np.asarray(cov, float)[:2, :2]
+    if not np.all(np.isfinite(c)):
+        return float('inf')
+    return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (c + c.T)).max(), 0.0)))
+
+
+def _with_process(cfg: EskfConfig, process: str) -> EskfConfig:
+    import dataclasses
+    return dataclasses.replace(cfg, process=process)

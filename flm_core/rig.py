@@ -1,0 +1,53 @@
+"""Sensor mounting from transforms: base_link -> sensor frame as the (x, y, z, yaw) the model's Rig takes.
+
+``RigBuilder`` keeps the mounts it has found (sensor mounts are static) and asks a lookup function only for frames
+it has not seen, so it works with a live TF buffer and with ``/tf_static`` read from a bag alike.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from flm_core.geometry import quat_rotate
+from flm_core.measurements import CameraIntrinsics
+from flm_core.model.tokens import Rig
+
+#: lookup(base_frame, frame) -> (translation (3,), quaternion (4,) xyzw) of frame in base_frame; raises on failure.
+Lookup = Callable[[str, str], tuple[np.ndarray, np.ndarray]]
+
+
+def mount_from_transform(translation: np.ndarray, quaternion: np.ndarray, optical: bool) -> tuple[float, ...]:
+    """(x, y, z, yaw) of a sensor in base_link: yaw is the heading of its forward axis (x, or z for optical
+    frames, REP-103 camera convention) projected on the base plane."""
+    fwd = quat_rotate(np.asarray(quaternion, float), np.array([0.0, 0.0, 1.0] if optical else [1.0, 0.0, 0.0]))
+    t = np.asarray(translation, float)
+    return float(t[0]), float(t[1]), float(t[2]), float(np.arctan2(fwd[1], fwd[0]))
+
+
+def frames_in(window: dict[str, list[tuple[float, Any]]]) -> set[str]:
+    """Sensor frame ids appearing in a window (UWB ranges carry anchor ids, not sensor frames)."""
+    return {m.frame_id for name, items in window.items() if name != 'uwb' for _, m in items[-1:]
+            if getattr(m, 'frame_id', '')}
+
+
+class RigBuilder:
+    def __init__(self, lookup: Lookup, base_frame: str = 'base_link', uwb_frame: str = 'uwb_tag') -> None:
+        self.lookup = lookup
+        self.base_frame = base_frame
+        self.uwb_frame = uwb_frame
+        self.mounts: dict[str, tuple[float, ...]] = {}
+        self.missing: set[str] = set()   # frames asked for and not (yet) found: taken at base_link meanwhile
+
+    def rig(self, frames: Iterable[str], depth_intrinsics: CameraIntrinsics | None = None) -> Rig:
+        for f in set(frames) | {self.uwb_frame}:
+            if f in self.mounts or f == self.base_frame:
+                continue
+            try:
+                tr, q = self.lookup(self.base_frame, f)
+            except Exception:  # noqa: BLE001 (any lookup failure: not known yet)
+                self.missing.add(f)
+                continue
+            self.mounts[f] = mount_from_transform(tr, q, f.endswith('_optical_frame'))
+            self.missing.discard(f)
+        return Rig(mounts=dict(self.mounts), uwb_frame=self.uwb_frame, depth_intrinsics=depth_intrinsics)

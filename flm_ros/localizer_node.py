@@ -1,0 +1,421 @@
+"""flm_localizer: the FLM-ROS localization node, a Nav2 drop-in for AMCL.
+
+A lifecycle node:
+
+* configure: parameters, the site (site file, else the first ``/map``), the TorchScript model;
+* activate: sensor subscriptions, ``/initialpose``, the ``reinitialize_global_localization`` service, the update
+  timer and the inference thread;
+* deactivate / cleanup: release them again.
+
+Outputs (nothing before the first pose): ``amcl_pose``-compatible ``PoseWithCovarianceStamped`` (reliable,
+transient local, depth 1), ``nav_msgs/Odometry``, ``map->odom`` on ``/tf`` post-dated by
+``transform_tolerance`` and re-sent when no new estimate arrives (never going back in time), ``/diagnostics``,
+a ``nav_msgs/Path`` and a ``MarkerArray`` (anchors, uncertainty ellipse).
+
+Sensor callbacks run on the executor; the model runs on an inference thread woken by the update timer, so a
+callback never waits for inference. (A MultiThreadedExecutor with callback groups would do the same on paper,
+but rclpy's dropped most best-effort sensor messages on 2 cores in test_sensor_hub.)
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Empty
+from visualization_msgs.msg import Marker, MarkerArray
+
+from flm_core.frontend import SensorFrontEnd
+from flm_core.geometry import quat_to_yaw, yaw_to_quat
+from flm_core.pipeline import Pipeline, PipelineConfig, State, StepResult
+from flm_core.rig import RigBuilder, frames_in
+from flm_core.site import Site, SiteError, load_site
+from flm_ros import conversions as conv
+from flm_ros import params as P
+from flm_ros.sensor_hub import diagnostics_for
+from flm_ros.sensor_input import SensorInput, buffer_config, expectations
+from flm_ros.tf import Buffer, TransformBroadcaster, TransformListener, make_transform, transform_to_arrays
+
+TABLE = P.COMMON + P.LOCALIZER
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def load_pose_source(p: dict[str, Any], logger) -> Any:
+    """The pose source named by the parameters: the FLM TorchScript model, or a classical baseline."""
+    kind = p['pose_source']
+    if kind == 'flm':
+        from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: PLC0415
+
+        path = p['model_path'] or str(DEFAULT_MODEL)
+        loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']))
+        logger.info(f'model {path} on {loc.device}')
+        return loc
+    from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
+
+    return make_pose_source(kind)
+
+
+def pose_cov_6x6(cov3: np.ndarray) -> list[float]:
+    """(3, 3) x, y, yaw covariance -> row-major 6x6 (x y z roll pitch yaw), z/roll/pitch large-but-finite."""
+    c = np.zeros((6, 6))
+    idx = [0, 1, 5]
+    c[np.ix_(idx, idx)] = cov3
+    c[2, 2] = c[3, 3] = c[4, 4] = 1e-6  # planar: z, roll, pitch are fixed, as AMCL reports them
+    return c.reshape(-1).tolist()
+
+
+class LocalizerNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('flm_localizer', **kwargs)
+        P.declare(self, TABLE)
+        self.p: dict[str, Any] = {}
+        self.site: Site | None = None
+        self.source: Any = None
+        self.pipeline: Pipeline | None = None
+        self.inputs: SensorInput | None = None
+        self._entities: list[Any] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._last: StepResult | None = None
+        self._last_tf_ns = 0
+        self._latencies: deque[float] = deque(maxlen=200)
+        self._initialpose_rejected = 0
+        self._path = Path()
+        self._map_sub = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.p = P.values(self, TABLE)
+        try:
+            if self.p['site_file']:
+                self.site = load_site(self.p['site_file'])
+            self.source = load_pose_source(self.p, self.get_logger())
+        except (SiteError, OSError, ValueError, RuntimeError, ImportError) as e:
+            self.get_logger().error(f'configure failed: {e}')
+            return TransitionCallbackReturn.FAILURE
+        if self.site is None:
+            self.get_logger().info('no site_file: waiting for the map on /map')
+            self._map_sub = self.create_subscription(OccupancyGrid, '/map', self._on_map, LATCHED)
+        self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, self.p['pose_topic'], LATCHED)
+        self.odom_pub = self.create_publisher(Odometry, self.p['odometry_topic'], 10)
+        self.path_pub = self.create_publisher(Path, self.p['path_topic'], 1)
+        self.marker_pub = self.create_publisher(MarkerArray, self.p['markers_topic'], 1)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.tf = TransformBroadcaster(self)
+        self.tf_buffer = Buffer()
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+        self.rig = RigBuilder(self._lookup, self.p['base_frame'], self.p['sensors.uwb.tag_frame'])
+        self.get_logger().info('configured' + (f' for site {self.site.name!r}' if self.site else ''))
+        return TransitionCallbackReturn.SUCCESS
+
+    def _new_pipeline(self) -> None:
+        front = SensorFrontEnd(buffer_config(self.p), expectations(self.p, self.site))
+        enabled = [s for s in ('scan', 'points', 'depth', 'uwb', 'imu', 'odom') if self.p[f'sensors.{s}.enabled']]
+        cfg = PipelineConfig(
+            global_on_start=bool(self.p['global_on_start']) and not self.p['set_initial_pose'],
+            min_global_data=float(self.p['min_global_data']), global_max_std=float(self.p['global_max_std']),
+            lost_after_rejections=int(self.p['lost_after_rejections']), lost_std=float(self.p['lost_std']),
+            process=self.p['filter.process'])
+        self.pipeline = Pipeline(cfg, self.site, self.source, front, enabled)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.site is None:
+            self.get_logger().error('activate refused: no site (set site_file or publish /map)')
+            return TransitionCallbackReturn.FAILURE
+        self._new_pipeline()
+        assert self.pipeline is not None
+        self.inputs = SensorInput(self, self.p, self.site, front=self.pipeline.front, sink=self.pipeline.offer)
+        self._entities = [
+            self.create_subscription(PoseWithCovarianceStamped, '/initialpose', self._on_initialpose, 10),
+            self.create_service(Empty, 'reinitialize_global_localization', self._on_global),
+            self.create_timer(1.0 / float(self.p['update_rate']), self._wake.set),
+            self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics),
+        ]
+        if self.p['set_initial_pose']:
+            self._set_initial_pose(np.array([self.p['initial_pose.x'], self.p['initial_pose.y'],
+                                             self.p['initial_pose.yaw']]),
+                                   np.diag([self.p['initial_pose.std_xy'] ** 2] * 2
+                                           + [self.p['initial_pose.std_yaw'] ** 2]), None)
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name='flm-inference', daemon=True)
+        self._worker.start()
+        self.get_logger().info(f'active: sensors {", ".join(self.inputs.enabled)}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for e in self._entities:
+            self._destroy(e)
+        self._entities = []
+        if self.inputs is not None:
+            self.inputs.destroy()
+            self.inputs = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for name in ('pose_pub', 'odom_pub', 'path_pub', 'marker_pub', 'diag_pub'):
+            pub = getattr(self, name, None)
+            if pub is not None:
+                self.destroy_publisher(pub)
+                setattr(self, name, None)
+        if self._map_sub is not None:
+            self.destroy_subscription(self._map_sub)
+            self._map_sub = None
+        self.source = self.pipeline = self._last = None
+        if not self.p.get('site_file'):
+            self.site = None
+        self._path = Path()
+        self._last_tf_ns = 0
+
+    def _lookup(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+        _, tr, q = transform_to_arrays(self.tf_buffer.lookup_transform(target, source, rclpy.time.Time()))
+        return tr, q
+
+    def _destroy(self, e: Any) -> None:
+        for fn in (self.destroy_subscription, self.destroy_service, self.destroy_timer):
+            try:
+                if fn(e):
+                    return
+            except (TypeError, AttributeError):
+                continue
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    # ------------------------------------------------------------------ inputs
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_map(self, msg: OccupancyGrid) -> None:
+        if self.site is None:
+            try:
+                self.site = Site(name='map_topic', frame_id=msg.header.frame_id or 'map',
+                                 map=conv.occupancy_grid_from_msg(msg))
+                self.get_logger().info(f'map received from /map ({msg.info.width}x{msg.info.height})')
+            except ValueError as e:
+                self.get_logger().error(f'/map rejected: {e}')
+
+    def _on_initialpose(self, msg: PoseWithCovarianceStamped) -> None:
+        frame = msg.header.frame_id.lstrip('/')
+        if frame != self.p['map_frame']:
+            self._initialpose_rejected += 1
+            self.get_logger().warn(f'/initialpose ignored: frame {frame!r} is not {self.p["map_frame"]!r} '
+                                   '(like AMCL, only poses in the global frame are accepted)')
+            return
+        pose = conv.pose_from_msg(msg)
+        xy = pose.position[:2]
+        cov = np.asarray(pose.covariance)[np.ix_([0, 1, 5], [0, 1, 5])]
+        if not (np.all(np.isfinite(xy)) and np.all(np.isfinite(cov))) or not self._inside_map(xy):
+            self._initialpose_rejected += 1
+            self.get_logger().warn(f'/initialpose ignored: {xy.tolist()} is not a finite pose inside the map')
+            return
+        if not np.all(np.linalg.eigvalsh(0.5 * (cov + cov.T)) > 0):
+            cov = np.diag([0.25, 0.25, 0.07])  # RViz sends a fixed covariance; a zero one means "unknown"
+        self._set_initial_pose(np.array([xy[0], xy[1], float(quat_to_yaw(pose.orientation))]), cov,
+                               conv.stamp_to_sec(msg.header.stamp) or None)
+
+    def _inside_map(self, xy: np.ndarray) -> bool:
+        m = self.site.map if self.site else None
+        if m is None:
+            return True
+        c, r = m.world_to_cell(xy)
+        return 0 <= c < m.grid.shape[1] and 0 <= r < m.grid.shape[0]
+
+    def _set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None) -> None:
+        assert self.pipeline is not None
+        self.pipeline.set_initial_pose(pose, cov, stamp)
+        self.get_logger().info(f'initial pose set: x={pose[0]:.2f} y={pose[1]:.2f} yaw={pose[2]:.2f}')
+        self._wake.set()
+
+    def _on_global(self, request: Empty.Request, response: Empty.Response) -> Empty.Response:
+        if self.pipeline is not None:
+            self.pipeline.request_global()
+            self.get_logger().info('global relocalization requested')
+            self._wake.set()
+        return response
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        table = {p.name: p for p in TABLE}
+        active = self._worker is not None
+        for c in changes:
+            p = table.get(c.name)
+            if p is not None and p.read_only and active:
+                return SetParametersResult(
+                    successful=False, reason=f'{c.name} cannot change while active: deactivate, cleanup, set it, '
+                                             'configure and activate again')
+        for c in changes:
+            if c.name in self.p:
+                self.p[c.name] = c.value
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ inference thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set() or self.pipeline is None:
+                break
+            try:
+                with self.pipeline.front.lock:
+                    latest = self.pipeline.front.buffer.latest
+                    frames = frames_in(self.pipeline.front.buffer.window(latest)) if latest is not None else set()
+                self.pipeline.rig = self.rig.rig(frames, self.inputs.camera_info if self.inputs else None)
+                res = self.pipeline.step()
+            except Exception as e:  # noqa: BLE001 (a model failure must not kill the node)
+                self.get_logger().error(f'update failed: {type(e).__name__}: {e}', throttle_duration_sec=5.0)
+                res = None
+            if res is not None:
+                if res.model_latency is not None:
+                    self._latencies.append(res.model_latency)
+                self._publish(res)
+            self._publish_tf()
+
+    def _publish(self, r: StepResult) -> None:
+        new = self._last is None or r.stamp != self._last.stamp
+        self._last = r
+        if not new:
+            return
+        stamp = conv.sec_to_stamp(r.stamp)
+        msg = PoseWithCovarianceStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, self.p['map_frame']
+        q = yaw_to_quat(r.pose[2])
+        pp = msg.pose.pose
+        pp.position.x, pp.position.y = float(r.pose[0]), float(r.pose[1])
+        pp.orientation.x, pp.orientation.y, pp.orientation.z, pp.orientation.w = (float(v) for v in q)
+        msg.pose.covariance = pose_cov_6x6(r.cov)
+        if self.pose_pub is not None:
+            self.pose_pub.publish(msg)
+        od = Odometry()
+        od.header = msg.header
+        od.child_frame_id = self.p['base_frame']
+        od.pose = msg.pose
+        if self.odom_pub is not None:
+            self.odom_pub.publish(od)
+        ps = PoseStamped(header=msg.header, pose=msg.pose.pose)
+        self._path.header = msg.header
+        self._path.poses.append(ps)
+        if len(self._path.poses) > int(self.p['path_length']):
+            del self._path.poses[0]
+        if self.path_pub is not None:
+            self.path_pub.publish(self._path)
+
+    def _publish_tf(self) -> None:
+        """map->odom of the newest estimate, post-dated; re-sent on every tick; stamps strictly increase."""
+        r = self._last
+        if r is None or not self.p['tf_broadcast']:
+            return
+        base = max(r.stamp, self._now()) + float(self.p['transform_tolerance'])
+        ns = max(int(round(base * 1e9)), self._last_tf_ns + 1)
+        self._last_tf_ns = ns
+        m = r.map_to_odom
+        self.tf.sendTransform(make_transform(self.p['map_frame'], self.p['odom_frame'], ns * 1e-9,
+                                             [m[0], m[1], 0.0], yaw_to_quat(m[2])))
+
+    # ------------------------------------------------------------------ diagnostics and markers
+    def _publish_diagnostics(self) -> None:
+        if self.inputs is None or self.pipeline is None or self.diag_pub is None:
+            return
+        now = self.get_clock().now()
+        arr = diagnostics_for(self.get_name(), self.inputs.stats(), now.to_msg())
+        r, pl = self._last, self.pipeline
+        lat = np.array(self._latencies) * 1e3 if self._latencies else np.zeros(1)
+        std = math.sqrt(max(np.linalg.eigvalsh(r.cov[:2, :2]).max(), 0.0)) if r is not None else float('nan')
+        state = pl.state.value if r is not None or pl.state != State.TRACKING else 'initializing'
+        level = {State.TRACKING: DiagnosticStatus.OK, State.INITIALIZING: DiagnosticStatus.WARN}.get(
+            pl.state, DiagnosticStatus.ERROR if pl.state == State.LOST else DiagnosticStatus.WARN)
+        counts = pl.filter.counts
+        values = {
+            'state': state, 'position_std_m': f'{std:.3f}',
+            'yaw_std_rad': f'{math.sqrt(max(r.cov[2, 2], 0.0)):.3f}' if r is not None else 'nan',
+            'model_latency_p50_ms': f'{np.percentile(lat, 50):.2f}',
+            'model_latency_p99_ms': f'{np.percentile(lat, 99):.2f}',
+            'model_poses_accepted': str(counts.get('model', {}).get('accepted', 0)),
+            'model_poses_rejected': str(counts.get('model', {}).get('rejected', 0)),
+            'initialpose_rejected': str(self._initialpose_rejected),
+            'events': '; '.join(f'{t:.2f}: {w}' for t, w in pl.events[-5:]),
+            'last_estimate_age_s': f'{self._now() - r.stamp:.3f}' if r is not None else 'nan',
+        }
+        for k, v in (r.health.items() if r is not None else ()):
+            values[f'health.{k}'] = f'{v:.3f}'
+        arr.status.append(DiagnosticStatus(
+            level=level, name=f'{self.get_name()}: localization', hardware_id='localization',
+            message=state, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        self.diag_pub.publish(arr)
+        self._publish_markers(now.to_msg())
+
+    def _publish_markers(self, stamp) -> None:
+        if self.marker_pub is None or self.site is None:
+            return
+        ma = MarkerArray()
+        for i, a in enumerate(self.site.anchors):
+            mk = Marker(type=Marker.SPHERE, action=Marker.ADD, ns='anchors', id=i)
+            mk.header.frame_id, mk.header.stamp = self.p['map_frame'], stamp
+            mk.pose.position.x, mk.pose.position.y, mk.pose.position.z = (float(v) for v in a.position)
+            mk.pose.orientation.w = 1.0
+            mk.scale.x = mk.scale.y = mk.scale.z = 0.3
+            mk.color.r, mk.color.g, mk.color.b, mk.color.a = 0.6, 0.2, 0.8, 1.0
+            ma.markers.append(mk)
+        r = self._last
+        if r is not None:
+            w, v = np.linalg.eigh(0.5 * (r.cov[:2, :2] + r.cov[:2, :2].T))
+            mk = Marker(type=Marker.CYLINDER, action=Marker.ADD, ns='uncertainty', id=0)
+            mk.header.frame_id, mk.header.stamp = self.p['map_frame'], stamp
+            mk.pose.position.x, mk.pose.position.y = float(r.pose[0]), float(r.pose[1])
+            q = yaw_to_quat(math.atan2(v[1, 1], v[0, 1]))
+            mk.pose.orientation.z, mk.pose.orientation.w = float(q[2]), float(q[3])
+            mk.scale.x = float(2 * 2 * math.sqrt(max(w[1], 1e-9)))  # 2-sigma ellipse diameters
+            mk.scale.y = float(2 * 2 * math.sqrt(max(w[0], 1e-9)))
+            mk.scale.z = 0.02
+            mk.color.r, mk.color.g, mk.color.b, mk.color.a = 0.1, 0.5, 1.0, 0.4
+            ma.markers.append(mk)
+        self.marker_pub.publish(ma)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=sys.argv if args is None else args)
+    node = LocalizerNode()
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    if node.get_parameter('autostart').value:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+    try:
+        ex.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_worker()
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
