@@ -34,11 +34,13 @@ setup(
         'console_scripts': [
             # ROS nodes (ros2 run flm_ros <name>)
             'sensor_hub = flm_ros.sensor_hub:main',
+            'flm_localizer = flm_ros.localizer_node:main',
             # command-line tools
             'flm-run = flm_ros.runner:main',
             'flm-play = flm_ros.player:main',
             'flm-gen = flm_core.datagen.cli:main',
             'flm-demo = flm_ros.demo:main',
+            'flm-eval = flm_ros.evaluate:main',
         ],
     },
 )

@@ -36,7 +36,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Empty
 from visualization_msgs.msg import Marker, MarkerArray
 
-from flm_core.frontend import SensorFrontEnd
+from flm_core.frontend import STREAMS, SensorFrontEnd
 from flm_core.geometry import quat_to_yaw, yaw_to_quat
 from flm_core.pipeline import Pipeline, PipelineConfig, State, StepResult
 from flm_core.rig import RigBuilder, frames_in
@@ -64,6 +64,18 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
 
     return make_pose_source(kind)
+
+
+def make_pipeline(p: dict[str, Any], site: Site, source: Any) -> Pipeline:
+    """The localizer pipeline configured from node parameters (used live by the node and offline by flm-eval)."""
+    front = SensorFrontEnd(buffer_config(p), expectations(p, site))
+    enabled = [s for s in STREAMS if p[f'sensors.{s}.enabled']]
+    cfg = PipelineConfig(
+        global_on_start=bool(p['global_on_start']) and not p['set_initial_pose'],
+        min_global_data=float(p['min_global_data']), global_max_std=float(p['global_max_std']),
+        lost_after_rejections=int(p['lost_after_rejections']), lost_std=float(p['lost_std']),
+        process=p['filter.process'])
+    return Pipeline(cfg, site, source, front, enabled)
 
 
 def pose_cov_6x6(cov3: np.ndarray) -> list[float]:
@@ -122,14 +134,7 @@ class LocalizerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _new_pipeline(self) -> None:
-        front = SensorFrontEnd(buffer_config(self.p), expectations(self.p, self.site))
-        enabled = [s for s in ('scan', 'points', 'depth', 'uwb', 'imu', 'odom') if self.p[f'sensors.{s}.enabled']]
-        cfg = PipelineConfig(
-            global_on_start=bool(self.p['global_on_start']) and not self.p['set_initial_pose'],
-            min_global_data=float(self.p['min_global_data']), global_max_std=float(self.p['global_max_std']),
-            lost_after_rejections=int(self.p['lost_after_rejections']), lost_std=float(self.p['lost_std']),
-            process=self.p['filter.process'])
-        self.pipeline = Pipeline(cfg, self.site, self.source, front, enabled)
+        self.pipeline = make_pipeline(self.p, self.site, self.source)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.site is None:

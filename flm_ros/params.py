@@ -87,3 +87,17 @@ LOCALIZER: tuple[Param, ...] = (
     Param('filter.process', 'auto', "Filter process model: 'auto' (odometry if enabled, else IMU), 'odom', 'imu'.",
           True),
 )
+
+
+def from_yaml(path: str, node_name: str, table: tuple[Param, ...]) -> dict[str, Any]:
+    """The values a node named ``node_name`` gets from a ROS parameter file (``/**`` then its own section), on top
+    of the table's defaults: what ``--params-file`` gives the node, for offline tools that run without one."""
+    import yaml  # noqa: PLC0415
+
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    out = {p.name: p.default for p in table}
+    for key in ('/**', node_name, '/' + node_name):
+        section = (doc.get(key) or {}).get('ros__parameters', {})
+        out.update({k: v for k, v in section.items() if k in out})
+    return out

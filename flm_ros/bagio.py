@@ -1,0 +1,83 @@
+"""Reading bags for evaluation: rosbag2 (sqlite3, mcap) and ROS 1 through ``rosbags``, messages as rclpy objects.
+
+rosbag2 messages are CDR already; ROS 1 messages are converted to CDR with the bag's own type definitions. Both
+are then deserialized with rclpy, so the evaluation converts them with the same functions the node uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from rclpy.serialization import deserialize_message
+
+from flm_ros.player import message_class
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be read (missing, truncated, corrupt, unknown message types)."""
+
+
+@dataclass
+class BagInfo:
+    path: Path
+    topics: dict[str, str]                     # topic -> message type
+    start: float                               # s
+    end: float                                 # s
+    count: int
+    problems: list[str] = field(default_factory=list)
+
+
+def open_bag(path: str | Path) -> Any:
+    """An opened rosbags AnyReader; raises BagError with the reason."""
+    from rosbags.highlevel import AnyReader, AnyReaderError  # noqa: PLC0415
+    from rosbags.typesys import Stores, get_typestore  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f'{path}: no such bag')
+    try:
+        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
+        reader.open()
+    except Exception as e:  # noqa: BLE001 (rosbags raises several types for corrupt files)
+        raise BagError(f'{path}: cannot open bag: {type(e).__name__}: {e}') from None
+    return reader
+
+
+def info(reader: Any, path: Path) -> BagInfo:
+    topics = {c.topic: c.msgtype for c in reader.connections}
+    return BagInfo(path=path, topics=topics, start=reader.start_time * 1e-9, end=reader.end_time * 1e-9,
+                   count=reader.message_count)
+
+
+def messages(reader: Any, topics: list[str], problems: list[str]) -> Iterator[tuple[str, float, Any]]:
+    """(topic, receive time s, rclpy message) in receive order. A message that cannot be decoded is skipped and
+    noted in ``problems``; a read error (truncated or corrupt file) ends the iteration with a note."""
+    conns = [c for c in reader.connections if c.topic in topics]
+    classes: dict[str, Any] = {}
+    for c in conns:
+        cls = message_class(c.msgtype)
+        if cls is None:
+            problems.append(f'{c.topic}: message type {c.msgtype} is not installed; topic skipped')
+        classes[c.topic] = cls
+    conns = [c for c in conns if classes.get(c.topic) is not None]
+    it = reader.messages(connections=conns)
+    undecodable = 0
+    while True:
+        try:
+            conn, t_ns, raw = next(it)
+        except StopIteration:
+            break
+        except Exception as e:  # noqa: BLE001 (truncated/corrupt data: keep what was read)
+            problems.append(f'bag read error after some messages: {type(e).__name__}: {e} (partial results)')
+            break
+        try:
+            if not reader.is2:
+                raw = reader.typestore.serialize_cdr(reader.deserialize(raw, conn.msgtype), conn.msgtype)
+            msg = deserialize_message(bytes(raw), classes[conn.topic])
+        except Exception:  # noqa: BLE001
+            undecodable += 1
+            continue
+        yield conn.topic, t_ns * 1e-9, msg
+    if undecodable:
+        problems.append(f'{undecodable} messages could not be decoded and were skipped')

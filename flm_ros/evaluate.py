@@ -1,0 +1,330 @@
+"""flm-eval: replay a bag through the localizer and measure it against ground truth.
+
+    flm-eval BAG [--out DIR] [--mode offline|live] [--compare icp,uwb-ekf,amcl] [--fail-above 0.5]
+
+offline (default): drives the same pipeline the node runs (flm_core.pipeline via flm_ros.localizer_node.
+make_pipeline, same parameter file, same conversions) deterministically and as fast as the machine allows.
+live: starts the real graph (flm-run, use_sim_time) and plays the bag to it over DDS with /clock (flm-play), records
+what the node publishes, and computes the same metrics: the ROS path itself is evaluated.
+
+Outputs in --out: TUM trajectories (evo-compatible), metrics.json, trajectory.png, errors.png and report.md. Exit
+status: 0 ok; 1 the bag or the site could not be used; 2 bad arguments; 3 a --fail-above threshold was crossed;
+4 partial results (missing ground truth, truncated bag, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flm_core import tftree
+from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, write_report
+from flm_core.evaluation.trajectory import Trajectory, read_tum
+from flm_core.geometry import quat_to_yaw
+from flm_core.rig import RigBuilder, frames_in
+from flm_core.site import Site, SiteError, load_site
+from flm_ros import conversions as conv
+from flm_ros import params as P
+from flm_ros.bagio import BagError, info, messages, open_bag
+from flm_ros.bringup import default_params_file
+from flm_ros.localizer_node import load_pose_source, make_pipeline
+from flm_ros.sensor_input import convert
+
+EXIT_OK, EXIT_INPUT, EXIT_ARGS, EXIT_THRESHOLD, EXIT_PARTIAL = 0, 1, 2, 3, 4
+TABLE = P.COMMON + P.LOCALIZER
+
+
+@dataclass
+class Replay:
+    """What a replay produced: the estimates and what happened on the way."""
+
+    est: Trajectory
+    gt: Trajectory
+    events: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    wall: float = 0.0
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+class _Logger:
+    def info(self, msg: str) -> None:
+        print(f'[flm-eval] {msg}', file=sys.stderr)
+
+
+def _gt_pose(msg: Any) -> np.ndarray:
+    p = msg.pose.pose if hasattr(msg.pose, 'pose') else msg.pose
+    return np.array([p.position.x, p.position.y,
+                     float(quat_to_yaw(np.array([p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w])))])
+
+
+def _trajectory(rows: list[tuple[float, np.ndarray, np.ndarray | None]]) -> Trajectory:
+    rows = sorted({r[0]: r for r in rows}.values(), key=lambda r: r[0])  # one per stamp, in time order
+    if not rows:
+        return Trajectory(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3, 3)))
+    cov = np.stack([r[2] for r in rows]) if rows[0][2] is not None else None
+    return Trajectory(np.array([r[0] for r in rows]), np.stack([r[1] for r in rows]), cov)
+
+
+def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progress: bool = True,
+                   source: Any = None) -> Replay:
+    """Drive the pipeline through the bag in receive order, stepping at ``update_rate`` of bag time."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    reader = open_bag(bag)
+    binfo = info(reader, bag)
+    problems: list[str] = []
+    stream_of = {p[f'sensors.{s}.topic']: s for s in ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
+                 if p[f'sensors.{s}.enabled']}
+    present = [t for t in stream_of if t in binfo.topics]
+    if not present:
+        reader.close()
+        raise BagError(f'{bag}: none of the sensor topics {sorted(stream_of)} is in the bag '
+                       f'(it has {sorted(binfo.topics)}); set them with --topic STREAM=TOPIC')
+    gt_topic, gt_tf = None, None
+    if gt_spec.startswith('tf:'):
+        gt_tf = tuple(gt_spec[3:].split(':'))
+    elif not gt_spec.startswith('tum:'):
+        gt_topic = gt_spec
+        if gt_topic not in binfo.topics:
+            problems.append(f'no ground truth: topic {gt_topic} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE '
+                            'or --gt tum:FILE); metrics need ground truth')
+    tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
+    source = source if source is not None else load_pose_source(p, _Logger())
+    pipe = make_pipeline(p, site, source)
+    rig = RigBuilder(lambda a, b: tree.lookup(a, b, 0.0), p['base_frame'], p['sensors.uwb.tag_frame'])
+    period = 1.0 / float(p['update_rate'])
+    topics = list(present) + ['/tf', '/tf_static'] + ([gt_topic] if gt_topic in binfo.topics else [])
+    est_rows: list[tuple[float, np.ndarray, np.ndarray]] = []
+    gt_rows: list[tuple[float, np.ndarray, None]] = []
+    latencies: list[float] = []
+    next_step: float | None = None
+    camera_info = None
+    t0 = time.perf_counter()
+    bar = tqdm(total=binfo.count, unit='msg', desc='flm-eval', disable=not progress, mininterval=1.0)
+    for topic, t_recv, msg in messages(reader, topics, problems):
+        bar.update()
+        if topic in ('/tf', '/tf_static'):
+            for tr in msg.transforms:
+                s, trans, q = conv.stamp_to_sec(tr.header.stamp), tr.transform.translation, tr.transform.rotation
+                try:
+                    tree.set_transform(tr.header.frame_id, tr.child_frame_id, s, [trans.x, trans.y, trans.z],
+                                       [q.x, q.y, q.z, q.w], static=topic == '/tf_static')
+                except ValueError:
+                    pass
+            continue
+        if topic == gt_topic:
+            gt_rows.append((conv.stamp_to_sec(msg.header.stamp), _gt_pose(msg), None))
+            continue
+        stream = stream_of[topic]
+        try:
+            m = convert(stream, msg)
+        except (ValueError, TypeError, OverflowError):
+            pipe.front.reject(stream, 'malformed')
+            continue
+        pipe.offer(stream, m, t_recv)
+        if next_step is None:
+            next_step = t_recv + period
+        while t_recv >= next_step:
+            next_step += period
+            latest = pipe.front.buffer.latest
+            pipe.rig = rig.rig(frames_in(pipe.front.buffer.window(latest)) if latest is not None else (), camera_info)
+            res = pipe.step()
+            if res is not None:
+                if res.model_latency is not None:
+                    latencies.append(res.model_latency)
+                est_rows.append((res.stamp, res.pose, res.cov))
+    bar.close()
+    wall = time.perf_counter() - t0
+    reader.close()
+    if gt_tf is not None:
+        gt_rows = _gt_from_tree(tree, gt_tf, binfo.start, binfo.end, problems)
+    elif gt_spec.startswith('tum:'):
+        try:
+            g = read_tum(gt_spec[4:])
+            gt_rows = [(float(t), pose, None) for t, pose in zip(g.t, g.poses)]
+        except ValueError as e:
+            problems.append(f'no ground truth: {e}')
+    return Replay(est=_trajectory(est_rows), gt=_trajectory(gt_rows), latencies=latencies, problems=problems,
+                  events=[f'{t - binfo.start:.2f} s: {w}' for t, w in pipe.events], duration=binfo.end - binfo.start,
+                  wall=wall, counts={'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
+                                     'filter': pipe.filter.counts})
+
+
+def _gt_from_tree(tree: tftree.TransformTree, frames: tuple, start: float, end: float, problems: list[str]):
+    rows = []
+    if len(frames) != 2:
+        problems.append('--gt tf:MAP:BASE needs two frame names')
+        return rows
+    for t in np.arange(start, end, 0.02):
+        try:
+            tr, q = tree.lookup(frames[0], frames[1], float(t))
+        except tftree.TransformError:
+            continue
+        rows.append((float(t), np.array([tr[0], tr[1], float(quat_to_yaw(q))]), None))
+    if not rows:
+        problems.append(f'no ground truth: no transform {frames[0]} -> {frames[1]} in /tf')
+    return rows
+
+
+def replay_live(bag: Path, site_path: Path, params_file: Path, p: dict[str, Any], gt_spec: str, rate: float
+                ) -> Replay:
+    """Start the real graph and play the bag to it over DDS; record the node's pose output."""
+    import rclpy  # noqa: PLC0415
+    from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: PLC0415
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415
+
+    rows: list[tuple[float, np.ndarray, np.ndarray]] = []
+    rclpy.init()
+    node = rclpy.create_node('flm_eval_recorder')
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+    def on_pose(msg: PoseWithCovarianceStamped) -> None:
+        c = np.asarray(msg.pose.covariance).reshape(6, 6)[np.ix_([0, 1, 5], [0, 1, 5])]
+        rows.append((conv.stamp_to_sec(msg.header.stamp), _gt_pose(msg), c))
+
+    node.create_subscription(PoseWithCovarianceStamped, p['pose_topic'], on_pose, qos)
+    graph = subprocess.Popen([sys.executable, '-m', 'flm_ros.runner', f'params_file:={params_file}',
+                              f'site:={site_path}', 'use_sim_time:=true'],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    t0 = time.perf_counter()
+    try:
+        deadline = time.monotonic() + 60
+        while node.count_publishers(p['pose_topic']) == 0 and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        play = subprocess.Popen([sys.executable, '-m', 'flm_ros.player', str(bag), '--clock', '100', '--rate',
+                                 str(rate), '--delay', '1.0'])
+        while play.poll() is None:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        graph.send_signal(2)
+        try:
+            graph.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            graph.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    wall = time.perf_counter() - t0
+    gt = replay_ground_truth(bag, p, gt_spec)
+    return Replay(est=_trajectory(rows), gt=gt.gt, problems=gt.problems, duration=gt.duration, wall=wall)
+
+
+def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
+    """Ground truth alone from a bag (for live mode)."""
+    reader = open_bag(bag)
+    binfo = info(reader, bag)
+    problems: list[str] = []
+    rows = []
+    if gt_spec.startswith('tum:'):
+        try:
+            g = read_tum(gt_spec[4:])
+            rows = [(float(t), pose, None) for t, pose in zip(g.t, g.poses)]
+        except ValueError as e:
+            problems.append(f'no ground truth: {e}')
+    elif gt_spec in binfo.topics:
+        rows = [(conv.stamp_to_sec(m.header.stamp), _gt_pose(m), None) for _, _, m in
+                messages(reader, [gt_spec], problems)]
+    else:
+        problems.append(f'no ground truth: topic {gt_spec} is not in the bag')
+    reader.close()
+    return Replay(est=_trajectory([]), gt=_trajectory(rows), problems=problems, duration=binfo.end - binfo.start)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog='flm-eval', formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split('\n\n')[0],
+        epilog=__doc__.split('\n\n', 1)[1])
+    p.add_argument('bag', type=Path, help='rosbag2 directory (sqlite3 or mcap) or ROS 1 .bag file')
+    p.add_argument('--out', type=Path, default=None, help='output folder (default: <bag>_eval)')
+    p.add_argument('--site', type=Path, default=None, help='site file (default: site.yaml next to the bag)')
+    p.add_argument('--params-file', type=Path, default=default_params_file(), help='ROS parameter file')
+    p.add_argument('--model', default='', help='TorchScript model (default: the shipped one)')
+    p.add_argument('--mode', choices=('offline', 'live'), default='offline')
+    p.add_argument('--rate', type=float, default=1.0, help='live mode playback rate')
+    p.add_argument('--gt', default='/ground_truth/pose',
+                   help='ground truth: a PoseStamped/Odometry topic, tf:MAP_FRAME:BASE_FRAME, or tum:FILE '
+                        '(default: %(default)s)')
+    p.add_argument('--topic', action='append', default=[], metavar='STREAM=TOPIC',
+                   help='sensor topic, e.g. scan=/front/scan (streams: scan points depth uwb imu odom)')
+    p.add_argument('--disable', default='', help='comma-separated streams to ignore, e.g. scan,points')
+    p.add_argument('--compare', default='', help='comma-separated baselines to run on the same bag '
+                                                 '(offline): icp, uwb-ekf, amcl')
+    p.add_argument('--fail-above', type=float, default=None, metavar='METRES',
+                   help='exit with status 3 if the APE RMSE exceeds this')
+    p.add_argument('--threshold', type=float, default=1.0, help='failure threshold in metres (default 1.0)')
+    p.add_argument('--no-progress', action='store_true')
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = _parse(sys.argv[1:] if argv is None else argv)
+    out = ns.out or ns.bag.with_name(ns.bag.name + '_eval')
+    site_path = ns.site or (ns.bag if ns.bag.is_dir() else ns.bag.parent).parent / 'site.yaml'
+    if not site_path.is_file():
+        site_path = (ns.bag if ns.bag.is_dir() else ns.bag.parent) / 'site.yaml'
+    try:
+        site = load_site(site_path)
+    except SiteError as e:
+        print(f'flm-eval: error: site: {e} (give one with --site)', file=sys.stderr)
+        return EXIT_INPUT
+    p = P.from_yaml(str(ns.params_file), 'flm_localizer', TABLE)
+    if ns.model:
+        p['model_path'] = ns.model
+    for spec in ns.topic:
+        stream, _, topic = spec.partition('=')
+        if f'sensors.{stream}.topic' not in p or not topic:
+            print(f'flm-eval: error: --topic {spec!r}: expected STREAM=TOPIC with STREAM one of scan points depth '
+                  'uwb imu odom', file=sys.stderr)
+            return EXIT_ARGS
+        p[f'sensors.{stream}.topic'] = topic
+    for stream in filter(None, ns.disable.split(',')):
+        p[f'sensors.{stream}.enabled'] = False
+    try:
+        if ns.mode == 'offline':
+            rep = replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress)
+        else:
+            rep = replay_live(ns.bag, site_path, ns.params_file, p, ns.gt, ns.rate)
+    except BagError as e:
+        print(f'flm-eval: error: {e}', file=sys.stderr)
+        return EXIT_INPUT
+    evals: list[Evaluation] = []
+    header = {'bag': str(ns.bag), 'site': str(site_path), 'mode': ns.mode, 'ground_truth': ns.gt,
+              'duration_s': rep.duration, 'wall_s': rep.wall,
+              'realtime_factor': rep.duration / rep.wall if rep.wall > 0 else float('nan')}
+    if len(rep.gt):
+        lat = np.array(rep.latencies) * 1e3
+        extra = {'events': rep.events, 'counts': rep.counts,
+                 'model_latency_ms': {'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99))}
+                 if len(lat) else {}}
+        evals.append(evaluate('flm', rep.est, rep.gt, threshold=ns.threshold, duration=rep.duration, extra=extra))
+    report = write_report(out, evals, rep.gt, site, header, rep.problems) if evals else None
+    if not evals:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'metrics.json').write_text(json.dumps({**header, 'partial': True, 'problems': rep.problems}, indent=2))
+    for prob in rep.problems:
+        print(f'flm-eval: warning: {prob}', file=sys.stderr)
+    if evals:
+        print(metrics_table(evals))
+        print(f'\nreport: {report}  (replay {header["realtime_factor"]:.1f}x real time)')
+    if not evals or rep.problems:
+        return EXIT_PARTIAL
+    if ns.fail_above is not None and evals[0].metrics['ape_m']['rmse'] > ns.fail_above:
+        print(f'flm-eval: APE RMSE {evals[0].metrics["ape_m"]["rmse"]:.3f} m exceeds --fail-above {ns.fail_above}',
+              file=sys.stderr)
+        return EXIT_THRESHOLD
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())
