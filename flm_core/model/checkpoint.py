@@ -1,0 +1,134 @@
+"""Safe model files: nothing is unpickled with arbitrary code execution, everything carries a format record.
+
+Two kinds of file, both zip archives written by torch:
+
+- **TorchScript model** (what the runtime loads, written by ``flm-export``): ``torch.jit.save`` with an embedded
+  ``flm_meta.json`` record (``_extra_files``) holding ``format = 'flm-torchscript'``, ``version``, the token
+  configuration the model was trained with, the model configuration and provenance. Loading checks that the file is
+  a zip archive with TorchScript code and the record *before* ``torch.jit.load`` (which only restores TorchScript
+  types, never arbitrary Python objects), then checks format and version.
+- **Training checkpoint** (weights, optimizer, step, configs): a plain dict of tensors and primitives saved with
+  ``torch.save`` and loaded with ``torch.load(weights_only=True)`` (the restricted unpickler), with
+  ``format = 'flm-train-checkpoint'``.
+
+Anything else (a pickle, a random file, another model) raises :class:`ModelFileError` saying what was expected.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TORCHSCRIPT_FORMAT = 'flm-torchscript'
+TRAIN_FORMAT = 'flm-train-checkpoint'
+FORMAT_VERSION = 1
+META_NAME = 'flm_meta.json'
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, not of the expected format, or of an unsupported version."""
+
+
+def _zip_names(path: Path, what: str) -> list[str]:
+    if not path.is_file():
+        raise ModelFileError(f'{path}: file not found (expected {what})')
+    if not zipfile.is_zipfile(path):
+        with open(path, 'rb') as f:
+            head = f.read(2)
+        kind = 'a Python pickle' if head[:1] == b'\x80' else 'not a zip archive'
+        raise ModelFileError(f'{path}: {kind}; expected {what}. Refusing to load it (pickles can run code).')
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except zipfile.BadZipFile as e:
+        raise ModelFileError(f'{path}: corrupt zip archive ({e}); expected {what}') from None
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The ``flm_meta.json`` record of a TorchScript model file (checked), without loading the model."""
+    path = Path(path)
+    what = f'an FLM TorchScript model (torch.jit.save archive with {META_NAME}, written by flm-export)'
+    names = _zip_names(path, what)
+    if not any(n.endswith('/constants.pkl') or n.endswith('/code/__torch__.py') or '/code/' in n for n in names):
+        raise ModelFileError(f'{path}: a zip archive but not a TorchScript archive; expected {what}')
+    meta_names = [n for n in names if n.endswith('/extra/' + META_NAME)]
+    if not meta_names:
+        raise ModelFileError(f'{path}: TorchScript archive without the {META_NAME} record; expected {what}')
+    with zipfile.ZipFile(path) as z:
+        raw = z.read(meta_names[0])
+    try:
+        meta = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f'{path}: {META_NAME} is not valid JSON ({e})') from None
+    if not isinstance(meta, dict) or meta.get('format') != TORCHSCRIPT_FORMAT:
+        raise ModelFileError(f'{path}: {META_NAME} format is {meta.get("format") if isinstance(meta, dict) else meta!r}'
+                             f', expected {TORCHSCRIPT_FORMAT!r}')
+    if meta.get('version') != FORMAT_VERSION:
+        raise ModelFileError(f'{path}: model file version {meta.get("version")!r} is not supported by this flm_core '
+                             f'(supports version {FORMAT_VERSION}); re-export it with flm-export')
+    for key in ('tokens', 'model'):
+        if not isinstance(meta.get(key), dict):
+            raise ModelFileError(f'{path}: {META_NAME} lacks the {key!r} record')
+    return meta
+
+
+def load_torchscript(path: str | Path, device: str = 'cpu') -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an FLM TorchScript model after checking its record; returns (module in eval mode, meta)."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        module = torch.jit.load(str(path), map_location=device)
+    except RuntimeError as e:
+        raise ModelFileError(f'{path}: TorchScript archive could not be loaded: {e}') from None
+    module.eval()
+    return module, meta
+
+
+def save_torchscript(module: torch.jit.ScriptModule, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write a TorchScript model with its ``flm_meta.json`` record (format/version filled in)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, 'format': TORCHSCRIPT_FORMAT, 'version': FORMAT_VERSION}
+    torch.jit.save(module, str(path), _extra_files={META_NAME: json.dumps(meta, indent=1, sort_keys=True)})
+    return path
+
+
+def save_training_checkpoint(path: str | Path, model: torch.nn.Module, optim: torch.optim.Optimizer | None,
+                             step: int, train_cfg: dict[str, Any]) -> Path:
+    """Atomically write a training checkpoint (plain dict, loadable with ``weights_only=True``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {'format': TRAIN_FORMAT, 'version': FORMAT_VERSION, 'step': int(step),
+             'model': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             'train_cfg': json.loads(json.dumps(train_cfg))}
+    if optim is not None:
+        state['optim'] = optim.state_dict()
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a training checkpoint with the restricted unpickler and check its record."""
+    path = Path(path)
+    what = f'an FLM training checkpoint ({TRAIN_FORMAT}, written by flm-train)'
+    _zip_names(path, what)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - the restricted unpickler raises several types
+        raise ModelFileError(f'{path}: not loadable as plain weights ({type(e).__name__}: {e}); expected {what}') \
+            from None
+    if not isinstance(state, dict) or state.get('format') != TRAIN_FORMAT:
+        raise ModelFileError(f'{path}: format {state.get("format") if isinstance(state, dict) else type(state)!r}, '
+                             f'expected {what}')
+    if state.get('version') != FORMAT_VERSION:
+        raise ModelFileError(f'{path}: checkpoint version {state.get("version")!r} unsupported '
+                             f'(supports {FORMAT_VERSION})')
+    for key in ('model', 'step', 'train_cfg'):
+        if key not in state:
+            raise ModelFileError(f'{path}: checkpoint lacks {key!r}')
+    return state

@@ -1,0 +1,211 @@
+"""Runtime API the ROS node calls: :class:`Localizer` (TorchScript file + numpy preprocessing, no model code).
+
+::
+
+    loc = Localizer.load()                          # the shipped model, CPU
+    est = loc.localize(buffer.window(t), site, t, prior_pose=p, prior_cov=P, rig=rig)   # tracking
+    est = loc.localize(buffer.window(t), site, t, rig=rig)                                # global (no prior)
+    est.pose, est.cov, est.health, est.mode, est.latency
+
+Tracking: the prior is the reference frame; the model predicts a correction and a covariance, and the update is
+repeated ``iterations`` times (default 2) from the corrected pose. Global: hypotheses on a lattice of free space x
+yaw are pre-ranked by a cheap vectorised likelihood (distance-field lookups of a few sensor points, UWB range
+residuals), the best ``global_candidates`` are scored and corrected by the model in one batch, the best few are
+refined in tracking mode, and the one the model scores highest wins.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..site import Site
+from .checkpoint import load_torchscript
+from .tokens import (MODALITIES, MapIndex, Rig, SensorFrame, TokenConfig, Tokens, compose_correction, prepare,
+                     rotate_cov, tokenize)
+
+#: The shipped model (TorchScript with its flm_meta.json record).
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / 'checkpoints' / 'flm_v1.pt'
+
+
+@dataclass
+class Estimate:
+    """pose (3,) x, y (m), yaw (rad) of base_link in the map frame at ``stamp``; cov (3, 3) its covariance (map
+    axes, order x, y, yaw); health: modality -> [0, 1] (1 = consistent with the others and the map; 0.0 for
+    modalities with no data in the window, see ``present``); mode 'tracking' or 'global'; latency s of wall time
+    spent in localize(); score in [0, 1] the model's belief that the pose is within ~0.5 m / 15 deg."""
+
+    pose: np.ndarray
+    cov: np.ndarray
+    health: dict[str, float]
+    mode: str
+    latency: float
+    score: float = 0.0
+    stamp: float = 0.0
+    present: dict[str, bool] = field(default_factory=dict)
+    hypotheses: int = 1
+
+
+class Localizer:
+    """A loaded FLM model plus the numpy preprocessing around it (see the module docstring)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], device: str = 'cpu',
+                 fp16: bool = False) -> None:
+        self.module = module
+        self.meta = meta
+        self.device = device
+        self.fp16 = fp16
+        self.tokens_cfg = TokenConfig(**meta['tokens'])
+        self._index: tuple[Site, MapIndex] | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = 'cpu', fp16: bool = False) -> Localizer:
+        """Load a TorchScript model written by flm-export (default: the shipped one). device: 'cpu', 'cuda' or
+        'auto'; fp16 (CUDA only) runs the network in half precision. Raises ModelFileError for anything that is not
+        an FLM TorchScript file of a supported version."""
+        if device == 'auto':
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        if device not in ('cpu', 'cuda') and not device.startswith('cuda:'):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+        if device.startswith('cuda') and not torch.cuda.is_available():
+            raise ValueError(f'device {device!r} requested but CUDA is not available')
+        if fp16 and device == 'cpu':
+            raise ValueError('fp16 is only supported on CUDA; use fp16=False on CPU')
+        module, meta = load_torchscript(path or DEFAULT_MODEL, device)
+        if fp16:
+            module = module.half()
+        elif meta.get('fp16'):
+            module = module.float()
+        return cls(module, meta, device, fp16)
+
+    # ------------------------------------------------------------------ helpers
+    def map_index(self, site: Site) -> MapIndex:
+        """The (cached) map index of ``site``; rebuilt when a different Site object is passed."""
+        if self._index is None or self._index[0] is not site:
+            self._index = (site, MapIndex(site, self.tokens_cfg.map_voxel))
+        return self._index[1]
+
+    def forward(self, tok: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Run the network on a token batch -> corr (K, 3), cov (K, 3, 3) in hypothesis axes, health (K, 6) in
+        [0, 1], score (K,) in [0, 1]."""
+        dev = self.device
+        f = torch.from_numpy(tok.feats).to(dev)
+        d = torch.from_numpy(tok.dt).to(dev)
+        if self.fp16:
+            f, d = f.half(), d.half()
+        with torch.inference_mode():
+            corr, cov, health, score = self.module(f, d, torch.from_numpy(tok.types).to(dev),
+                                                   torch.from_numpy(tok.mask).to(dev))
+        return (corr.float().cpu().numpy().astype(np.float64), cov.float().cpu().numpy().astype(np.float64),
+                torch.sigmoid(health.float()).cpu().numpy(), torch.sigmoid(score.float()).cpu().numpy())
+
+    def _refine(self, frame: SensorFrame, index: MapIndex, poses: np.ndarray, covs: np.ndarray | None,
+                iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Tracking-mode iterations for K poses at once -> poses (K, 3), covs (K, 3, 3) map axes, health, score."""
+        cov = covs
+        health = score = np.zeros(0)
+        for _ in range(max(1, iterations)):
+            tok = tokenize(frame, index, poses, cov, self.tokens_cfg)
+            corr, c, health, score = self.forward(tok)
+            new = compose_correction(poses, corr)
+            cov = rotate_cov(c, poses[:, 2])
+            poses = new
+        assert cov is not None
+        return poses, cov, health, score
+
+    # ------------------------------------------------------------------ API
+    def localize(self, window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t: float,
+                 prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
+                 rig: Rig | None = None, iterations: int = 2, global_candidates: int = 64,
+                 global_refine: int = 4) -> Estimate:
+        """Localize base_link at time ``t`` from a window (``TimeBuffer.window`` output, streams named 'scan',
+        'points', 'depth', 'uwb', 'imu', 'odom'; any may be missing). With ``prior_pose`` (3,) (and ``prior_cov``
+        (3, 3), default 0.25 m / 0.1 rad std) the tracking mode is used, else the global mode."""
+        t0 = time.perf_counter()
+        index = self.map_index(site)
+        frame = prepare(window, site, t, rig, self.tokens_cfg, index)
+        if prior_pose is not None:
+            pose0 = np.asarray(prior_pose, dtype=np.float64).reshape(1, 3)
+            cov0 = np.diag([0.25 ** 2, 0.25 ** 2, 0.1 ** 2]) if prior_cov is None else np.asarray(prior_cov, float)
+            poses, covs, health, score = self._refine(frame, index, pose0, cov0[None], iterations)
+            k, mode, nh = 0, 'tracking', 1
+        else:
+            poses, covs, health, score, nh = self._global(frame, index, iterations, global_candidates,
+                                                          global_refine)
+            k, mode = int(np.argmax(score)), 'global'
+        h = {m: (float(health[k, i]) if frame.present[m] else 0.0) for i, m in enumerate(MODALITIES)}
+        return Estimate(pose=poses[k].copy(), cov=0.5 * (covs[k] + covs[k].T), health=h, mode=mode,
+                        latency=time.perf_counter() - t0, score=float(score[k]), stamp=float(t),
+                        present=dict(frame.present), hypotheses=nh)
+
+    # ------------------------------------------------------------------ global mode
+    def proposals(self, frame: SensorFrame, index: MapIndex, max_positions: int = 6000, n_yaw: int = 36,
+                  keep: int = 64) -> np.ndarray:
+        """Pre-ranked global hypotheses (keep, 3): free-space lattice x yaw bins scored with a cheap likelihood
+        (distance-field lookups of <= 48 sensor points, UWB range residuals), non-maximum suppressed."""
+        spacing = 0.5
+        xy = index.free_positions(0.2, spacing)
+        while len(xy) > max_positions:
+            spacing *= 1.25
+            xy = index.free_positions(0.2, spacing)
+        if len(xy) == 0:
+            lo = frame.uwb_anchor[:, :2].min(0) if len(frame.uwb_anchor) else np.zeros(2)
+            hi = frame.uwb_anchor[:, :2].max(0) if len(frame.uwb_anchor) else np.zeros(2)
+            gx, gy = np.meshgrid(np.arange(lo[0], hi[0] + 1e-6, 0.5), np.arange(lo[1], hi[1] + 1e-6, 0.5))
+            xy = np.stack([gx.ravel(), gy.ravel()], -1)
+        has_pts = len(frame.pts) > 0 and index.has_map
+        ny = n_yaw if has_pts else 8
+        yaw0 = float(index.site.map.origin[2]) if index.site.map is not None else 0.0  # bins fixed to the map
+        yaws = (yaw0 + np.arange(ny) * (2 * math.pi / ny) + math.pi) % (2 * math.pi) - math.pi
+        logp = np.zeros((len(xy), len(yaws)))
+        if has_pts:
+            p = frame.pts[np.linspace(0, len(frame.pts) - 1, min(48, len(frame.pts))).astype(int), :2]
+            c, s = np.cos(yaws), np.sin(yaws)
+            rx = c[:, None] * p[None, :, 0] - s[:, None] * p[None, :, 1]        # (Y, P)
+            ry = s[:, None] * p[None, :, 0] + c[:, None] * p[None, :, 1]
+            for a in range(0, len(xy), 512):
+                q = np.stack([xy[a:a + 512, None, None, 0] + rx[None], xy[a:a + 512, None, None, 1] + ry[None]], -1)
+                d = index.distance(q)                                           # (n, Y, P)
+                logp[a:a + 512] += np.log(0.05 + np.exp(-0.5 * (d / 0.25) ** 2)).mean(-1)
+        if len(frame.uwb_range):
+            tag_xy = frame.uwb_tag[:, :2].mean(0)
+            ids, inv = np.unique(frame.uwb_anchor, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            r = np.bincount(inv, frame.uwb_range) / np.bincount(inv)
+            dz = ids[:, 2] - frame.uwb_tag[:, 2].mean()
+            # the tag offset rotates with yaw; evaluate per yaw bin
+            for j, yw in enumerate(yaws):
+                c, s = math.cos(yw), math.sin(yw)
+                txy = xy + np.array([c * tag_xy[0] - s * tag_xy[1], s * tag_xy[0] + c * tag_xy[1]])
+                pred = np.sqrt(((txy[:, None, :] - ids[None, :, :2]) ** 2).sum(-1) + dz[None] ** 2)
+                res = r[None] - pred
+                logp[:, j] += 3.0 * np.log(0.05 + np.exp(-0.5 * (res / 0.4) ** 2)).mean(-1)
+        order = np.argsort(-logp, axis=None)
+        picked: list[np.ndarray] = []
+        for flat in order[:50 * keep]:
+            i, j = divmod(int(flat), len(yaws))
+            h = np.array([xy[i, 0], xy[i, 1], yaws[j]])
+            if all(np.hypot(*(h[:2] - g[:2])) > 0.75 or abs((h[2] - g[2] + math.pi) % (2 * math.pi) - math.pi) > 0.4
+                   for g in picked):
+                picked.append(h)
+                if len(picked) >= keep:
+                    break
+        return np.array(picked).reshape(-1, 3)
+
+    def _global(self, frame: SensorFrame, index: MapIndex, iterations: int, n_cand: int, n_refine: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        hyps = self.proposals(frame, index, keep=n_cand)
+        if len(hyps) == 0:
+            hyps = np.zeros((1, 3))
+        tok = tokenize(frame, index, hyps, None, self.tokens_cfg)
+        corr, c, _, score = self.forward(tok)
+        refined = compose_correction(hyps, corr)
+        covs = rotate_cov(c, hyps[:, 2])
+        top = np.argsort(-score)[:n_refine]
+        poses, covs2, health, score2 = self._refine(frame, index, refined[top], covs[top], iterations)
+        return poses, covs2, health, score2, len(hyps)

@@ -1,0 +1,615 @@
+"""Tokenizer: a sensor window + a Site + a reference pose -> fixed-width token arrays (numpy only, no torch).
+
+This is the only preprocessing the runtime needs next to the TorchScript file. Two stages:
+
+1. :func:`prepare` (once per update, independent of any pose hypothesis): every measurement of the window is put
+   in the robot frame at ``t_ref`` (``base_link`` at the reference time). Sensor mounts come from a :class:`Rig`;
+   motion between a measurement's stamp and ``t_ref`` is compensated with wheel odometry when the window has it
+   (otherwise the model only sees the time offset). Output: a :class:`SensorFrame`.
+2. :func:`tokenize` (per hypothesis, vectorised over K hypotheses): a hypothesis is a pose ``ref`` (x, y, yaw) of
+   base_link at ``t_ref`` in the map frame. Every token is expressed **in the hypothesis frame**: the map is looked
+   up around the hypothesis, anchors are moved into it, sensor points already are in it. A rigid motion of the
+   whole world (map origin, anchors, prior, truth) therefore leaves the tokens unchanged, and the output correction,
+   expressed in the hypothesis frame, moves with the world (this is how the model is equivariant).
+
+Token format (all SI units, REP-103, hypothesis frame ``H`` = base_link at ``t_ref`` if the hypothesis is right):
+
+``feats`` (K, N, 12) float32, ``dt`` (K, N) float32 s (stamp - t_ref, <= 0), ``types`` (K, N) int64 (index into
+:data:`TOKEN_TYPES`), ``mask`` (K, N) bool (True = real token, False = padding). Per type the 12 features are:
+
+=========  ==================  =======================  ======================  ========  ==========  ==========
+type       0:3 p (m)           3:6 o                    6:9 s                   9         10          11
+=========  ==================  =======================  ======================  ========  ==========  ==========
+scan       beam endpoint       offset to nearest map    sensor origin (m)       range m   |offset| m  lever (*)
+points     point (3D lidar)    obstacle from p (m,      "                       "         "           "
+depth      point (depth cam)   clipped to offset_clip)  "                       "         "           "
+uwb        anchor position     unit vector tag->anchor  tag position (m)        range m   range -     0
+                                                                                          predicted m
+imu        0                   accel x, y (m/s^2),      0                       0         0           0
+                               yaw rate (rad/s)
+odom       past robot position dyaw (rad), 0, 0         twist vx, vy (m/s),     0         0           0
+           (m, from odometry)                           wz (rad/s)
+map        obstacle sample     0                        0                       distance  0           0
+                                                                                to H m
+prior      0                   sigma x, y (m), yaw      correlations xy, x-yaw, global    0           0
+                               (rad)                    y-yaw                   flag
+=========  ==================  =======================  ======================  ========  ==========  ==========
+
+(*) lever = (p_x o_y - p_y o_x) / (p_x^2 + p_y^2 + 1): the yaw a point-to-map offset asks for.
+
+Token order: prior, map, scan, points, depth, uwb, imu, odom; then padding. Permuting points, beams or anchors in the
+input does not change the token set (points are selected by a permutation-free rule: sorted by azimuth then evenly
+strided; UWB by stamp).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from ..measurements import CameraIntrinsics, Image, ImuSample, LaserScan2D, OdometrySample, PointCloud, RangeSample
+from ..site import Site
+
+#: Sensor modalities, in the order of the health vector; also the stream names of ``TimeBuffer.window``.
+MODALITIES: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
+#: All token types (index = the ``types`` value).
+TOKEN_TYPES: tuple[str, ...] = MODALITIES + ('map', 'prior')
+TYPE_ID: dict[str, int] = {n: i for i, n in enumerate(TOKEN_TYPES)}
+N_FEAT = 12
+N_TYPES = len(TOKEN_TYPES)
+#: Per type, the scale each feature is divided by inside the network (SI units -> O(1)).
+FEATURE_SCALE = np.array([
+    # p x,y,z          o x,y,z            s x,y,z          9     10    11
+    [8, 8, 2,          0.5, 0.5, 0.5,     0.5, 0.5, 1,     8,    0.5,  0.5],   # scan
+    [8, 8, 2,          0.5, 0.5, 0.5,     0.5, 0.5, 1,     8,    0.5,  0.5],   # points
+    [8, 8, 2,          0.5, 0.5, 0.5,     0.5, 0.5, 1,     8,    0.5,  0.5],   # depth
+    [8, 8, 2,          1, 1, 1,           0.5, 0.5, 1,     8,    0.5,  1],     # uwb
+    [1, 1, 1,          1, 1, 0.5,         1, 1, 1,         1,    1,    1],     # imu
+    [0.5, 0.5, 1,      0.2, 1, 1,         0.5, 0.5, 0.5,   1,    1,    1],     # odom
+    [8, 8, 2,          1, 1, 1,           1, 1, 1,         8,    1,    1],     # map
+    [1, 1, 1,          0.5, 0.5, 0.2,     1, 1, 1,         1,    1,    1],     # prior
+], dtype=np.float32)
+#: sigmas of the prior token in global mode (no prior): x, y (m), yaw (rad).
+GLOBAL_SIGMA = (3.0, 3.0, math.pi)
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """Caps and preprocessing constants. window: s of UWB/IMU/odometry history used (the latest scan/cloud/image is
+    used whatever its age within the window handed in); offset_clip: m, point-to-map offsets are clipped to it."""
+
+    max_beams: int = 64
+    max_points: int = 64
+    max_depth: int = 48
+    max_uwb: int = 32
+    imu_bins: int = 10
+    odom_samples: int = 10
+    max_map: int = 24
+    map_radius: float = 12.0
+    map_voxel: float = 0.5
+    offset_clip: float = 1.0
+    window: float = 1.0
+    min_point_z: float = 0.15
+    max_point_range: float = 30.0
+    depth_stride: int = 4
+    max_odom_extrapolation: float = 0.2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Rig:
+    """Where the sensors sit on the robot. mounts: frame_id -> (x, y, z, yaw) of the sensor body in base_link
+    (m, rad; frames ending in ``_optical_frame`` use REP-103 camera axes, z forward); uwb_frame: the frame of the UWB
+    tag (RangeSample carries only the anchor id); depth_intrinsics: the depth camera's CameraInfo (depth images are
+    ignored without it). Unknown frames are taken at base_link."""
+
+    mounts: Mapping[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    uwb_frame: str = 'uwb_tag'
+    depth_intrinsics: CameraIntrinsics | None = None
+
+    def mount(self, frame_id: str) -> np.ndarray:
+        """(4,) x, y, z, yaw of ``frame_id`` in base_link."""
+        m = self.mounts.get(frame_id)
+        return np.zeros(4) if m is None else np.asarray(m, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------------------- map index
+class MapIndex:
+    """Nearest-obstacle lookups and map-token samples of one Site, built once per site.
+
+    With an occupancy map: a Euclidean distance transform with nearest-occupied-cell indices (exact association at
+    cell resolution, offsets to the cell centre). With only a point map: a KD-tree over the points (3D offsets).
+    Map tokens come from obstacles voxel-downsampled to ``voxel`` metres.
+    """
+
+    def __init__(self, site: Site, voxel: float = 0.5) -> None:
+        self.site = site
+        self.kind = 'none'
+        self._grid_xy: np.ndarray | None = None   # (H, W, 2) float64 map-frame xy of each cell's nearest obstacle
+        self.dist: np.ndarray | None = None       # (H, W) float32 m to the nearest obstacle cell (grid maps)
+        self._tree3: cKDTree | None = None
+        self._pts3: np.ndarray | None = None
+        obstacles = np.zeros((0, 3))
+        m = site.map
+        if m is not None and np.any(m.occupied()):
+            occ = m.occupied()
+            dist, idx = ndimage.distance_transform_edt(~occ, return_indices=True)
+            self.dist = (dist * m.resolution).astype(np.float32)
+            self._grid_xy = m.cell_to_world(np.stack([idx[1], idx[0]], axis=-1))
+            rows, cols = np.nonzero(occ)
+            # voxel keys in cell space (not world space), so the samples move rigidly with the map's origin
+            k = max(1, int(round(voxel / m.resolution)))
+            _, first = np.unique(np.stack([rows // k, cols // k], -1), axis=0, return_index=True)
+            first = np.sort(first)
+            obstacles = np.concatenate([m.cell_to_world(np.stack([cols[first], rows[first]], -1)),
+                                        np.zeros((len(first), 1))], axis=1)
+            self.kind = 'grid'
+        elif site.point_map is not None and len(site.point_map):
+            self._pts3 = np.asarray(site.point_map, dtype=np.float64)
+            self._tree3 = cKDTree(self._pts3)
+            obstacles = self._pts3
+            self.kind = 'points'
+        if self.kind == 'grid':
+            self.samples = obstacles
+        elif len(obstacles):
+            key = np.floor(obstacles / voxel).astype(np.int64)
+            _, first = np.unique(key, axis=0, return_index=True)
+            self.samples = obstacles[np.sort(first)]
+        else:
+            self.samples = np.zeros((0, 3))
+        self._tree2 = cKDTree(self.samples[:, :2]) if len(self.samples) else None
+        self.anchors = {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias)) for a in site.anchors}
+
+    def free_positions(self, clearance: float = 0.25, spacing: float = 0.5) -> np.ndarray:
+        """(M, 2) map-frame xy of known-free cells at least ``clearance`` from obstacles, on a lattice of about
+        ``spacing`` metres (grid maps; point maps: a lattice over the points' bounding box away from points)."""
+        if self.kind == 'grid':
+            m = self.site.map
+            assert m is not None and self.dist is not None
+            k = max(1, int(round(spacing / m.resolution)))
+            ok = m.free()[::k, ::k] & (self.dist[::k, ::k] >= clearance)
+            rows, cols = np.nonzero(ok)
+            return m.cell_to_world(np.stack([cols * k, rows * k], -1))
+        if self.kind == 'points':
+            assert self._pts3 is not None and self._tree3 is not None
+            lo, hi = self._pts3[:, :2].min(0), self._pts3[:, :2].max(0)
+            gx, gy = np.meshgrid(np.arange(lo[0], hi[0], spacing), np.arange(lo[1], hi[1], spacing))
+            xy = np.stack([gx.ravel(), gy.ravel()], -1)
+            d, _ = cKDTree(self._pts3[:, :2]).query(xy)
+            return xy[d >= clearance]
+        return np.zeros((0, 2))
+
+    def distance(self, xy: np.ndarray) -> np.ndarray:
+        """(...) metres from map-frame xy (..., 2) to the nearest obstacle (outside the grid: the border value)."""
+        if self.kind == 'grid':
+            m = self.site.map
+            assert m is not None and self.dist is not None
+            cr = m.world_to_cell(xy)
+            H, W = m.shape
+            return self.dist[np.clip(cr[..., 1], 0, H - 1), np.clip(cr[..., 0], 0, W - 1)]
+        p = np.concatenate([xy, np.zeros(xy.shape[:-1] + (1,))], -1)
+        q = self.nearest(p)
+        return np.linalg.norm((q - p)[..., :2], axis=-1)
+
+    @property
+    def has_map(self) -> bool:
+        return self.kind != 'none'
+
+    def nearest(self, p: np.ndarray) -> np.ndarray:
+        """p (..., 3) map-frame points -> (..., 3) nearest obstacle (grid: same z as p). Only if has_map."""
+        if self.kind == 'grid':
+            m = self.site.map
+            assert m is not None and self._grid_xy is not None
+            cr = m.world_to_cell(p[..., :2])
+            H, W = m.shape
+            c = np.clip(cr[..., 0], 0, W - 1)
+            r = np.clip(cr[..., 1], 0, H - 1)
+            q = self._grid_xy[r, c]
+            return np.concatenate([q, p[..., 2:3]], axis=-1)
+        assert self._tree3 is not None and self._pts3 is not None
+        _, i = self._tree3.query(p.reshape(-1, 3))
+        return self._pts3[i].reshape(p.shape)
+
+    def map_samples(self, xy: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """For K positions xy (K, 2): the k nearest obstacle samples within radius -> (K, k, 3) points, (K, k) valid."""
+        K = xy.shape[0]
+        if self._tree2 is None or k == 0:
+            return np.zeros((K, k, 3)), np.zeros((K, k), dtype=bool)
+        kq = min(k + 16, len(self.samples))
+        d, i = self._tree2.query(xy, k=kq, distance_upper_bound=radius)
+        d = d.reshape(K, kq)
+        i = i.reshape(K, kq)
+        # ties (frequent on a grid) are broken by sample index, which a rigid motion of the world does not change
+        dq = np.where(np.isfinite(d), np.round(d, 6), np.inf)
+        order = np.lexsort((i, dq), axis=-1)[:, :k]
+        d = np.take_along_axis(d, order, axis=1)
+        i = np.take_along_axis(i, order, axis=1)
+        if kq < k:
+            d = np.concatenate([d, np.full((K, k - kq), np.inf)], 1)
+            i = np.concatenate([i, np.zeros((K, k - kq), dtype=i.dtype)], 1)
+        ok = np.isfinite(d)
+        pts = self.samples[np.where(ok, i, 0)]
+        return pts, ok
+
+
+# ------------------------------------------------------------------------------------------------- frame prep
+@dataclass
+class SensorFrame:
+    """A window's measurements in base_link at t_ref (hypothesis-independent).
+
+    pts (P, 3) endpoints, org (P, 3) sensor origins, rng (P,) ranges m, pdt (P,) s, ptype (P,) type ids;
+    uwb_anchor (U, 3) anchor positions in the MAP frame, uwb_tag (U, 3) tag positions, uwb_range (U,) m (bias
+    removed), udt (U,); fixed (F, 12) hypothesis-free tokens (imu, odom) with fdt (F,) and ftype (F,);
+    present: modality name -> whether it contributed tokens."""
+
+    t_ref: float
+    pts: np.ndarray
+    org: np.ndarray
+    rng: np.ndarray
+    pdt: np.ndarray
+    ptype: np.ndarray
+    uwb_anchor: np.ndarray
+    uwb_tag: np.ndarray
+    uwb_range: np.ndarray
+    udt: np.ndarray
+    fixed: np.ndarray
+    fdt: np.ndarray
+    ftype: np.ndarray
+    present: dict[str, bool]
+
+
+class _OdomTrack:
+    """Relative motion base_link(t_ref) <- base_link(t) from the odometry samples of the window."""
+
+    def __init__(self, samples: Sequence[tuple[float, OdometrySample]], t_ref: float, max_extra: float) -> None:
+        from ..geometry import quat_to_yaw  # noqa: PLC0415
+
+        self.ok = len(samples) > 0
+        if not self.ok:
+            return
+        self.t = np.array([s for s, _ in samples], dtype=np.float64)
+        pose = np.array([[o.position[0], o.position[1], float(quat_to_yaw(o.orientation))] for _, o in samples])
+        pose[:, 2] = np.unwrap(pose[:, 2])
+        self.pose = pose
+        self.twist = np.array([[o.linear_velocity[0], o.linear_velocity[1], o.angular_velocity[2]]
+                               for _, o in samples])
+        self.max_extra = max_extra
+        self.ref = self.at(np.array([t_ref]))[0]
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        """(n,) stamps -> (n, 3) odom-frame poses (interpolated; extrapolated with the end twists, bounded)."""
+        t = np.asarray(t, dtype=np.float64)
+        out = np.stack([np.interp(t, self.t, self.pose[:, k]) for k in range(3)], axis=-1)
+        for end, sgn in ((-1, 1.0), (0, -1.0)):
+            dtx = np.clip(sgn * (t - self.t[end]), 0.0, self.max_extra) * sgn
+            if np.any(dtx != 0):
+                v = self.twist[end]
+                yaw = self.pose[end, 2] + v[2] * dtx
+                c, s = np.cos(self.pose[end, 2]), np.sin(self.pose[end, 2])
+                out = np.where((dtx != 0)[:, None], np.stack([
+                    self.pose[end, 0] + (c * v[0] - s * v[1]) * dtx,
+                    self.pose[end, 1] + (s * v[0] + c * v[1]) * dtx, yaw], -1), out)
+        return out
+
+    def relative(self, t: np.ndarray) -> np.ndarray:
+        """(n,) stamps -> (n, 3) pose of base_link(t) in base_link(t_ref)."""
+        if not self.ok:
+            return np.zeros((len(np.atleast_1d(t)), 3))
+        p = self.at(t)
+        c, s = math.cos(self.ref[2]), math.sin(self.ref[2])
+        dx, dy = p[:, 0] - self.ref[0], p[:, 1] - self.ref[1]
+        return np.stack([c * dx + s * dy, -s * dx + c * dy, p[:, 2] - self.ref[2]], -1)
+
+
+def _apply2(rel: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """rel (3,) planar pose, pts (n, 3) -> (n, 3) rel (+) pts (z unchanged)."""
+    c, s = math.cos(rel[2]), math.sin(rel[2])
+    return np.stack([rel[0] + c * pts[:, 0] - s * pts[:, 1], rel[1] + s * pts[:, 0] + c * pts[:, 1], pts[:, 2]], -1)
+
+
+def _mount_points(mount: np.ndarray, pts: np.ndarray, optical: bool = False) -> np.ndarray:
+    """Sensor-frame points (n, 3) -> base_link with mount (x, y, z, yaw)."""
+    if optical:  # REP-103 optical (z fwd, x right, y down) -> body (x fwd, y left, z up)
+        pts = np.stack([pts[:, 2], -pts[:, 0], -pts[:, 1]], -1)
+    c, s = math.cos(mount[3]), math.sin(mount[3])
+    return np.stack([mount[0] + c * pts[:, 0] - s * pts[:, 1], mount[1] + s * pts[:, 0] + c * pts[:, 1],
+                     mount[2] + pts[:, 2]], -1)
+
+
+def _stride_by_azimuth(pts: np.ndarray, n: int) -> np.ndarray:
+    """Indices of at most n points: sorted by azimuth (then range), evenly strided. Permutation-free."""
+    if len(pts) <= n:
+        az = np.arctan2(pts[:, 1], pts[:, 0])
+        return np.lexsort((np.hypot(pts[:, 0], pts[:, 1]), az))
+    az = np.arctan2(pts[:, 1], pts[:, 0])
+    order = np.lexsort((np.hypot(pts[:, 0], pts[:, 1]), az))
+    pick = np.floor(np.arange(n) * (len(pts) / n)).astype(np.int64)
+    return order[pick]
+
+
+def _empty3() -> np.ndarray:
+    return np.zeros((0, 3))
+
+
+def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref: float, rig: Rig | None = None,
+            cfg: TokenConfig | None = None, index: MapIndex | None = None) -> SensorFrame:
+    """Put a window (``TimeBuffer.window`` output: stream -> [(stamp, measurement)], streams named as in
+    :data:`MODALITIES`) into base_link at ``t_ref``. Streams with other names are ignored; missing or empty streams
+    are simply absent (their modality gets no tokens). Measurements stamped after t_ref are ignored."""
+    cfg = cfg or TokenConfig()
+    rig = rig or Rig()
+    index = index or MapIndex(site, cfg.map_voxel)
+    w = {k: [(s, m) for s, m in (window.get(k) or []) if s <= t_ref + 1e-9] for k in MODALITIES}
+    odom = _OdomTrack([(s, m) for s, m in w['odom'] if s >= t_ref - cfg.window - 0.5], t_ref,
+                      cfg.max_odom_extrapolation)
+    P_pts, P_org, P_rng, P_dt, P_type = [], [], [], [], []
+    present = {k: False for k in MODALITIES}
+
+    def add_cloud(kind: str, stamp: float, mount: np.ndarray, xyz_base: np.ndarray, cap: int) -> None:
+        rel = odom.relative(np.array([stamp]))[0]
+        org_b = mount[:3]
+        d = np.linalg.norm(xyz_base - org_b, axis=1)
+        keep = (xyz_base[:, 2] >= cfg.min_point_z) & (d <= cfg.max_point_range) if kind != 'scan' else \
+            np.ones(len(xyz_base), dtype=bool)
+        xyz_base, d = xyz_base[keep], d[keep]
+        if not len(xyz_base):
+            return
+        sel = _stride_by_azimuth(xyz_base - org_b, cap)
+        p = _apply2(rel, xyz_base[sel])
+        o = _apply2(rel, org_b[None, :])
+        P_pts.append(p)
+        P_org.append(np.repeat(o, len(p), axis=0))
+        P_rng.append(d[sel])
+        P_dt.append(np.full(len(p), stamp - t_ref))
+        P_type.append(np.full(len(p), TYPE_ID[kind]))
+        present[kind] = True
+
+    if w['scan']:
+        stamp, scan = w['scan'][-1]
+        assert isinstance(scan, LaserScan2D)
+        ok = scan.valid()
+        r, a = scan.ranges[ok].astype(np.float64), scan.angles[ok].astype(np.float64)
+        xyz = np.stack([r * np.cos(a), r * np.sin(a), np.zeros_like(r)], -1)
+        add_cloud('scan', stamp, rig.mount(scan.frame_id), _mount_points(rig.mount(scan.frame_id), xyz),
+                  cfg.max_beams)
+    if w['points']:
+        stamp, pc = w['points'][-1]
+        assert isinstance(pc, PointCloud)
+        xyz = pc.xyz[pc.finite()].astype(np.float64)
+        m = rig.mount(pc.frame_id)
+        add_cloud('points', stamp, m, _mount_points(m, xyz), cfg.max_points)
+    if w['depth'] and rig.depth_intrinsics is not None:
+        stamp, img = w['depth'][-1]
+        assert isinstance(img, Image)
+        K = rig.depth_intrinsics
+        z = img.depth_m()[::cfg.depth_stride, ::cfg.depth_stride]
+        rays = K.rays()[::cfg.depth_stride, ::cfg.depth_stride]
+        ok = np.isfinite(z)
+        xyz = (rays[ok] * z[ok][:, None]).astype(np.float64)
+        m = rig.mount(img.frame_id)
+        add_cloud('depth', stamp, m, _mount_points(m, xyz, optical=True), cfg.max_depth)
+
+    # UWB: latest max_uwb valid ranges to known anchors within the window
+    ua, ut, ur, ud = [], [], [], []
+    tag_m = rig.mount(rig.uwb_frame)
+    for stamp, rs in reversed(w['uwb']):
+        if stamp < t_ref - cfg.window or len(ua) >= cfg.max_uwb:
+            break
+        assert isinstance(rs, RangeSample)
+        anc = index.anchors.get(rs.anchor_id)
+        if anc is None or not rs.valid():
+            continue
+        ua.append(anc[0])
+        ur.append(rs.range - anc[1])
+        ud.append(stamp - t_ref)
+    if ua:
+        rel = odom.relative(np.array(ud) + t_ref)
+        c, s = np.cos(rel[:, 2]), np.sin(rel[:, 2])
+        ut_arr = np.stack([rel[:, 0] + c * tag_m[0] - s * tag_m[1], rel[:, 1] + s * tag_m[0] + c * tag_m[1],
+                           np.full(len(rel), tag_m[2])], -1)
+        present['uwb'] = True
+    else:
+        ut_arr = _empty3()
+
+    fixed, fdt, ftype = [], [], []
+    imu = [(s, m) for s, m in w['imu'] if s >= t_ref - cfg.window]
+    if imu:
+        st = np.array([s for s, _ in imu])
+        yawm = rig.mount(imu[0][1].frame_id)[3]
+        acc = np.array([m.linear_acceleration[:2] for _, m in imu])
+        c, s = math.cos(yawm), math.sin(yawm)
+        acc = np.stack([c * acc[:, 0] - s * acc[:, 1], s * acc[:, 0] + c * acc[:, 1]], -1)
+        gz = np.array([m.angular_velocity[2] for _, m in imu])
+        edges = np.linspace(t_ref - cfg.window, t_ref, cfg.imu_bins + 1)
+        b = np.clip(np.searchsorted(edges, st, side='right') - 1, 0, cfg.imu_bins - 1)
+        cnt = np.bincount(b, minlength=cfg.imu_bins)
+        for k in np.nonzero(cnt)[0]:
+            sel = b == k
+            f = np.zeros(N_FEAT)
+            f[3:5] = acc[sel].mean(0)
+            f[5] = gz[sel].mean()
+            fixed.append(f)
+            fdt.append(st[sel].mean() - t_ref)
+            ftype.append(TYPE_ID['imu'])
+        present['imu'] = True
+    od = [(s, m) for s, m in w['odom'] if s >= t_ref - cfg.window]
+    if od and odom.ok:
+        st = np.array([s for s, _ in od])
+        pick = np.unique(np.floor(np.linspace(0, len(od) - 1, min(cfg.odom_samples, len(od)))).astype(int))
+        rel = odom.relative(st[pick])
+        for j, k in enumerate(pick):
+            o = od[k][1]
+            f = np.zeros(N_FEAT)
+            f[0:2] = rel[j, :2]
+            f[3] = rel[j, 2]
+            f[6:9] = [o.linear_velocity[0], o.linear_velocity[1], o.angular_velocity[2]]
+            fixed.append(f)
+            fdt.append(st[k] - t_ref)
+            ftype.append(TYPE_ID['odom'])
+        present['odom'] = True
+
+    def cat(xs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+        return np.concatenate(xs) if xs else np.zeros(shape)
+
+    return SensorFrame(
+        t_ref=float(t_ref), pts=cat(P_pts, (0, 3)), org=cat(P_org, (0, 3)), rng=cat(P_rng, (0,)),
+        pdt=cat(P_dt, (0,)), ptype=cat(P_type, (0,)).astype(np.int64),
+        uwb_anchor=np.array(ua).reshape(-1, 3), uwb_tag=ut_arr, uwb_range=np.array(ur, dtype=np.float64),
+        udt=np.array(ud, dtype=np.float64), fixed=np.array(fixed).reshape(-1, N_FEAT),
+        fdt=np.array(fdt, dtype=np.float64), ftype=np.array(ftype, dtype=np.int64), present=present)
+
+
+# ------------------------------------------------------------------------------------------------- tokens
+@dataclass
+class Tokens:
+    """Token arrays for K hypotheses (see the module docstring): feats (K, N, 12) float32, dt (K, N) float32,
+    types (K, N) int64, mask (K, N) bool; refs (K, 3) float64 hypothesis poses in the map frame."""
+
+    feats: np.ndarray
+    dt: np.ndarray
+    types: np.ndarray
+    mask: np.ndarray
+    refs: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.feats.shape[1])
+
+
+def prior_features(cov: np.ndarray | None, ref_yaw: np.ndarray) -> np.ndarray:
+    """Prior token features (K, 12) from a map-frame covariance (3, 3) or (K, 3, 3) rotated into each hypothesis
+    frame; ``None`` = global mode (GLOBAL_SIGMA, flag 1)."""
+    K = len(ref_yaw)
+    f = np.zeros((K, N_FEAT))
+    if cov is None:
+        f[:, 3:6] = GLOBAL_SIGMA
+        f[:, 9] = 1.0
+        return f
+    cov = np.broadcast_to(np.asarray(cov, dtype=np.float64), (K, 3, 3))
+    c, s = np.cos(ref_yaw), np.sin(ref_yaw)
+    R = np.zeros((K, 3, 3))
+    R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1], R[:, 2, 2] = c, -s, s, c, 1.0
+    C = np.einsum('kji,kjl,klm->kim', R, cov, R)  # R^T cov R
+    sd = np.sqrt(np.clip(np.diagonal(C, axis1=1, axis2=2), 1e-8, None))
+    f[:, 3:6] = sd
+    f[:, 6] = C[:, 0, 1] / (sd[:, 0] * sd[:, 1])
+    f[:, 7] = C[:, 0, 2] / (sd[:, 0] * sd[:, 2])
+    f[:, 8] = C[:, 1, 2] / (sd[:, 1] * sd[:, 2])
+    return f
+
+
+def tokenize(frame: SensorFrame, index: MapIndex, refs: np.ndarray, prior_cov: np.ndarray | None = None,
+             cfg: TokenConfig | None = None) -> Tokens:
+    """Tokens of K hypotheses ``refs`` (K, 3) (or one (3,)) for one prepared frame. ``prior_cov`` (3, 3) / (K, 3, 3)
+    map-frame covariance of the prior (tracking) or None (global)."""
+    cfg = cfg or TokenConfig()
+    refs = np.atleast_2d(np.asarray(refs, dtype=np.float64))
+    K = refs.shape[0]
+    c, s = np.cos(refs[:, 2])[:, None], np.sin(refs[:, 2])[:, None]
+    parts_f: list[np.ndarray] = []
+    parts_dt: list[np.ndarray] = []
+    parts_t: list[np.ndarray] = []
+    parts_m: list[np.ndarray] = []
+
+    def push(f: np.ndarray, dt: np.ndarray, t: np.ndarray, m: np.ndarray | None = None) -> None:
+        n = f.shape[1]
+        parts_f.append(f)
+        parts_dt.append(np.broadcast_to(dt, (K, n)))
+        parts_t.append(np.broadcast_to(t, (K, n)))
+        parts_m.append(np.ones((K, n), dtype=bool) if m is None else m)
+
+    push(prior_features(prior_cov, refs[:, 2])[:, None, :], np.zeros(1), np.array([TYPE_ID['prior']]))
+    if index.has_map and cfg.max_map > 0:
+        mp, ok = index.map_samples(refs[:, :2], cfg.max_map, cfg.map_radius)
+        dx, dy = mp[..., 0] - refs[:, 0:1], mp[..., 1] - refs[:, 1:2]
+        f = np.zeros((K, cfg.max_map, N_FEAT))
+        f[..., 0] = c * dx + s * dy
+        f[..., 1] = -s * dx + c * dy
+        f[..., 2] = mp[..., 2]
+        f[..., 9] = np.hypot(dx, dy)
+        f[~ok] = 0.0
+        push(f, np.zeros(cfg.max_map), np.full(cfg.max_map, TYPE_ID['map']), ok)
+    P = len(frame.pts)
+    if P:
+        p = frame.pts
+        f = np.zeros((K, P, N_FEAT))
+        f[..., 0:3] = p[None]
+        f[..., 6:9] = frame.org[None]
+        f[..., 9] = frame.rng[None]
+        if index.has_map:
+            pm = np.stack([refs[:, 0:1] + c * p[None, :, 0] - s * p[None, :, 1],
+                           refs[:, 1:2] + s * p[None, :, 0] + c * p[None, :, 1],
+                           np.broadcast_to(p[None, :, 2], (K, P))], -1)
+            q = index.nearest(pm)
+            om = q - pm
+            o = np.stack([c * om[..., 0] + s * om[..., 1], -s * om[..., 0] + c * om[..., 1], om[..., 2]], -1)
+            n = np.linalg.norm(o, axis=-1, keepdims=True)
+            o = o * np.minimum(1.0, cfg.offset_clip / np.maximum(n, 1e-9))
+            f[..., 3:6] = o
+            f[..., 10] = np.minimum(n[..., 0], cfg.offset_clip)
+            f[..., 11] = (p[None, :, 0] * o[..., 1] - p[None, :, 1] * o[..., 0]) / (p[None, :, 0] ** 2
+                                                                                   + p[None, :, 1] ** 2 + 1.0)
+        else:
+            f[..., 10] = cfg.offset_clip
+        push(f, frame.pdt, frame.ptype)
+    U = len(frame.uwb_range)
+    if U:
+        a = frame.uwb_anchor
+        dx, dy = a[None, :, 0] - refs[:, 0:1], a[None, :, 1] - refs[:, 1:2]
+        ar = np.stack([c * dx + s * dy, -s * dx + c * dy, np.broadcast_to(a[None, :, 2], (K, U))], -1)
+        v = ar - frame.uwb_tag[None]
+        pred = np.maximum(np.linalg.norm(v, axis=-1), 1e-6)
+        f = np.zeros((K, U, N_FEAT))
+        f[..., 0:3] = ar
+        f[..., 3:6] = v / pred[..., None]
+        f[..., 6:9] = frame.uwb_tag[None]
+        f[..., 9] = frame.uwb_range[None]
+        f[..., 10] = np.clip(frame.uwb_range[None] - pred, -3.0, 3.0)
+        push(f, frame.udt, np.full(U, TYPE_ID['uwb']))
+    if len(frame.fixed):
+        push(np.broadcast_to(frame.fixed[None], (K,) + frame.fixed.shape), frame.fdt, frame.ftype)
+    feats = np.concatenate(parts_f, axis=1).astype(np.float32)
+    dt = np.concatenate(parts_dt, axis=1).astype(np.float32)
+    types = np.concatenate(parts_t, axis=1).astype(np.int64)
+    mask = np.concatenate(parts_m, axis=1)
+    return Tokens(feats=feats, dt=dt, types=types, mask=mask, refs=refs)
+
+
+def collate(items: Sequence[Tokens]) -> Tokens:
+    """Stack token sets of different lengths into one batch, padding with masked zeros."""
+    N = max(t.n for t in items)
+    B = sum(t.feats.shape[0] for t in items)
+    feats = np.zeros((B, N, N_FEAT), dtype=np.float32)
+    dt = np.zeros((B, N), dtype=np.float32)
+    types = np.full((B, N), TYPE_ID['map'], dtype=np.int64)
+    mask = np.zeros((B, N), dtype=bool)
+    refs = np.zeros((B, 3))
+    i = 0
+    for t in items:
+        k, n = t.feats.shape[:2]
+        feats[i:i + k, :n], dt[i:i + k, :n], types[i:i + k, :n], mask[i:i + k, :n] = t.feats, t.dt, t.types, t.mask
+        refs[i:i + k] = t.refs
+        i += k
+    return Tokens(feats=feats, dt=dt, types=types, mask=mask, refs=refs)
+
+
+def compose_correction(refs: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """refs (K, 3) hypotheses (+) corr (K, 3) corrections expressed in each hypothesis frame -> (K, 3) map poses."""
+    c, s = np.cos(refs[:, 2]), np.sin(refs[:, 2])
+    yaw = refs[:, 2] + corr[:, 2]
+    return np.stack([refs[:, 0] + c * corr[:, 0] - s * corr[:, 1], refs[:, 1] + s * corr[:, 0] + c * corr[:, 1],
+                     (yaw + np.pi) % (2 * np.pi) - np.pi], -1)
+
+
+def rotate_cov(cov: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) covariances in hypothesis axes -> map axes (R cov R^T with R the yaw rotation)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    R = np.zeros((len(yaw), 3, 3))
+    R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1], R[:, 2, 2] = c, -s, s, c, 1.0
+    return np.einsum('kij,kjl,kml->kim', R, cov, R)

@@ -1,0 +1,129 @@
+"""FLM export and safe loading: TorchScript == eager (1e-4 abs), loadable in a fresh process without the model code,
+ONNX checked with onnxruntime, and loaders refusing pickles, random files and records of the wrong format/version."""
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flm_core.model.checkpoint import (ModelFileError, load_torchscript, load_training_checkpoint, read_meta,
+                                       save_training_checkpoint)
+from flm_core.model.export import FP32_ATOL, build_meta, example_tokens, export_onnx, export_torchscript
+from flm_core.model.inference import Localizer
+from flm_core.model.net import FLM, FLMConfig
+from flm_core.model.tokens import TokenConfig
+
+
+def small_model(seed: int = 0) -> FLM:
+    torch.manual_seed(seed)
+    m = FLM(FLMConfig(d_model=32, n_layers=2, n_heads=4))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return m.eval()
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[FLM, Path]:
+    m = small_model()
+    path = tmp_path_factory.mktemp('export') / 'flm.pt'
+    res = export_torchscript(m, path, build_meta(m, TokenConfig().to_dict()))
+    assert res['max_abs_diff'] <= FP32_ATOL
+    return m, path
+
+
+def test_torchscript_matches_eager(exported: tuple[FLM, Path]) -> None:
+    m, path = exported
+    module, meta = load_torchscript(path)
+    assert meta['format'] == 'flm-torchscript' and meta['version'] == 1 and meta['tokens']['max_beams'] > 0
+    for b, n in ((1, 5), (4, 130)):
+        x = example_tokens(b, n, seed=b + 100)
+        with torch.no_grad():
+            for r, g in zip(m(*x), module(*x)):
+                assert torch.allclose(r, g, atol=FP32_ATOL, rtol=0), float((r - g).abs().max())
+
+
+def test_torchscript_loads_in_fresh_process_without_model_code(exported: tuple[FLM, Path], tmp_path: Path) -> None:
+    m, path = exported
+    x = example_tokens(2, 50, seed=7)
+    with torch.no_grad():
+        ref = m(*x)
+    torch.save({'x': list(x), 'ref': list(ref)}, tmp_path / 'io.pt')
+    code = (
+        'import sys, torch\n'
+        f'm = torch.jit.load({str(path)!r})\n'
+        f'io = torch.load({str(tmp_path / "io.pt")!r}, weights_only=True)\n'
+        'out = m(*io["x"])\n'
+        'assert not any(k.startswith("flm_core") for k in sys.modules), sorted(k for k in sys.modules if "flm" in k)\n'
+        'print(max(float((a - b).abs().max()) for a, b in zip(out, io["ref"])))\n')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.strip().splitlines()[-1]) <= FP32_ATOL
+
+
+def test_onnx_matches_eager(tmp_path: Path) -> None:
+    pytest.importorskip('onnxruntime')
+    info = export_onnx(small_model(1), tmp_path / 'flm.onnx')
+    assert info['checked'] and info['max_abs_diff'] <= FP32_ATOL
+
+
+def test_localizer_load_refuses_bad_files(exported: tuple[FLM, Path], tmp_path: Path) -> None:
+    _, good = exported
+    loc = Localizer.load(good)
+    assert loc.tokens_cfg == TokenConfig()
+
+    class Evil:
+        def __reduce__(self):  # would run code if unpickled
+            return (print, ('pwned',))
+
+    pkl = tmp_path / 'evil.pt'
+    pkl.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelFileError, match='pickle'):
+        Localizer.load(pkl)
+    rnd = tmp_path / 'random.pt'
+    rnd.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ModelFileError, match='not a zip'):
+        Localizer.load(rnd)
+    with pytest.raises(ModelFileError, match='not found'):
+        Localizer.load(tmp_path / 'missing.pt')
+    # a TorchScript archive without the record
+    bare = tmp_path / 'bare.pt'
+    torch.jit.save(torch.jit.script(small_model()), str(bare))
+    with pytest.raises(ModelFileError, match='flm_meta.json'):
+        Localizer.load(bare)
+    # a record of another version
+    old = tmp_path / 'old.pt'
+    meta = read_meta(good)
+    torch.jit.save(torch.jit.load(str(good)), str(old), _extra_files={'flm_meta.json': json.dumps({**meta, 'version': 99})})
+    with pytest.raises(ModelFileError, match='version 99'):
+        Localizer.load(old)
+    # a plain zip that is not TorchScript
+    z = tmp_path / 'zip.pt'
+    with zipfile.ZipFile(z, 'w') as f:
+        f.writestr('hello.txt', 'hi')
+    with pytest.raises(ModelFileError, match='not a TorchScript'):
+        Localizer.load(z)
+
+
+def test_training_checkpoint_is_weights_only(tmp_path: Path) -> None:
+    m = small_model()
+    p = save_training_checkpoint(tmp_path / 'c.pt', m, None, 5, {'model': m.cfg.to_dict()})
+    st = load_training_checkpoint(p)
+    assert st['step'] == 5 and set(st['model']) == set(m.state_dict())
+    evil = tmp_path / 'evil.pt'
+    torch.save({'format': 'flm-train-checkpoint', 'version': 1, 'x': np.random.default_rng(0)}, evil)
+    with pytest.raises(ModelFileError, match='plain weights'):
+        load_training_checkpoint(evil)
+    other = tmp_path / 'other.pt'
+    torch.save({'weights': torch.zeros(3)}, other)
+    with pytest.raises(ModelFileError, match='expected an FLM training checkpoint'):
+        load_training_checkpoint(other)
+    with pytest.raises(ModelFileError):
+        load_torchscript(p)  # a training checkpoint is not a deployable model
