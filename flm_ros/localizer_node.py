@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from rclpy.clock import Clock, ClockType
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Empty
@@ -147,7 +149,8 @@ class LocalizerNode(LifecycleNode):
             self.create_subscription(PoseWithCovarianceStamped, '/initialpose', self._on_initialpose, 10),
             self.create_service(Empty, 'reinitialize_global_localization', self._on_global),
             self.create_timer(1.0 / float(self.p['update_rate']), self._wake.set),
-            self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics),
+            self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while /clock is silent,
         ]
         if self.p['set_initial_pose']:
             self._set_initial_pose(np.array([self.p['initial_pose.x'], self.p['initial_pose.y'],
@@ -295,11 +298,18 @@ class LocalizerNode(LifecycleNode):
             except Exception as e:  # noqa: BLE001 (a model failure must not kill the node)
                 self.get_logger().error(f'update failed: {type(e).__name__}: {e}', throttle_duration_sec=5.0)
                 res = None
-            if res is not None:
-                if res.model_latency is not None:
-                    self._latencies.append(res.model_latency)
-                self._publish(res)
-            self._publish_tf()
+            if res is not None and res.model_latency is not None:
+                self._latencies.append(res.model_latency)
+            if not self.context.ok() or self._stop.is_set():
+                break  # shutting down (Ctrl-C shuts the context down before the executor returns)
+            try:
+                if res is not None:
+                    self._publish(res)
+                self._publish_tf()
+            except RCLError:
+                if self.context.ok():
+                    raise
+                break
 
     def _publish(self, r: StepResult) -> None:
         new = self._last is None or r.stamp != self._last.stamp

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -58,7 +59,8 @@ class SensorHub(Node):
                 self.get_logger().error(f'site file: {e}; UWB ranges will be rejected as unknown_anchor')
         self.inputs = SensorInput(self, self.p, self.site)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics)
+        self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while /clock is silent
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f'listening to {", ".join(self.inputs.enabled) or "no sensors"}'
                                + (f' in site {self.site.name!r}' if self.site else ''))
