@@ -47,7 +47,10 @@ def main() -> None:
     pub_imu = node.create_publisher(Imu, '/imu/data', qos_profile_sensor_data)
     tfb, static = TransformBroadcaster(node), StaticTransformBroadcaster(node)
     static.sendTransform(make_transform('base_link', 'laser', T0, [0.2, 0.0, 0.3], yaw_to_quat(np.pi)))
-    time.sleep(1.0)  # discovery
+    deadline = time.monotonic() + 30  # discovery: wait until the subscriber has matched every writer
+    while time.monotonic() < deadline and min(p.get_subscription_count() for p in (pub_cloud, pub_range, pub_imu)) == 0:
+        time.sleep(0.05)
+    time.sleep(0.5)  # matching is two-sided: give the reader side a moment too
     for k in range(count):
         e = expected(k)
         pub_cloud.publish(conv.cloud_to_msg(e['cloud']))
