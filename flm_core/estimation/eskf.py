@@ -271,6 +271,22 @@ class Eskf:
     def state_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(x (8,), P (8, 8)) at stamp t, without changing the filter: propagated with the held inputs from the
         newest event at or before t (or from the oldest kept state when t is before the history)."""
+        core = self._core_at(t)
+        return core.x, core.P
+
+    def twist_at(self, t: float) -> np.ndarray:
+        """(3,) body twist vx, vy (m/s, base_link) and wz (rad/s) at stamp t: the velocity state rotated into
+        base_link and the held gyro rate minus its bias ('imu') or the held odometry yaw rate ('odom')."""
+        core = self._core_at(t)
+        c, s = math.cos(core.x[YAW]), math.sin(core.x[YAW])
+        v = core.x[VX:VY + 1]
+        if self.config.process == 'imu':
+            wz = (core.imu[0] - core.x[BG]) if core.imu is not None else 0.0
+        else:
+            wz = float(core.odom_twist[2]) if core.odom_twist is not None else 0.0
+        return np.array([c * v[0] + s * v[1], -s * v[0] + c * v[1], wz])
+
+    def _core_at(self, t: float) -> _Core:
         if self._core.t is None or t >= self._core.t:
             core = self._core.copy()
         else:
@@ -280,7 +296,7 @@ class Eskf:
             core = src.copy()
         if core.t is not None and t > core.t:
             self._propagate(core, t)
-        return core.x, core.P
+        return core
 
     def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(pose (3,), cov (3, 3)) of base_link in the map at stamp t (see :meth:`state_at`)."""
