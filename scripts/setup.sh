@@ -23,6 +23,9 @@ trap 'echo "flm-setup: error: unexpected failure at line $LINENO of scripts/setu
 
 # ---------------------------------------------------------------- preconditions
 PY="${FLM_PYTHON:-}"
+if [ -n "$PY" ] && ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1; then
+  die "FLM_PYTHON=$PY is not a working Python 3.11 (the ROS 2 Kilted wheels are built for CPython 3.11): point it at python3.11 or unset it"
+fi
 if [ -z "$PY" ]; then
   for c in python3.11 python3; do
     if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
@@ -40,7 +43,7 @@ command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || die "no C com
 command -v cmake >/dev/null 2>&1 || die "cmake not found (needed to generate ROS interface packages): install it with 'apt-get install cmake'"
 
 mkdir -p "$(dirname "$VENV")"
-need_kb=$((4 * 1024 * 1024))
+need_kb="${FLM_SETUP_MIN_FREE_KB:-$((4 * 1024 * 1024))}"
 if [ ! -f "$STAMP" ]; then
   avail_kb=$(df -Pk "$(dirname "$VENV")" | awk 'NR==2 {print $4}')
   [ "${avail_kb:-0}" -ge "$need_kb" ] || die "not enough disk space: the environment needs about 4 GB free under $(dirname "$VENV"), only $((avail_kb / 1024)) MB are free; free some space or set FLM_VENV to a roomier place"
