@@ -234,12 +234,13 @@ class UwbBaseline(FilterBaseline):
             return None
         info = {'source': 'uwb', 'inliers': int(res.inliers.sum()), 'ranges': len(ep)}
         res.cov = res.cov + np.eye(2) * cfg.cov_floor ** 2
+        gate_cov = res.cov
         if cfg.correlation_time > 0 and self._last_fix is not None and t_ref > self._last_fix:
             res.cov = res.cov * max(1.0, cfg.correlation_time / (t_ref - self._last_fix))
         self._last_fix = t_ref
         if not f.initialized:
             return self._relocalize(t_ref, res.position, res.cov, 0.0, math.pi, info)
-        result = f.update_position(t_ref, res.position, res.cov, lever_arm=(mx, my), source='uwb')
+        result = f.update_position(t_ref, res.position, res.cov, lever_arm=(mx, my), source='uwb', gate_cov=gate_cov)
         if (result == UpdateResult.REJECTED and cfg.relocalize_after
                 and f.consecutive_rejections('uwb') >= cfg.relocalize_after):
             x, P = f.state_at(t_ref)

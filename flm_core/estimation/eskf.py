@@ -324,32 +324,37 @@ class Eskf:
 
     # ------------------------------------------------------------------ measurements
     def update_pose(self, stamp: float, pose: Sequence[float], cov: np.ndarray, source: str = 'pose',
-                    gate: bool = True) -> UpdateResult:
+                    gate: bool = True, gate_cov: np.ndarray | None = None) -> UpdateResult:
         """A full pose of base_link in the map, (3,) x y yaw with (3, 3) covariance, at its own ``stamp``
-        (a model output, an ICP result). Initialises an uninitialised filter when ``auto_init``."""
+        (a model output, an ICP result). Initialises an uninitialised filter when ``auto_init``.
+        ``gate_cov``: covariance used for the gate instead of ``cov`` (see :meth:`update`)."""
         z = np.asarray(pose, dtype=np.float64).reshape(3).copy()
         R = np.asarray(cov, dtype=np.float64).reshape(3, 3).copy()
-        return self._add(_Event(float(stamp), 2, 0, 'meas', source, (z, pose_model, R, (2,), gate, True)))
+        return self._add(_Event(float(stamp), 2, 0, 'meas', source,
+                                (z, pose_model, R, (2,), gate, True, _opt(gate_cov, 3))))
 
     def update_position(self, stamp: float, xy: Sequence[float], cov: np.ndarray,
                         lever_arm: Sequence[float] = (0.0, 0.0), source: str = 'position',
-                        gate: bool = True) -> UpdateResult:
+                        gate: bool = True, gate_cov: np.ndarray | None = None) -> UpdateResult:
         """A position (2,) in the map, covariance (2, 2), of a point at ``lever_arm`` (2,) in base_link (UWB
-        multilateration of the tag)."""
+        multilateration of the tag). ``gate_cov``: see :meth:`update`."""
         z = np.asarray(xy, dtype=np.float64).reshape(2).copy()
         R = np.asarray(cov, dtype=np.float64).reshape(2, 2).copy()
         return self._add(_Event(float(stamp), 2, 0, 'meas', source, (z, position_model(lever_arm), R, (), gate,
-                                                                       False)))
+                                                                       False, _opt(gate_cov, 2))))
 
     def update(self, stamp: float, z: Sequence[float], model: MeasurementModel, R: np.ndarray,
-               source: str = 'generic', angle_indices: Sequence[int] = (), gate: bool = True) -> UpdateResult:
+               source: str = 'generic', angle_indices: Sequence[int] = (), gate: bool = True,
+               gate_R: np.ndarray | None = None) -> UpdateResult:
         """Any measurement z (m,) with covariance R (m, m): ``model(x) -> (h (m,), H (m, 8))`` must be a pure
         function of the nominal state (it is re-evaluated when a delayed measurement forces a replay).
-        ``angle_indices``: components of z whose innovation is wrapped to [-pi, pi)."""
+        ``angle_indices``: components of z whose innovation is wrapped to [-pi, pi). ``gate_R``: the
+        measurement covariance the gate uses instead of R (a measurement whose R is inflated for correlated
+        errors is still gated on its own noise)."""
         zz = np.asarray(z, dtype=np.float64).reshape(-1).copy()
         RR = np.asarray(R, dtype=np.float64).reshape(len(zz), len(zz)).copy()
         return self._add(_Event(float(stamp), 2, 0, 'meas', source, (zz, model, RR, tuple(angle_indices), gate,
-                                                                       False)))
+                                                                       False, _opt(gate_R, len(zz)))))
 
     def reset(self, pose: Sequence[float], cov: np.ndarray, stamp: float | None = None,
               velocity: Sequence[float] | None = None, keep_biases: bool = True) -> UpdateResult:
@@ -441,13 +446,13 @@ class Eskf:
             return UpdateResult.ACCEPTED
         if ev.kind == 'odom':
             return self._apply_odom(core, ev.stamp, *ev.data)
-        z, model, R, angles, gate, full_pose = ev.data
+        z, model, R, angles, gate, full_pose, gate_R = ev.data
         if not core.initialized:
             if full_pose and self.config.auto_init:
                 self._do_reset(core, ev.stamp, z, R, core.x[VX:VY + 1].copy() * 0.0, True)
                 return UpdateResult.INITIALIZED
             return UpdateResult.NOT_INITIALIZED
-        return self._correct(core, z, model, R, angles, gate)
+        return self._correct(core, z, model, R, angles, gate, gate_R)
 
     def _prior_cov(self, pose_cov: np.ndarray) -> np.ndarray:
         c = self.config
@@ -611,7 +616,7 @@ class Eskf:
 
     # ------------------------------------------------------------------ correction
     def _correct(self, core: _Core, z: np.ndarray, model: MeasurementModel, R: np.ndarray,
-                 angles: tuple[int, ...], gate: bool) -> UpdateResult:
+                 angles: tuple[int, ...], gate: bool, gate_R: np.ndarray | None = None) -> UpdateResult:
         h, H = model(core.x)
         y = z - h
         for k in angles:
@@ -619,8 +624,9 @@ class Eskf:
         P = core.P
         PHt = P @ H.T
         S = H @ PHt + R
+        Sg = S if gate_R is None else H @ PHt + gate_R
         try:
-            Sinv_y = np.linalg.solve(S, y)
+            Sinv_y = np.linalg.solve(Sg, y)
         except np.linalg.LinAlgError:
             return UpdateResult.REJECTED
         d2 = float(y @ Sinv_y)
@@ -661,3 +667,7 @@ def imu_propagate(x: np.ndarray, dt: float, gyro_z: float, accel_xy: np.ndarray)
     out[VX:VY + 1] += aw * dt
     out[YAW] = wrap_angle(th + w * dt)
     return out
+
+
+def _opt(cov: np.ndarray | None, m: int) -> np.ndarray | None:
+    return None if cov is None else np.asarray(cov, dtype=np.float64).reshape(m, m).copy()
