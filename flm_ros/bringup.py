@@ -95,6 +95,6 @@ def node_specs(args: BringupArgs) -> list[NodeSpec]:
         overrides['model_path'] = os.path.abspath(args.model)
     overrides.update(args.extra)
     return [
-        NodeSpec(executable='sensor_hub', name='flm_sensor_hub', parameters=(params_file, overrides),
+        NodeSpec(executable='flm_localizer', name='flm_localizer', parameters=(params_file, overrides),
                  namespace=args.namespace),
     ]

@@ -349,7 +349,7 @@ class LocalizerNode(LifecycleNode):
         ns = max(int(round(base * 1e9)), self._last_tf_ns + 1)
         self._last_tf_ns = ns
         m = r.map_to_odom
-        self.tf.sendTransform(make_transform(self.p['map_frame'], self.p['odom_frame'], ns * 1e-9,
+        self.tf.sendTransform(make_transform(self.p['map_frame'], self.p['odom_frame'], rclpy.time.Time(nanoseconds=ns),
                                              [m[0], m[1], 0.0], yaw_to_quat(m[2])))
 
     # ------------------------------------------------------------------ diagnostics and markers

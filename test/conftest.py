@@ -51,3 +51,21 @@ def rclpy_context():
     rclpy.init(context=ctx)
     yield ctx
     rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture(scope='session')
+def random_model(tmp_path_factory):
+    """A real TorchScript FLM file exported from a freshly initialised network: for tests of the ROS path, where
+    the weights do not matter (accuracy tests use the shipped checkpoint)."""
+    import dataclasses
+
+    import torch
+
+    from flm_core.model.export import build_meta, export_torchscript
+    from flm_core.model.net import FLM, FLMConfig
+    from flm_core.model.tokens import TokenConfig
+    torch.manual_seed(0)
+    m = FLM(FLMConfig())
+    path = tmp_path_factory.mktemp('model') / 'flm_random.pt'
+    export_torchscript(m, path, build_meta(m, dataclasses.asdict(TokenConfig())))
+    return path

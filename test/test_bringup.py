@@ -122,7 +122,7 @@ def test_launch_file_and_runner_start_the_same_graph():
         assert '-r __ns:=/robot1' in line and '-p use_sim_time:=true' in line
 
 
-def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context):
+def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context, random_model, tmp_path):
     import rclpy
     node = rclpy.create_node('flm_test_runner_probe', context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
@@ -130,10 +130,15 @@ def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context):
     seen: set[str] = set()
     node.create_subscription(DiagnosticArray, '/diagnostics',
                              lambda m: seen.update(s.name.split(':')[0] for s in m.status), 10)
-    run = python_proc(['-m', 'flm_ros.runner', 'namespace:=', 'log_level:=info'])
+    import numpy as np
+
+    from flm_core.site import Anchor, Site, save_site
+    site = save_site(Site(name='t', anchors=(Anchor('a0', np.zeros(3)),)), tmp_path)
+    run = python_proc(['-m', 'flm_ros.runner', 'namespace:=', 'log_level:=info', f'site:={site}',
+                       f'model:={random_model}'])
     try:
         deadline = time.monotonic() + 30
-        want = {s.name for s in node_specs(BringupArgs())}
+        want = {s.name for s in node_specs(BringupArgs(site=str(site), model=str(random_model)))}
         while not want <= seen and time.monotonic() < deadline and run.poll() is None:
             ex.spin_once(timeout_sec=0.1)
         assert want <= seen, f'nodes seen on /diagnostics: {seen}'
