@@ -52,3 +52,48 @@ def test_uniform_interface_and_uwb_fix() -> None:
             # an unknown anchor is ignored, not an error
             assert b.step(RangeSample(stamp=2.1, anchor_id='zz', range=3.0)) is None
             assert b.diagnostics()['uwb_ignored'] == 1
+
+
+class _Rig:
+    """The part of flm_core.model.tokens.Rig a pose source uses."""
+
+    def __init__(self, mounts: dict, uwb_frame: str = 'uwb_tag') -> None:
+        self.mounts, self.uwb_frame = mounts, uwb_frame
+
+    def mount(self, frame_id: str) -> np.ndarray:
+        return np.asarray(self.mounts.get(frame_id, (0.0, 0.0, 0.0, 0.0)), dtype=np.float64)
+
+
+def test_pose_sources_for_the_pipeline() -> None:
+    """make_pose_source('icp'/'uwb') localize from a measurement window like the model does."""
+    import pytest
+
+    from flm_core.datagen import ScenarioConfig, generate_scenario
+    from flm_core.estimation.baselines import make_pose_source
+    from flm_core.estimation.harness import scenario_extrinsics
+
+    cfg = ScenarioConfig(duration=4.0)
+    cfg.building.families = ('hall',)
+    cfg.building.size_x, cfg.building.size_y = (15.0, 16.0), (12.0, 13.0)
+    cfg.anchors.count, cfg.anchors.layouts = (6, 6), ('corners',)
+    cfg.motion.kidnap_prob = 0.0
+    sc = generate_scenario(cfg, 61)
+    names = {'lidar2d': 'scan', 'uwb': 'uwb', 'odom': 'odom'}
+    window_all = {names[k]: [(m.stamp, m) for m in sc.streams[k].measurements()] for k in names}
+    rig = _Rig(scenario_extrinsics(sc))
+    site = sc.site()
+    t = 3.0
+    window = {k: [(s, m) for s, m in v if t - 1.0 <= s <= t] for k, v in window_all.items()}
+    truth = sc.trajectory.sample(np.array([t])).pose[0]
+    icp = make_pose_source('icp')
+    assert icp.localize(window, site, t, rig=rig) is None               # no global mode
+    est = icp.localize(window, site, t, truth + [0.25, -0.1, 0.1], np.diag([0.3, 0.3, 0.2]) ** 2, rig=rig)
+    assert est is not None and est.health['scan'] > 0.8
+    assert np.hypot(*(est.pose[:2] - truth[:2])) < 0.05 and abs(est.pose[2] - truth[2]) < 0.01
+    uwb = make_pose_source('uwb')
+    g = uwb.localize(window, site, t, rig=rig)
+    assert g is not None and g.mode == 'global' and np.hypot(*(g.pose[:2] - truth[:2])) < 0.4
+    tr = uwb.localize(window, site, t, truth, np.eye(3) * 0.01, rig=rig)
+    assert tr.mode == 'tracking' and tr.pose[2] == truth[2] and tr.cov[2, 2] >= 1e3
+    with pytest.raises(ValueError, match='unknown classical pose source'):
+        make_pose_source('nope')

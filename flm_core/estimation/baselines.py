@@ -32,7 +32,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..geometry import quat_to_yaw
+from ..geometry import quat_to_yaw, se2_compose, se2_inverse, wrap_angle
 from ..measurements import ImuSample, LaserScan2D, OdometrySample, PointCloud, RangeSample
 from ..site import Site
 from .eskf import PX, VX, VY, YAW, Eskf, EskfConfig, UpdateResult, rot2
@@ -54,6 +54,8 @@ class Estimate:
     cov: np.ndarray
     source: str = ''
     info: dict[str, Any] = field(default_factory=dict)
+    mode: str = 'tracking'                                   # 'tracking' or 'global' (as the model's Estimate)
+    health: dict[str, float] = field(default_factory=dict)   # per modality, as the model's Estimate
 
 
 class Baseline(ABC):
@@ -99,7 +101,18 @@ class FilterBaseline(Baseline):
     def mount(self, frame_id: str) -> Mount:
         return self.extrinsics.get(frame_id, _ZERO_MOUNT)
 
+    def process(self) -> str:
+        """The filter's process model for the inputs in use: the configured one, except 'odom' when the IMU is
+        not used but odometry is (a gyro-less 'imu' filter would not turn between corrections)."""
+        if not self.use_imu and self.use_odom:
+            return 'odom'
+        if not self.use_odom and self.use_imu:
+            return 'imu'
+        return self.eskf_config.process
+
     def reset(self, stamp: float, pose: np.ndarray, cov: np.ndarray) -> None:
+        if self.filter.config.process != self.process():
+            self.filter = Eskf(replace(self.eskf_config, process=self.process()))
         self.filter.reset(pose, cov, stamp=stamp)
         self.events['resets'] += 1
 
@@ -283,6 +296,26 @@ class IcpBaselineConfig:
     relocalize_fitness: float = 0.85
 
 
+def scan_points(m: Measurement, dim: int, mount: Mount, min_range: float = 0.3
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(points (N, dim) in base_link, per-point time after the stamp (N,) s) of a LaserScan2D (dim 2) or a
+    PointCloud (dim 3) whose sensor sits at ``mount``; points closer than ``min_range`` to the sensor are dropped.
+    None when ``m`` is not of the kind ``dim`` asks for."""
+    if dim == 2 and isinstance(m, LaserScan2D):
+        v = m.valid()
+        pts = m.points().astype(np.float64)
+        dt = (np.arange(len(m.ranges)) * m.time_increment)[v]
+        keep = m.ranges[v] >= min_range
+        return sensor_to_base(pts[keep], mount), dt[keep]
+    if dim == 3 and isinstance(m, PointCloud):
+        f = m.finite()
+        xyz = m.xyz[f].astype(np.float64)
+        dt = m.time[f].astype(np.float64) if m.time is not None else np.zeros(len(xyz))
+        keep = np.linalg.norm(xyz, axis=1) >= min_range
+        return sensor_to_base(xyz[keep], mount), dt[keep]
+    return None
+
+
 class IcpBaseline(FilterBaseline):
     """Scan-to-map registration fused with IMU/odometry ('icp2d-eskf' for 2D scans against the occupancy map,
     'icp3d-eskf' for 3D clouds against a point map): the hdl_localization pipeline."""
@@ -304,22 +337,8 @@ class IcpBaseline(FilterBaseline):
         self._settled = False
 
     def points_of(self, m: Measurement) -> tuple[np.ndarray, np.ndarray] | None:
-        """(points (N, D) in base_link at the sensor's mount, per-point time after the stamp (N,)) or None when
-        ``m`` is not this baseline's sensor."""
-        if self.map.dim == 2 and isinstance(m, LaserScan2D):
-            v = m.valid()
-            pts = m.points().astype(np.float64)
-            r = m.ranges[v]
-            dt = (np.arange(len(m.ranges)) * m.time_increment)[v]
-            keep = r >= self.config.min_range
-            return sensor_to_base(pts[keep], self.mount(m.frame_id)), dt[keep]
-        if self.map.dim == 3 and isinstance(m, PointCloud):
-            f = m.finite()
-            xyz = m.xyz[f].astype(np.float64)
-            dt = m.time[f].astype(np.float64) if m.time is not None else np.zeros(len(xyz))
-            keep = np.linalg.norm(xyz, axis=1) >= self.config.min_range
-            return sensor_to_base(xyz[keep], self.mount(m.frame_id)), dt[keep]
-        return None
+        """See :func:`scan_points` (this baseline's map dimension, mounts and minimum range)."""
+        return scan_points(m, self.map.dim, self.mount(getattr(m, 'frame_id', '')), self.config.min_range)
 
     def absolute(self, m: Measurement) -> Estimate | None | bool:
         got = self.points_of(m)
@@ -359,5 +378,161 @@ class IcpBaseline(FilterBaseline):
         return self._report(m.stamp, result, info)
 
 
+# -------------------------------------------------------------------------------------------- pose sources
+# Window-based adapters for flm_core.pipeline (PoseSource protocol: localize(window, site, t, prior_pose,
+# prior_cov, rig) -> object with pose/cov, or None): the node's ``pose_source`` parameter runs a classical method
+# in place of the model, with the pipeline's own filter around it.
+
+def _latest(items: list[tuple[float, Any]], t: float) -> Any:
+    for stamp, m in reversed(items):
+        if stamp <= t:
+            return m
+    return None
+
+
+def _odom_pose_at(items: list[tuple[float, Any]], t: float) -> np.ndarray | None:
+    """(3,) odometry pose at t from window items (linear interpolation, or the last twist held beyond them)."""
+    if not items:
+        return None
+    st = [s for s, _ in items]
+    pose = [np.array([m.position[0], m.position[1], float(quat_to_yaw(m.orientation))]) for _, m in items]
+    if t >= st[-1] or len(st) == 1:
+        m = items[-1][1]
+        tau = max(t - st[-1], 0.0)
+        tw = np.array([m.linear_velocity[0], m.linear_velocity[1], m.angular_velocity[2]]) * tau
+        return se2_compose(pose[-1], tw)
+    k = max(1, int(np.searchsorted(st, t)))
+    f = (t - st[k - 1]) / max(st[k] - st[k - 1], 1e-9)
+    a, b = pose[k - 1], pose[k]
+    return np.array([a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), float(wrap_angle(a[2] + f * float(
+        wrap_angle(b[2] - a[2]))))])
+
+
+def _rig_mount(rig: Any, frame_id: str) -> Mount:
+    if rig is None:
+        return _ZERO_MOUNT
+    m = rig.mount(frame_id)
+    return (float(m[0]), float(m[1]), float(m[2]), float(m[3]))
+
+
+class IcpPoseSource:
+    """Scan-to-map registration of the newest scan in the window from the prior (tracking only; without a prior it
+    returns None: ICP has no global mode). ``dim`` 2 uses 'scan' against the occupancy map, 3 uses 'points'
+    against the site's point map; None picks 'scan' when the window has one, else 'points'. The scan is deskewed
+    with the newest odometry twist, and the odometry carries the result from the scan's stamp to ``t``."""
+
+    def __init__(self, dim: int | None = None, config: IcpBaselineConfig | None = None) -> None:
+        self.dim = dim
+        self.config = config
+        self._maps: dict[int, tuple[int, PointMap]] = {}
+
+    def _map(self, site: Site, dim: int) -> PointMap | None:
+        got = self._maps.get(dim)
+        if got is not None and got[0] == id(site):
+            return got[1]
+        if dim == 2 and site.map is not None:
+            pm = PointMap.from_occupancy(site.map)
+        elif dim == 3 and site.point_map is not None:
+            pm = PointMap.from_points(site.point_map, voxel=0.15)
+        else:
+            return None
+        self._maps[dim] = (id(site), pm)
+        return pm
+
+    def localize(self, window: dict[str, list[tuple[float, Any]]], site: Site, t: float,
+                 prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
+                 rig: Any = None) -> Estimate | None:
+        if prior_pose is None:
+            return None
+        dim = self.dim or (2 if window.get('scan') else 3)
+        stream = 'scan' if dim == 2 else 'points'
+        m = _latest(window.get(stream, []), t)
+        pm = self._map(site, dim)
+        if m is None or pm is None:
+            return None
+        cfg = self.config or IcpBaselineConfig(voxel=0.1 if dim == 2 else 0.3)
+        got = scan_points(m, dim, _rig_mount(rig, m.frame_id), cfg.min_range)
+        if got is None:
+            return None
+        pts, dt = got
+        odom = window.get('odom', [])
+        o_s, o_t = _odom_pose_at(odom, m.stamp), _odom_pose_at(odom, t)
+        if cfg.deskew and odom:
+            last = odom[-1][1]
+            pts = deskew(pts, dt, np.array([last.linear_velocity[0], last.linear_velocity[1],
+                                            last.angular_velocity[2]]))
+        pts, _ = voxel_downsample(pts, cfg.voxel)
+        if len(pts) > cfg.max_points:
+            pts = pts[np.linspace(0, len(pts) - 1, cfg.max_points).astype(np.int64)]
+        delta = se2_compose(se2_inverse(o_s), o_t) if o_s is not None and o_t is not None else np.zeros(3)
+        prior = np.asarray(prior_pose, dtype=np.float64)
+        guess = se2_compose(prior, se2_inverse(delta))
+        wide = prior_cov is not None and float(np.max(np.diag(np.asarray(prior_cov))[:2])) > 0.15 ** 2
+        icfg = replace(cfg.icp, max_correspondence=cfg.init_correspondence) if wide else cfg.icp
+        res = register(pm, pts, guess, icfg)
+        if not res.ok:
+            return None
+        return Estimate(stamp=t, pose=se2_compose(res.pose, delta), cov=res.cov, source=f'icp{dim}d',
+                        info={'fitness': res.fitness, 'rmse': res.rmse}, health={stream: res.fitness})
+
+
+class UwbPoseSource:
+    """Robust multilateration of the newest range per anchor within ``epoch`` s before t (the tag's height and
+    lever arm from the rig). The pose carries the prior's yaw with an uninformative variance (UWB does not observe
+    heading); without a prior it is a global fix with yaw 0 and variance pi^2."""
+
+    def __init__(self, config: UwbBaselineConfig | None = None, epoch: float = 0.15) -> None:
+        self.config = config or UwbBaselineConfig()
+        self.epoch = epoch
+        self._site: tuple[int, dict[str, tuple[np.ndarray, float]]] | None = None
+
+    def localize(self, window: dict[str, list[tuple[float, Any]]], site: Site, t: float,
+                 prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
+                 rig: Any = None) -> Estimate | None:
+        if self._site is None or self._site[0] != id(site):
+            self._site = (id(site), {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias))
+                                     for a in site.anchors})
+        table = self._site[1]
+        latest: dict[str, float] = {}
+        for stamp, m in window.get('uwb', []):
+            if t - self.epoch <= stamp <= t and m.anchor_id in table and m.valid():
+                latest[m.anchor_id] = float(m.range)
+        if len(latest) < 3:
+            return None
+        ids = sorted(latest)
+        mx, my, mz, _ = _rig_mount(rig, getattr(rig, 'uwb_frame', 'uwb_tag')) if rig is not None else (0.0, 0.0,
+                                                                                                        0.0, 0.0)
+        yaw = float(prior_pose[2]) if prior_pose is not None else 0.0
+        R = rot2(yaw)
+        x0 = None if prior_pose is None else np.asarray(prior_pose, dtype=np.float64)[:2] + R @ np.array([mx, my])
+        cfg = self.config
+        res = multilaterate(np.stack([table[a][0] for a in ids]), np.array([latest[a] for a in ids]),
+                            sigma=cfg.sigma, fixed_z=mz, bias=np.array([table[a][1] for a in ids]), x0=x0,
+                            config=cfg.multilateration)
+        if not res.ok:
+            return None
+        base = res.position - R @ np.array([mx, my])
+        cov = np.zeros((3, 3))
+        cov[:2, :2] = res.cov + np.eye(2) * cfg.cov_floor ** 2
+        cov[2, 2] = 1e4 if prior_pose is not None else math.pi ** 2
+        return Estimate(stamp=t, pose=np.array([base[0], base[1], yaw]), cov=cov, source='uwb',
+                        info={'inliers': int(res.inliers.sum())}, mode='tracking' if prior_pose is not None
+                        else 'global', health={'uwb': float(res.inliers.mean())})
+
+
+def make_pose_source(kind: str) -> IcpPoseSource | UwbPoseSource:
+    """A classical pose source for the pipeline: 'icp' (2D scan, else 3D points), 'icp2d', 'icp3d' or 'uwb'."""
+    if kind == 'icp':
+        return IcpPoseSource()
+    if kind == 'icp2d':
+        return IcpPoseSource(2)
+    if kind == 'icp3d':
+        return IcpPoseSource(3)
+    if kind == 'uwb':
+        return UwbPoseSource()
+    raise ValueError(f"unknown classical pose source {kind!r}; expected 'icp', 'icp2d', 'icp3d' or 'uwb'")
+
+
 __all__ = ['Baseline', 'DeadReckoningBaseline', 'Estimate', 'FilterBaseline', 'IcpBaseline', 'IcpBaselineConfig',
-           'Measurement', 'Mount', 'UwbBaseline', 'UwbBaselineConfig']
+           'IcpPoseSource', 'Measurement', 'Mount', 'UwbBaseline', 'UwbBaselineConfig', 'UwbPoseSource',
+           'make_pose_source', 'scan_points']
