@@ -206,10 +206,13 @@ def make_sample(rp: ScenarioReplay, index: MapIndex, free_xy: np.ndarray, rng: n
 class ScenarioStream(torch.utils.data.IterableDataset):
     """Endless stream of training samples (see the module docstring). Worker/rank-specific seeds are derived from
     ``seed``; scenario seeds are drawn from [0, EVAL_SEED_MIN) (never evaluation seeds). ``start_sample`` (per
-    stream) positions the curriculum when resuming; ``total_samples`` is what progress 1.0 means."""
+    stream) positions the curriculum when resuming; ``total_samples`` is what progress 1.0 means; ``seed_log``: a
+    directory where each worker appends the scenario seeds and families it generated."""
 
-    def __init__(self, cfg: TrainConfig, rank: int = 0, start_sample: int = 0, total_samples: int = 1) -> None:
+    def __init__(self, cfg: TrainConfig, rank: int = 0, start_sample: int = 0, total_samples: int = 1,
+                 seed_log: str | None = None) -> None:
         super().__init__()
+        self.seed_log = seed_log
         self.cfg = cfg
         self.rank = rank
         self.start_sample = start_sample
@@ -227,6 +230,10 @@ class ScenarioStream(torch.utils.data.IterableDataset):
             cur = cfg.curriculum.at(produced / self.total_samples)
             seed = int(rng.integers(0, EVAL_SEED_MIN))
             sc = generate_scenario(scenario_config(rng, fams, cfg.scenario_duration, cur), seed)
+            if self.seed_log is not None:  # the buildings actually seen (the bench's "training buildings")
+                Path(self.seed_log).mkdir(parents=True, exist_ok=True)
+                with open(Path(self.seed_log) / f'seeds_r{self.rank}_w{wid}.txt', 'a') as fh:
+                    fh.write(f'{seed} {sc.building.family}\n')
             rp = ScenarioReplay(sc)
             index = MapIndex(rp.site, cfg.tokens.map_voxel)
             free_xy = rp.free_positions(0.3)
@@ -302,7 +309,7 @@ def train(cfg: TrainConfig, resume: str | None = None, device: str = 'cpu', prog
         net = nn.parallel.DistributedDataParallel(model, device_ids=None if device == 'cpu' else [device])
     per_stream = cfg.batch // max(cfg.workers, 1)
     ds = ScenarioStream(cfg, rank=rank, start_sample=start_step * cfg.batch,
-                        total_samples=cfg.steps * cfg.batch)
+                        total_samples=cfg.steps * cfg.batch, seed_log=str(out))
     del per_stream
     dl = torch.utils.data.DataLoader(ds, batch_size=cfg.batch, num_workers=cfg.workers,
                                      collate_fn=collate_samples, persistent_workers=cfg.workers > 0,

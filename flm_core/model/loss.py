@@ -1,5 +1,6 @@
-"""Training loss: Gaussian negative log-likelihood of the pose (full 3x3 covariance, heteroscedastic) + hypothesis
-score and modality health as binary cross-entropies. All terms in the hypothesis frame."""
+"""Training loss: a robust (Huber) term on the pose correction + Gaussian negative log-likelihood of the pose error
+under the predicted full 3x3 covariance (heteroscedastic; mean detached in the NLL) + hypothesis score and modality
+health as binary cross-entropies. All terms in the hypothesis frame."""
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ def flm_loss(out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     health_t (B, 6) targets and health_w (B, 6) weights (1 where the modality is present). Returns (loss, parts)."""
     corr, cov, health, score = out
     nw = pose_w.sum().clamp(min=1.0)
-    nll = (pose_nll(corr, cov, target) * pose_w).sum() / nw
+    # the mean is trained by the robust term; the NLL calibrates the covariance around the (detached) mean, so the
+    # covariance head cannot slow the mean down by inflating its variance (stop-gradient Gaussian NLL)
+    nll = (pose_nll(corr.detach(), cov, target) * pose_w).sum() / nw
     e = target - corr
     e = torch.cat([e[:, :2], wrap(e[:, 2:3]) * 3.0], dim=1)  # 1 rad ~ 3 m in the robust term
     hub = (F.smooth_l1_loss(e, torch.zeros_like(e), reduction='none', beta=0.1).sum(-1) * pose_w).sum() / nw

@@ -11,8 +11,11 @@ mask (B, N) bool (True = real token). Output, all in the hypothesis frame:
 Pipeline: embed each token from [features / per-type scale, continuous-time encoding of dt, one-hot type] with
 one MLP; prepend a learned summary token; L transformer blocks in which every token of every modality and time
 attends to every other (padding masked); read the correction out as a softmax-weighted vote of all tokens plus a
-summary-token term (every token proposes a correction and a confidence, like a learned robust ICP/multilateration
-step), and covariance, score and health from the summary token / per-modality means.
+summary-token term: every token proposes a correction = its *geometric vote* (a point's offset to the nearest map
+obstacle and the yaw that offset asks for; a UWB range's residual along the anchor direction; zero for the others)
+times a learned per-axis gain, plus a learned residual, with a learned confidence (a learned, context-aware robust
+ICP / multilateration step; at initialisation it is the plain mean-offset step); covariance, score and health come
+from the summary token / per-modality means.
 """
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ class FLM(nn.Module):
         self.summary = nn.Parameter(torch.zeros(1, 1, d))
         self.blocks = nn.ModuleList([Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(d)
-        self.vote = nn.Linear(d, 4)           # per token: dx, dy, dyaw, confidence logit
+        self.vote = nn.Linear(d, 7)           # per token: gain (3) on its geometric vote, residual (3), confidence
         self.head = nn.Linear(d, 3 + 6 + 1)   # summary: correction residual, Cholesky params, score
         self.health = nn.Linear(d, 1)
         self.health_bias = nn.Parameter(torch.zeros(len(MODALITIES)))
@@ -107,10 +110,18 @@ class FLM(nn.Module):
             x = blk(x, bias)
         x = self.ln_f(x)
         s, tok = x[:, 0], x[:, 1:]
-        v = self.vote(tok)                                                          # (B, N, 4)
-        w = v[..., 3].masked_fill(~mask, -1e4).softmax(dim=-1)                      # (B, N)
+        # geometric vote of each token (what one Gauss-Newton/ICP step would ask of it, in the hypothesis frame):
+        # points: their offset to the nearest obstacle and the yaw lever; UWB: -unit(tag->anchor) * range residual
+        pt = (types <= 2).to(feats.dtype).unsqueeze(-1)
+        uw = (types == 3).to(feats.dtype).unsqueeze(-1)
+        res = feats[..., 10]
+        g = pt * torch.stack([feats[..., 3], feats[..., 4], feats[..., 11]], dim=-1) \
+            + uw * torch.stack([-feats[..., 3] * res, -feats[..., 4] * res, torch.zeros_like(res)], dim=-1)
+        v = self.vote(tok)                                                          # (B, N, 7)
+        votes = g * (1.0 + v[..., 0:3]) + v[..., 3:6] * self.corr_scale             # (B, N, 3)
+        w = v[..., 6].masked_fill(~mask, -1e4).softmax(dim=-1)                      # (B, N)
         out = self.head(s)                                                          # (B, 10)
-        corr = (torch.einsum('bn,bnk->bk', w, v[..., :3]) + out[:, :3]) * self.corr_scale
+        corr = torch.einsum('bn,bnk->bk', w, votes) + out[:, :3] * self.corr_scale
         ls = (out[:, 3:6] + self.log_sigma0).clamp(-7.0, 3.0)
         sd = torch.exp(ls)                                                          # (B, 3) std m, m, rad
         off = out[:, 6:9] * torch.stack([sd[:, 0], sd[:, 0], sd[:, 1]], dim=-1)

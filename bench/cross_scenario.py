@@ -1,0 +1,364 @@
+"""Cross-scenario benchmark of the FLM against the classical baselines, Nav2 AMCL and the UWB Cramer-Rao bound.
+
+Buildings (all generated on the fly, same sensors for everyone):
+
+- ``train``: buildings the model saw in training (seeds logged by flm-train, e.g. the model card's list), for the
+  unseen/seen ratio;
+- ``unseen``: evaluation seeds (reserved range, never trained on) of the training families;
+- ``holdout``: evaluation seeds of the building family held out of training entirely.
+
+Per building and sensor subset (2D lidar+odom; 3D lidar+IMU; depth+odom; UWB+IMU; UWB only; all):
+
+- tracking: every method starts from the same perturbed initial pose (0.3 m, 10 deg; Nav2's initial covariance);
+  the FLM runs at 5 Hz from its own previous estimate (propagated with wheel odometry when the subset has it) and
+  is evaluated at the same instants as the baselines (their online estimate at that time);
+  ATE RMSE, yaw RMSE, failure rate (share of instants > 1 m off), NEES (3-DOF, ideal 3) and 1/2-sigma coverage of
+  the 2D position (ideal 39 % / 86 %) for the FLM;
+- global: the FLM without prior from 2 s of data at random instants; success = within 0.5 m and 15 deg (the yaw
+  condition is dropped for subsets that cannot observe heading from one window: UWB+IMU, UWB only);
+- UWB CRLB: RMS over epochs of sqrt(trace(CRLB)) from the anchors that answered (flm_core.datagen.crlb).
+
+Baselines (flm_core.estimation): 'amcl-nav2' (Nav2's AMCL, beam model, nav2 defaults) and 'icp2d-eskf' on 2D
+lidar+odom, 'icp3d-eskf' on 3D lidar+IMU, 'uwb-eskf' on UWB+IMU and UWB only, 'dead-reckoning' (IMU+odom).
+No classical baseline uses the depth camera.
+
+    .venv/bin/python bench/cross_scenario.py --per-group 3 --duration 30 --out bench/results
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flm_core.datagen import ScenarioConfig, evaluation_seeds, generate_scenario  # noqa: E402
+from flm_core.datagen.config import FAMILIES  # noqa: E402
+from flm_core.datagen.crlb import crlb_rmse  # noqa: E402
+from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: E402
+from flm_core.model.replay import ScenarioReplay  # noqa: E402
+from flm_core.train import BENCH_SUBSETS  # noqa: E402
+
+SUBSET_ORDER = list(BENCH_SUBSETS)
+NO_HEADING = {'uwb+imu', 'uwb'}
+
+
+def wrap(a: np.ndarray) -> np.ndarray:
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def odom_delta(rp: ScenarioReplay, t0: float, t1: float) -> np.ndarray:
+    """Pose change of base_link between t0 and t1 from the wheel odometry stream, in base_link(t0)."""
+    od = rp.scenario.streams['odom']
+    st = od.timing.stamp
+    yaw = np.unwrap(od.pose[:, 2])
+    p0 = np.array([np.interp(t0, st, od.pose[:, 0]), np.interp(t0, st, od.pose[:, 1]), np.interp(t0, st, yaw)])
+    p1 = np.array([np.interp(t1, st, od.pose[:, 0]), np.interp(t1, st, od.pose[:, 1]), np.interp(t1, st, yaw)])
+    c, s = math.cos(p0[2]), math.sin(p0[2])
+    d = p1[:2] - p0[:2]
+    return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], p1[2] - p0[2]])
+
+
+def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    c, s = math.cos(a[2]), math.sin(a[2])
+    return np.array([a[0] + c * b[0] - s * b[1], a[1] + s * b[0] + c * b[1], float(wrap(a[2] + b[2]))])
+
+
+def flm_track(loc: Localizer, rp: ScenarioReplay, subset: tuple[str, ...], eval_t: np.ndarray,
+              start: tuple[float, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FLM tracking at the evaluation instants -> poses (E, 3), covs (E, 3, 3), latency (E,) s."""
+    t_prev, pose, cov = start
+    has_odom = 'odom' in subset
+    q = np.diag([0.03, 0.03, 0.02]) ** 2 if has_odom else np.diag([0.25, 0.25, 0.15]) ** 2
+    P, C, L = [], [], []
+    for t in eval_t:
+        if has_odom:
+            pose = compose(pose, odom_delta(rp, t_prev, float(t)))
+        prior_cov = cov + q * max(1.0, (t - t_prev) / 0.2)
+        est = loc.localize(rp.window(float(t), 1.2, list(subset)), rp.site, float(t), pose, prior_cov, rig=rp.rig)
+        pose, cov = est.pose, est.cov
+        P.append(pose)
+        C.append(cov)
+        L.append(est.latency)
+        t_prev = float(t)
+    return np.array(P), np.array(C), np.array(L)
+
+
+def run_baselines(sc: Any, subset_name: str, eval_t: np.ndarray, start: tuple[float, np.ndarray, np.ndarray]
+                  ) -> dict[str, np.ndarray]:
+    """Baseline name -> poses (E, 3) (NaN where none) for the subset; missing packages are skipped."""
+    from flm_core.estimation.baselines import DeadReckoningBaseline, IcpBaseline, UwbBaseline  # noqa: PLC0415
+    from flm_core.estimation.harness import (run_baseline, scenario_extrinsics, scenario_messages,  # noqa: PLC0415
+                                             scenario_point_map)
+
+    ext = scenario_extrinsics(sc)
+    jobs: list[tuple[Any, tuple[str, ...]]] = []
+    if subset_name == 'lidar2d+odom':
+        try:
+            from flm_core.estimation.amcl_baseline import AmclBaseline, amcl_available  # noqa: PLC0415
+
+            if amcl_available():
+                jobs.append((AmclBaseline(sc.site().map, ext, robot=sc.motion.robot), ('odom', 'lidar2d')))
+        except ImportError:
+            pass
+        jobs.append((IcpBaseline(scenario_point_map(sc, 2), ext, use_odom=True), ('odom', 'lidar2d')))
+        jobs[-1][0].use_imu = False
+    elif subset_name == 'lidar3d+imu':
+        jobs.append((IcpBaseline(scenario_point_map(sc, 3), ext, use_odom=False), ('imu', 'lidar3d')))
+    elif subset_name == 'uwb+imu':
+        jobs.append((UwbBaseline(sc.site(), ext, use_odom=False), ('imu', 'uwb')))
+        jobs.append((DeadReckoningBaseline(ext), ('imu', 'odom')))
+    elif subset_name == 'uwb':
+        b = UwbBaseline(sc.site(), ext, use_odom=False)
+        b.use_imu = False
+        jobs.append((b, ('uwb',)))
+    out: dict[str, np.ndarray] = {}
+    for b, streams in jobs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                r = run_baseline(b, scenario_messages(sc, streams), eval_t, start)
+            out[b.name if b.name != 'dead-reckoning' else 'dead-reckoning (imu+odom)'] = r.pose
+        except Exception as e:  # noqa: BLE001 - a broken baseline must not kill the bench; reported
+            print(f'  baseline {b.name} failed on {sc.name}: {type(e).__name__}: {e}', file=sys.stderr)
+    return out
+
+
+def scenario_for(seed: int, family: str, duration: float) -> Any:
+    cfg = ScenarioConfig(duration=duration)
+    cfg.building.families = (family,)
+    cfg.motion.kidnap_prob = 0.0
+    cfg.sensors.lidar3d.enabled = True
+    cfg.sensors.depth.enabled = True
+    return generate_scenario(cfg, seed)
+
+
+def pick_buildings(per_group: int, holdout: str, train_seeds: list[tuple[int, str]]) -> list[tuple[str, int, str]]:
+    fams = [f for f in FAMILIES if f != holdout]
+    out: list[tuple[str, int, str]] = []
+    seen_fams: dict[str, int] = defaultdict(int)
+    for seed, fam in train_seeds:  # training buildings, spread over families
+        if len([b for b in out if b[0] == 'train']) >= per_group:
+            break
+        if seen_fams[fam] <= min(seen_fams.get(f, 0) for f in fams) and fam in fams:
+            out.append(('train', seed, fam))
+            seen_fams[fam] += 1
+    ev = iter(evaluation_seeds(10 * per_group + 10, offset=100))
+    for k in range(per_group):
+        out.append(('unseen', next(ev), fams[k % len(fams)]))
+    for _ in range(per_group):
+        out.append(('holdout', next(ev), holdout))
+    return out
+
+
+def read_train_seeds(path: str | None) -> list[tuple[int, str]]:
+    if not path:
+        return []
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(p.glob('seeds_*.txt'))
+    out: list[tuple[int, str]] = []
+    for f in files:
+        if f.suffix == '.json':
+            out += [(int(s), str(fm)) for s, fm in json.loads(f.read_text())['seeds']]
+        else:
+            out += [(int(a), b) for a, b in (ln.split() for ln in f.read_text().splitlines() if ln.strip())]
+    return out
+
+
+def metrics(err_xy: np.ndarray, err_yaw: np.ndarray) -> dict[str, float]:
+    ok = np.isfinite(err_xy)
+    if not ok.any():
+        return {'ate': math.nan, 'yaw': math.nan, 'fail': math.nan, 'n': 0}
+    e, y = err_xy[ok], err_yaw[ok]
+    # an instant with no estimate at all counts as a failure
+    return {'ate': float(np.sqrt(np.mean(e ** 2))), 'yaw': float(np.degrees(np.sqrt(np.mean(y ** 2)))),
+            'fail': float(np.mean(np.where(ok, err_xy > 1.0, True) if len(err_xy) else 0.0)), 'n': int(ok.sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--model', default=str(DEFAULT_MODEL), help='TorchScript model (default: the shipped one)')
+    ap.add_argument('--per-group', type=int, default=3, help='buildings per group (train / unseen / holdout)')
+    ap.add_argument('--duration', type=float, default=30.0, help='s of data per building')
+    ap.add_argument('--holdout', default=None, help='held-out family (default: from the model record)')
+    ap.add_argument('--train-seeds', default=None, help='file/dir with training seeds (default: model card json)')
+    ap.add_argument('--reloc', type=int, default=3, help='global relocalization trials per building and subset')
+    ap.add_argument('--no-baselines', action='store_true', help='FLM only')
+    ap.add_argument('--threads', type=int, default=2, help='torch threads')
+    ap.add_argument('--out', default='bench/results', help='output directory for cross_scenario.md/.png/.json')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    loc = Localizer.load(a.model)
+    holdout = a.holdout or loc.meta.get('holdout_family') or 'cluttered'
+    seeds_src = a.train_seeds or str(Path(a.model).with_name(Path(a.model).stem + '_train_seeds.json'))
+    train_seeds = read_train_seeds(seeds_src if Path(seeds_src).exists() else None)
+    buildings = pick_buildings(a.per_group, holdout, train_seeds)
+    rng = np.random.default_rng(0)
+    # errors pooled per (group, subset, method)
+    E: dict[tuple[str, str, str], list[np.ndarray]] = defaultdict(list)
+    nees: dict[tuple[str, str], list[float]] = defaultdict(list)
+    cover: dict[tuple[str, str], list[tuple[bool, bool]]] = defaultdict(list)
+    reloc: dict[tuple[str, str], list[tuple[bool, float]]] = defaultdict(list)
+    crlb: dict[str, list[float]] = defaultdict(list)
+    lat: list[float] = []
+    from tqdm import tqdm  # noqa: PLC0415
+
+    t_start = time.time()
+    for group, seed, fam in tqdm(buildings, desc='buildings', unit='bldg'):
+        sc = scenario_for(seed, fam, a.duration)
+        rp = ScenarioReplay(sc)
+        u = sc.streams['uwb']
+        cr = crlb_rmse(u.crlb)
+        crlb[group].extend(cr[np.isfinite(cr)].tolist())
+        t0 = 1.5
+        eval_t = np.arange(t0, a.duration - 0.05, 0.2)
+        truth = rp.truth(eval_t)
+        for sname in SUBSET_ORDER:
+            subset = BENCH_SUBSETS[sname]
+            from flm_core.estimation.harness import perturbed_start  # noqa: PLC0415
+
+            p0, c0 = perturbed_start(rp.truth(t0), rng)
+            start = (t0, p0, c0)
+            P, C, L = flm_track(loc, rp, subset, eval_t, start)
+            lat.extend(L.tolist())
+            keep = eval_t >= t0 + 2.0
+            e = np.hypot(*(P[:, :2] - truth[:, :2]).T)
+            ey = wrap(P[:, 2] - truth[:, 2])
+            E[(group, sname, 'FLM')].append(np.stack([e[keep], ey[keep]]))
+            d = np.concatenate([P[:, :2] - truth[:, :2], ey[:, None]], 1)[keep]
+            Ck = C[keep]
+            nees[(group, sname)].extend(np.einsum('ni,nij,nj->n', d, np.linalg.inv(Ck), d).tolist())
+            m2 = np.einsum('ni,nij,nj->n', d[:, :2], np.linalg.inv(Ck[:, :2, :2]), d[:, :2])
+            cover[(group, sname)].extend(zip((m2 <= 1.0).tolist(), (m2 <= 4.0).tolist()))
+            if not a.no_baselines:
+                for name, BP in run_baselines(sc, sname, eval_t, start).items():
+                    eb = np.hypot(*(BP[:, :2] - truth[:, :2]).T)
+                    eyb = wrap(BP[:, 2] - truth[:, 2])
+                    E[(group, sname, name)].append(np.stack([eb[keep], eyb[keep]]))
+            for tr in rng.uniform(3.0, a.duration - 0.1, a.reloc):
+                w = rp.window(float(tr), 2.0, list(subset))
+                t1 = time.perf_counter()
+                est = loc.localize(w, rp.site, float(tr), rig=rp.rig)
+                dt = time.perf_counter() - t1
+                tt = rp.truth(float(tr))
+                ok = np.hypot(*(est.pose[:2] - tt[:2])) < 0.5 and (
+                    sname in NO_HEADING or abs(wrap(est.pose[2] - tt[2])) < math.radians(15))
+                reloc[(group, sname)].append((bool(ok), dt))
+    elapsed = time.time() - t_start
+
+    # ------------------------------------------------------------------ table
+    def pooled(group: str | None, sname: str, method: str) -> dict[str, float]:
+        arrs = [x for (g, s, m), v in E.items() if (group is None or g == group) and s == sname and m == method
+                for x in v]
+        if not arrs:
+            return {'ate': math.nan, 'yaw': math.nan, 'fail': math.nan, 'n': 0}
+        z = np.concatenate(arrs, axis=1)
+        return metrics(z[0], z[1])
+
+    methods_by_subset: dict[str, list[str]] = defaultdict(list)
+    for (_, s, m) in E:
+        if m not in methods_by_subset[s]:
+            methods_by_subset[s].append(m)
+    unseen_groups = ('unseen', 'holdout')
+    rows = []
+    crlb_unseen = float(np.sqrt(np.mean(np.square(crlb['unseen'] + crlb['holdout'])))) if crlb else math.nan
+    for sname in SUBSET_ORDER:
+        for m in methods_by_subset[sname]:
+            un = {k: [pooled(g, sname, m) for g in unseen_groups] for k in ('x',)}['x']
+            arrs = [x for (g, s, mm), v in E.items() if g in unseen_groups and s == sname and mm == m for x in v]
+            z = np.concatenate(arrs, axis=1)
+            mu = metrics(z[0], z[1])
+            seen = pooled('train', sname, m)
+            ho = pooled('holdout', sname, m)
+            row = {'subset': sname, 'method': m, 'ate_unseen': mu['ate'], 'yaw_unseen_deg': mu['yaw'],
+                   'fail_unseen': mu['fail'], 'ate_holdout': ho['ate'], 'ate_train': seen['ate'],
+                   'ratio_unseen_train': mu['ate'] / seen['ate'] if seen['ate'] and seen['ate'] > 0 else math.nan}
+            del un
+            if m == 'FLM':
+                nz = [x for g in unseen_groups for x in nees[(g, sname)]]
+                cv = [x for g in unseen_groups for x in cover[(g, sname)]]
+                rl = [x for g in unseen_groups for x in reloc[(g, sname)]]
+                row.update(nees_unseen=float(np.mean(nz)) if nz else math.nan,
+                           cov1=float(np.mean([c[0] for c in cv])) if cv else math.nan,
+                           cov2=float(np.mean([c[1] for c in cv])) if cv else math.nan,
+                           reloc_unseen=float(np.mean([r[0] for r in rl])) if rl else math.nan,
+                           reloc_s=float(np.median([r[1] for r in rl])) if rl else math.nan)
+                if sname in ('uwb+imu', 'uwb'):
+                    row['crlb_rmse'] = crlb_unseen
+                    row['ate_over_crlb'] = mu['ate'] / crlb_unseen
+            rows.append(row)
+
+    def f(x: Any, fmt: str) -> str:
+        return '-' if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+
+    n_b = {g: sum(1 for b in buildings if b[0] == g) for g in ('train', 'unseen', 'holdout')}
+    head = (f'Cross-scenario benchmark: model {Path(a.model).name}, held-out family {holdout!r}; '
+            f'{n_b["train"]} training buildings, {n_b["unseen"]} unseen buildings of training families and '
+            f'{n_b["holdout"]} of the held-out family (evaluation seeds), {a.duration:.0f} s each, evaluated at 5 Hz; '
+            f'"unseen" columns pool unseen + held-out. Run time {elapsed / 60:.1f} min.')
+    lines = [head, '',
+             '| subset | method | ATE unseen m | yaw RMSE unseen deg | fail >1 m | ATE held-out family m | '
+             'ATE training bldgs m | unseen/train | NEES (3) | 1σ/2σ cover (39/86 %) | global reloc | reloc s | '
+             'UWB CRLB m | ATE/CRLB |',
+             '|' + '---|' * 14]
+    for r in rows:
+        lines.append(
+            f'| {r["subset"]} | {r["method"]} | {f(r["ate_unseen"], ".3f")} | {f(r["yaw_unseen_deg"], ".2f")} | '
+            f'{f(r["fail_unseen"] * 100, ".1f")} % | {f(r["ate_holdout"], ".3f")} | {f(r["ate_train"], ".3f")} | '
+            f'{f(r["ratio_unseen_train"], ".2f")} | {f(r.get("nees_unseen"), ".2f")} | '
+            f'{f(r.get("cov1", math.nan) * 100, ".0f")}/{f(r.get("cov2", math.nan) * 100, ".0f")} % | '
+            f'{f(r.get("reloc_unseen", math.nan) * 100, ".0f")} % | {f(r.get("reloc_s"), ".2f")} | '
+            f'{f(r.get("crlb_rmse"), ".3f")} | {f(r.get("ate_over_crlb"), ".2f")} |')
+    lat_a = np.array(lat) * 1e3
+    lines += ['', f'FLM tracking latency in this run (all subsets, batch 1, {a.threads} threads, shared machine): '
+              f'p50 {np.percentile(lat_a, 50):.1f} ms, p99 {np.percentile(lat_a, 99):.1f} ms.']
+    text = '\n'.join(lines)
+    print(text)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'cross_scenario.md').write_text(text + '\n')
+    (out / 'cross_scenario.json').write_text(json.dumps({'header': head, 'rows': rows, 'buildings': buildings},
+                                                        indent=1, default=float))
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+        labels, vals, vals_t, colors = [], [], [], []
+        for r in rows:
+            labels.append(f'{r["subset"]}\n{r["method"]}')
+            vals.append(r['ate_unseen'])
+            vals_t.append(r['ate_train'])
+            colors.append('tab:blue' if r['method'] == 'FLM' else 'tab:gray')
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, vals, 0.4, color=colors, label='unseen buildings')
+        ax.bar(x + 0.2, vals_t, 0.4, color=colors, alpha=0.45, label='training buildings')
+        for r, xi in zip(rows, x):
+            if r.get('crlb_rmse') is not None and math.isfinite(r.get('crlb_rmse', math.nan)):
+                ax.hlines(r['crlb_rmse'], xi - 0.4, xi + 0.4, colors='tab:red', linestyles='--')
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, fontsize=6, rotation=60, ha='right')
+        ax.set_ylabel('ATE RMSE (m)')
+        ax.set_yscale('log')
+        ax.set_title('FLM (blue) vs baselines (grey); light = training buildings; red dashes = UWB CRLB')
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / 'cross_scenario.png', dpi=120)
+    except Exception as e:  # noqa: BLE001
+        print(f'plot skipped: {e}', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
