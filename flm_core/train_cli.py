@@ -3,6 +3,7 @@
 Examples::
 
     flm-train --out runs/flm --steps 4000                 # CPU, CSV log + progress bar, checkpoint runs/flm/last.pt
+    flm-train --out runs/flm --steps 3000 --export-to export --export-name flm   # train, then flm-export
     flm-train --out runs/flm --steps 6000 --resume runs/flm/last.pt   # continue (step count and curriculum resume)
     torchrun --nproc_per_node 2 -m flm_core.train_cli --out runs/ddp --steps 100   # DistributedDataParallel (gloo)
 """
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     ap.add_argument('--tensorboard', action='store_true', help='also log to OUT/tb (needs tensorboard installed)')
     ap.add_argument('--no-progress', action='store_true', help='no progress bar')
+    ap.add_argument('--export-to', default=None, metavar='DIR',
+                    help='after training, export OUT/last.pt with flm-export into DIR (TorchScript + ONNX + json)')
+    ap.add_argument('--export-name', default='flm', help='file stem for --export-to')
     return ap
 
 
@@ -64,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if res['rank'] == 0:
         print(json.dumps(res))
+        if a.export_to:
+            from pathlib import Path  # noqa: PLC0415
+
+            from .model.export import export_all  # noqa: PLC0415
+
+            print(json.dumps(export_all(Path(a.out) / 'last.pt', a.export_to, a.export_name)))
     return 0
 
 

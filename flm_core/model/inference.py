@@ -146,8 +146,9 @@ class Localizer:
     # ------------------------------------------------------------------ global mode
     def proposals(self, frame: SensorFrame, index: MapIndex, max_positions: int = 6000, n_yaw: int = 36,
                   keep: int = 64) -> np.ndarray:
-        """Pre-ranked global hypotheses (keep, 3): free-space lattice x yaw bins scored with a cheap likelihood
-        (distance-field lookups of <= 48 sensor points, UWB range residuals), non-maximum suppressed."""
+        """Pre-ranked global hypotheses (keep, 3): free-space lattice x yaw bins (fixed to the map's axes) scored
+        with a cheap likelihood (a log-likelihood field over the occupancy grid for <= 32 sensor points, robust UWB
+        range residuals), non-maximum suppressed (0.75 m / 0.4 rad)."""
         spacing = 0.5
         xy = index.free_positions(0.2, spacing)
         while len(xy) > max_positions:
@@ -162,40 +163,71 @@ class Localizer:
         ny = n_yaw if has_pts else 8
         yaw0 = float(index.site.map.origin[2]) if index.site.map is not None else 0.0  # bins fixed to the map
         yaws = (yaw0 + np.arange(ny) * (2 * math.pi / ny) + math.pi) % (2 * math.pi) - math.pi
-        logp = np.zeros((len(xy), len(yaws)))
+        logp = np.zeros((len(xy), ny), dtype=np.float32)
         if has_pts:
-            p = frame.pts[np.linspace(0, len(frame.pts) - 1, min(48, len(frame.pts))).astype(int), :2]
-            c, s = np.cos(yaws), np.sin(yaws)
-            rx = c[:, None] * p[None, :, 0] - s[:, None] * p[None, :, 1]        # (Y, P)
-            ry = s[:, None] * p[None, :, 0] + c[:, None] * p[None, :, 1]
-            for a in range(0, len(xy), 512):
-                q = np.stack([xy[a:a + 512, None, None, 0] + rx[None], xy[a:a + 512, None, None, 1] + ry[None]], -1)
-                d = index.distance(q)                                           # (n, Y, P)
-                logp[a:a + 512] += np.log(0.05 + np.exp(-0.5 * (d / 0.25) ** 2)).mean(-1)
+            p = frame.pts[np.linspace(0, len(frame.pts) - 1, min(32, len(frame.pts))).astype(int), :2]
+            if index.kind == 'grid':
+                logp += self._field_scores(index, xy, yaws, p)
+            else:
+                c, s = np.cos(yaws), np.sin(yaws)
+                rx = c[:, None] * p[None, :, 0] - s[:, None] * p[None, :, 1]
+                ry = s[:, None] * p[None, :, 0] + c[:, None] * p[None, :, 1]
+                for a in range(0, len(xy), 256):
+                    q = np.stack([xy[a:a + 256, None, None, 0] + rx[None], xy[a:a + 256, None, None, 1] + ry[None]],
+                                 -1)
+                    d = index.distance(q)
+                    logp[a:a + 256] += np.log(0.05 + np.exp(-0.5 * (d / 0.25) ** 2)).mean(-1)
         if len(frame.uwb_range):
             tag_xy = frame.uwb_tag[:, :2].mean(0)
             ids, inv = np.unique(frame.uwb_anchor, axis=0, return_inverse=True)
             inv = inv.reshape(-1)
             r = np.bincount(inv, frame.uwb_range) / np.bincount(inv)
-            dz = ids[:, 2] - frame.uwb_tag[:, 2].mean()
-            # the tag offset rotates with yaw; evaluate per yaw bin
-            for j, yw in enumerate(yaws):
+            dz2 = (ids[:, 2] - frame.uwb_tag[:, 2].mean()) ** 2
+            for j, yw in enumerate(yaws):  # the tag's lever arm turns with the yaw
                 c, s = math.cos(yw), math.sin(yw)
                 txy = xy + np.array([c * tag_xy[0] - s * tag_xy[1], s * tag_xy[0] + c * tag_xy[1]])
-                pred = np.sqrt(((txy[:, None, :] - ids[None, :, :2]) ** 2).sum(-1) + dz[None] ** 2)
-                res = r[None] - pred
-                logp[:, j] += 3.0 * np.log(0.05 + np.exp(-0.5 * (res / 0.4) ** 2)).mean(-1)
-        order = np.argsort(-logp, axis=None)
-        picked: list[np.ndarray] = []
-        for flat in order[:50 * keep]:
-            i, j = divmod(int(flat), len(yaws))
-            h = np.array([xy[i, 0], xy[i, 1], yaws[j]])
-            if all(np.hypot(*(h[:2] - g[:2])) > 0.75 or abs((h[2] - g[2] + math.pi) % (2 * math.pi) - math.pi) > 0.4
-                   for g in picked):
-                picked.append(h)
-                if len(picked) >= keep:
-                    break
-        return np.array(picked).reshape(-1, 3)
+                pred = np.sqrt(((txy[:, None, :] - ids[None, :, :2]) ** 2).sum(-1) + dz2[None])
+                logp[:, j] += 3.0 * np.log(0.05 + np.exp(-0.5 * ((r[None] - pred) / 0.4) ** 2)).mean(-1)
+        order = np.argsort(-logp, axis=None, kind='stable')[:50 * keep]
+        cand = np.stack([xy[order // ny, 0], xy[order // ny, 1], yaws[order % ny]], -1)
+        picked = np.zeros((0, 3))
+        for h in cand:
+            if len(picked):
+                near = (np.hypot(picked[:, 0] - h[0], picked[:, 1] - h[1]) <= 0.75) & \
+                    (np.abs((picked[:, 2] - h[2] + math.pi) % (2 * math.pi) - math.pi) <= 0.4)
+                if near.any():
+                    continue
+            picked = np.vstack([picked, h])
+            if len(picked) >= keep:
+                break
+        return picked
+
+    @staticmethod
+    def _field_scores(index: MapIndex, xy: np.ndarray, yaws: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """(M, Y) mean log-likelihood-field value of points p (P, 2) (base frame) for every position x yaw, computed
+        in the grid's cell coordinates (float32 gathers from a precomputed field)."""
+        m = index.site.map
+        assert m is not None and index.dist is not None
+        field = index.cache.get('loglik_field')
+        if field is None:
+            field = np.log(0.05 + np.exp(-0.5 * (index.dist / 0.25) ** 2)).astype(np.float32)
+            index.cache['loglik_field'] = field
+        H, W = field.shape
+        co, so = math.cos(m.origin[2]), math.sin(m.origin[2])
+        dx, dy = xy[:, 0] - m.origin[0], xy[:, 1] - m.origin[1]
+        pu = ((co * dx + so * dy) / m.resolution).astype(np.float32)           # (M,) cell coordinates
+        pv = ((-so * dx + co * dy) / m.resolution).astype(np.float32)
+        rel = yaws - m.origin[2]
+        c, s = np.cos(rel), np.sin(rel)
+        ru = ((c[:, None] * p[None, :, 0] - s[:, None] * p[None, :, 1]) / m.resolution).astype(np.float32)
+        rv = ((s[:, None] * p[None, :, 0] + c[:, None] * p[None, :, 1]) / m.resolution).astype(np.float32)
+        flat = field.ravel()
+        out = np.empty((len(xy), len(yaws)), dtype=np.float32)
+        for a in range(0, len(xy), 256):
+            iu = np.clip(np.floor(pu[a:a + 256, None, None] + ru[None]), 0, W - 1).astype(np.int32)
+            iv = np.clip(np.floor(pv[a:a + 256, None, None] + rv[None]), 0, H - 1).astype(np.int32)
+            out[a:a + 256] = flat[iv * W + iu].mean(-1)
+        return out
 
     def _global(self, frame: SensorFrame, index: MapIndex, iterations: int, n_cand: int, n_refine: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:

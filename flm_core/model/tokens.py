@@ -165,10 +165,18 @@ class MapIndex:
             self.samples = np.zeros((0, 3))
         self._tree2 = cKDTree(self.samples[:, :2]) if len(self.samples) else None
         self.anchors = {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias)) for a in site.anchors}
+        self.cache: dict[str, Any] = {}   # derived per-site arrays users may memoise (e.g. a likelihood field)
 
     def free_positions(self, clearance: float = 0.25, spacing: float = 0.5) -> np.ndarray:
         """(M, 2) map-frame xy of known-free cells at least ``clearance`` from obstacles, on a lattice of about
         ``spacing`` metres (grid maps; point maps: a lattice over the points' bounding box away from points)."""
+        key = f'free_{clearance}_{spacing}'
+        if key in self.cache:
+            return self.cache[key]
+        self.cache[key] = out = self._free_positions(clearance, spacing)
+        return out
+
+    def _free_positions(self, clearance: float, spacing: float) -> np.ndarray:
         if self.kind == 'grid':
             m = self.site.map
             assert m is not None and self.dist is not None
