@@ -127,3 +127,27 @@ def test_training_checkpoint_is_weights_only(tmp_path: Path) -> None:
         load_training_checkpoint(other)
     with pytest.raises(ModelFileError):
         load_torchscript(p)  # a training checkpoint is not a deployable model
+
+
+def test_shipped_model(tmp_path: Path) -> None:
+    """The checkpoint shipped in flm_core/checkpoints loads through the safe path, is small, and localizes."""
+    from flm_core.model.inference import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.exists():
+        pytest.skip('no shipped model yet (flm_core/checkpoints/flm_v1.pt)')
+    assert DEFAULT_MODEL.stat().st_size < 8e6
+    loc = Localizer.load()
+    assert loc.meta['format'] == 'flm-torchscript' and loc.meta['holdout_family']
+    from flm_core.datagen import ScenarioConfig, evaluation_seeds, generate_scenario
+    from flm_core.model.replay import ScenarioReplay
+
+    cfg = ScenarioConfig(duration=4.0)
+    cfg.building.families = ('office',)
+    cfg.building.size_x, cfg.building.size_y = (14.0, 16.0), (10.0, 12.0)
+    rp = ScenarioReplay(generate_scenario(cfg, evaluation_seeds(1, offset=5)[0]))
+    t = 3.0
+    truth = rp.truth(t)
+    est = loc.localize(rp.window(t, 1.2, ['scan', 'odom']), rp.site, t, truth + np.array([0.15, -0.1, 0.03]),
+                       np.diag([0.04, 0.04, 0.01]), rig=rp.rig)
+    assert est.mode == 'tracking' and np.hypot(*(est.pose[:2] - truth[:2])) < 0.3
+    assert set(est.health) == {'scan', 'points', 'depth', 'uwb', 'imu', 'odom'} and est.health['scan'] > 0
