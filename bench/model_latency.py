@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--global-calls', type=int, default=10, help='global localizations per subset')
     ap.add_argument('--family', default='office', help='building family of the scenario')
     ap.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'auto'")
+    ap.add_argument('--iterations', type=int, default=2, help='tracking iterations per update')
     ap.add_argument('--out', default='bench/results', help='writes model_latency.md/.json here')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.sensors.depth.enabled = True
     seed = evaluation_seeds(1, offset=900)[0]
     rp = ScenarioReplay(generate_scenario(cfg, seed))
+    loc.map_index(rp.site)
     rows = []
     for name, subset in BENCH_SUBSETS.items():
         ts = np.linspace(2.0, rp.duration - 0.1, a.updates)
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, t in enumerate(ts):
             w = rp.window(float(t), 1.2, list(subset))
             prior = rp.truth(float(t)) + np.array([0.1, -0.1, 0.03])
-            est = loc.localize(w, rp.site, float(t), prior, np.diag([0.04, 0.04, 0.01]), rig=rp.rig)
+            est = loc.localize(w, rp.site, float(t), prior, np.diag([0.04, 0.04, 0.01]), rig=rp.rig,
+                               iterations=a.iterations)
             if i >= 5:  # warm-up
                 lat.append(est.latency * 1e3)
         glat = []
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({'subset': name, 'track_p50_ms': float(np.percentile(lat_a, 50)),
                      'track_p99_ms': float(np.percentile(lat_a, 99)), 'track_mean_ms': float(lat_a.mean()),
                      'global_p50_ms': float(np.percentile(glat, 50)), 'global_max_ms': float(np.max(glat))})
-    head = (f'FLM latency, batch 1, {a.device}, torch threads {a.threads}, model {Path(a.model).name} '
+    head = (f'FLM latency, batch 1, {a.device}, torch threads {a.threads}, {a.iterations} iterations per tracking '
+            f'update, model {Path(a.model).name} '
             f'({loc.meta.get("params", "?")} params), {a.updates} tracking updates / {a.global_calls} global calls '
             f'per subset, building {a.family} seed {seed}')
     lines = [head, '', '| subset | tracking p50 ms | tracking p99 ms | tracking mean ms | global p50 ms | global max ms |',
