@@ -68,3 +68,16 @@ def test_covariance_is_consistent_and_invalid_ranges_ignored() -> None:
     assert res.ok and not res.inliers[1] and not res.inliers[4]
     np.testing.assert_allclose(res.position, p, atol=1e-6)
     assert not multilaterate(ANCHORS[:2], _ranges(p, ANCHORS[:2]), fixed_z=TAG_Z).ok
+
+
+def test_collinear_anchors_terminate() -> None:
+    """Regression: anchors on one line (a corridor ceiling) once made the drop/re-admit loop oscillate forever."""
+    import time
+
+    anc = np.array([[6.3516, 5.5841, 3.1923], [19.0548, 5.5841, 3.1923], [31.7580, 5.5841, 3.1923],
+                    [44.4612, 5.5841, 3.1923], [57.1644, 5.5841, 3.1923]])
+    r = np.array([17.354865260939043, 4.93319781512723, 8.593278703131492, 21.057277623854365, 33.647317632458886])
+    t0 = time.perf_counter()
+    res = multilaterate(anc, r, sigma=0.1, fixed_z=0.8)
+    assert time.perf_counter() - t0 < 1.0
+    assert np.all(np.isfinite(res.position)) and res.iterations < 1000

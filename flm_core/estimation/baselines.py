@@ -279,9 +279,10 @@ class UwbBaseline(FilterBaseline):
 class IcpBaselineConfig:
     """icp: registration settings; voxel: m, scan downsampling; min_range: m, points closer to the sensor are
     dropped (robot body); deskew: undo motion distortion with the filter's twist; max_points: evenly spaced
-    subsample cap after the voxel filter; init_correspondence: m, the wider correspondence schedule used from a
+    subsample cap after the voxel filter; init_correspondence: m, the correspondence schedule used from a
     (re)initialisation until a registration reaches ``settle_fitness`` (the initial guess may be off by tens of cm
-    and degrees); relocalize_after: consecutive gated rejections of registrations with fitness >=
+    and degrees); init_yaw_offsets: rad, heading hypotheses around the guess tried in that phase (the one with the
+    best fitness wins: a 10 deg heading error slides a scan along a corridor); relocalize_after: consecutive gated rejections of registrations with fitness >=
     ``relocalize_fitness`` after which the filter is re-initialised on the registration (the scans consistently
     agree with the map somewhere else than the filter believes; 0 disables)."""
 
@@ -290,7 +291,8 @@ class IcpBaselineConfig:
     min_range: float = 0.3
     deskew: bool = True
     max_points: int = 1500
-    init_correspondence: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25)
+    init_correspondence: tuple[float, ...] = (1.0, 0.5, 0.25)
+    init_yaw_offsets: tuple[float, ...] = (0.0, 0.12, -0.12, 0.24, -0.24)
     settle_fitness: float = 0.85
     relocalize_after: int = 10
     relocalize_fitness: float = 0.85
@@ -356,7 +358,13 @@ class IcpBaseline(FilterBaseline):
         if len(pts) > cfg.max_points:
             pts = pts[np.linspace(0, len(pts) - 1, cfg.max_points).astype(np.int64)]
         guess, _ = f.pose_at(m.stamp)
-        res = register(self.map, pts, guess, cfg.icp if self._settled else self._init_icp)
+        vp = np.asarray(self.mount(m.frame_id)[:3])
+        if self._settled:
+            res = register(self.map, pts, guess, cfg.icp, viewpoint=vp)
+        else:
+            tries = [register(self.map, pts, guess + np.array([0.0, 0.0, dy]), self._init_icp, viewpoint=vp)
+                     for dy in cfg.init_yaw_offsets or (0.0,)]
+            res = max(tries, key=lambda r: (r.ok, r.fitness, -r.rmse))
         self.last_result = res
         info = {'source': 'icp', 'fitness': res.fitness, 'rmse': res.rmse, 'iterations': res.iterations}
         if not res.ok:
@@ -469,7 +477,7 @@ class IcpPoseSource:
         guess = se2_compose(prior, se2_inverse(delta))
         wide = prior_cov is not None and float(np.max(np.diag(np.asarray(prior_cov))[:2])) > 0.15 ** 2
         icfg = replace(cfg.icp, max_correspondence=cfg.init_correspondence) if wide else cfg.icp
-        res = register(pm, pts, guess, icfg)
+        res = register(pm, pts, guess, icfg, viewpoint=np.asarray(_rig_mount(rig, m.frame_id)[:3]))
         if not res.ok:
             return None
         return Estimate(stamp=t, pose=se2_compose(res.pose, delta), cov=res.cov, source=f'icp{dim}d',

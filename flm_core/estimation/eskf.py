@@ -84,9 +84,11 @@ class EskfConfig:
     gyro_noise: rad/s/sqrt(Hz); accel_noise: m/s^2/sqrt(Hz); gyro_bias_rw: rad/s^2/sqrt(Hz);
     accel_bias_rw: m/s^3/sqrt(Hz).
     odom_vel_rel / odom_vel_abs: std of an odometry body-velocity measurement = rel * |v| + abs (m/s), 'imu' mode.
-    odom_trans_rel: std of a translation increment per metre travelled; odom_rot_rel: rad per rad turned;
-    odom_rot_per_m: rad per metre travelled; odom_trans_floor (m/sqrt(s)) and odom_rot_floor (rad/sqrt(s)):
-    random-walk floors; all 'odom' mode.
+    Odometry increments ('odom' mode) are random walks, so the uncertainty does not depend on the odometry rate:
+    odom_trans_rel: m of position std after 1 m travelled (variance grows with the distance, m/sqrt(m));
+    odom_rot_rel: rad of heading std after 1 rad turned (rad/sqrt(rad)); odom_rot_per_m: rad of heading std
+    after 1 m travelled (rad/sqrt(m): wheel scale and track-width errors turn straight runs into arcs);
+    odom_trans_floor (m/sqrt(s)) and odom_rot_floor (rad/sqrt(s)): floors over time.
     gate_prob: chi-square quantile of the Mahalanobis gate (<= 0 or >= 1 disables gating).
     history: s of events kept for delayed measurements.
     init_vel_sigma, init_gyro_bias_sigma, init_accel_bias_sigma: prior stds at construction and reset.
@@ -102,8 +104,8 @@ class EskfConfig:
     odom_vel_rel: float = 0.05
     odom_vel_abs: float = 0.02
     odom_trans_rel: float = 0.05
-    odom_rot_rel: float = 0.05
-    odom_rot_per_m: float = 0.02
+    odom_rot_rel: float = 0.07
+    odom_rot_per_m: float = 0.07
     odom_trans_floor: float = 0.005
     odom_rot_floor: float = 0.002
     gate_prob: float = 0.9999
@@ -571,11 +573,10 @@ class Eskf:
         x[VX:VY + 1] = v
         F[3:5, 3:5] = 0.0
         F[3:5, YAW] = _S @ v
-        s_t = c.odom_trans_rel * trans
-        s_r = c.odom_rot_rel * abs(delta[2]) + c.odom_rot_per_m * trans
         dtp = max(dt, 0.0)
-        Qb = np.diag([s_t ** 2 + c.odom_trans_floor ** 2 * dtp, s_t ** 2 + c.odom_trans_floor ** 2 * dtp,
-                      s_r ** 2 + c.odom_rot_floor ** 2 * dtp])
+        v_t = c.odom_trans_rel ** 2 * trans + c.odom_trans_floor ** 2 * dtp
+        v_r = c.odom_rot_rel ** 2 * abs(float(delta[2])) + c.odom_rot_per_m ** 2 * trans + c.odom_rot_floor ** 2 * dtp
+        Qb = np.diag([v_t, v_t, v_r])
         G = np.zeros((DIM, 3))
         G[0:2, 0:2] = R
         G[YAW, 2] = 1.0

@@ -66,11 +66,14 @@ def voxel_downsample(points: np.ndarray, voxel: float, normals: np.ndarray | Non
 
 @dataclass
 class PointMap:
-    """Map points (N, D) (D = 2 or 3, map frame, m) with unit normals (N, D) and a KD-tree."""
+    """Map points (N, D) (D = 2 or 3, map frame, m) with unit normals (N, D) and a KD-tree. Where ``oriented`` is
+    True the normal points to the free side of the surface, and registration ignores correspondences with surfaces
+    that face away from the sensor (the far face of a thin wall is not what a range sensor sees)."""
 
     points: np.ndarray
     normals: np.ndarray
     tree: cKDTree = field(repr=False)
+    oriented: np.ndarray | None = None      # (N,) bool: the normal points out of the surface (to the free side)
     _submap: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -82,17 +85,17 @@ class PointMap:
 
     @classmethod
     def from_points(cls, points: np.ndarray, normals: np.ndarray | None = None, voxel: float = 0.0,
-                    k: int = 10) -> PointMap:
-        """From points (N, 2|3), optionally voxel-downsampled; normals by PCA of k neighbours when None."""
+                    k: int = 10, oriented: bool = True) -> PointMap:
+        """From points (N, 2|3), optionally voxel-downsampled; normals by PCA of k neighbours when None (then
+        unoriented); given normals are taken as oriented (pointing to free space) unless ``oriented`` is False."""
         pts = np.asarray(points, dtype=np.float64)
         nrm = None if normals is None else np.asarray(normals, dtype=np.float64)
         pts, nrm = voxel_downsample(pts, voxel, nrm)
         tree = cKDTree(pts)
         if nrm is None:
-            nrm = _pca_normals(pts, tree, k)
-        else:
-            nrm = nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-        return cls(points=pts, normals=nrm, tree=tree)
+            return cls(points=pts, normals=_pca_normals(pts, tree, k), tree=tree)
+        nrm = nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+        return cls(points=pts, normals=nrm, tree=tree, oriented=np.full(len(pts), bool(oriented)))
 
     @classmethod
     def from_occupancy(cls, occ: OccupancyMap, threshold: int = 65, k: int = 8) -> PointMap:
@@ -113,7 +116,14 @@ class PointMap:
         cr = np.stack([cols + du, rows + dv], axis=-1)
         pts = occ.cell_to_world(cr)
         tree = cKDTree(pts)
-        return cls(points=pts, normals=_pca_normals(pts, tree, k), tree=tree)
+        nrm = _pca_normals(pts, tree, k)
+        # orient towards the free neighbours (rotated into the map frame); ambiguous where they cancel out
+        c, s_ = math.cos(occ.origin[2]), math.sin(occ.origin[2])
+        free_dir = np.stack([c * du - s_ * dv, s_ * du + c * dv], axis=-1)
+        dot = np.sum(nrm * free_dir, axis=1)
+        nrm = np.where(dot[:, None] < 0, -nrm, nrm)
+        oriented = np.abs(dot) > 0.3 * np.linalg.norm(free_dir, axis=1) + 1e-9
+        return cls(points=pts, normals=nrm, tree=tree, oriented=oriented)
 
     def submap(self, center: np.ndarray, radius: float, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(points, normals) within ``radius`` (horizontal) of ``center`` (2,), cached until the centre moves by
@@ -255,12 +265,30 @@ def _transform(src: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _linearize(pm: PointMap, src: np.ndarray, x: np.ndarray, max_corr: float, huber: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _nearest(pm: PointMap, q: np.ndarray, x: np.ndarray, max_corr: float, viewpoint: np.ndarray | None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest map point of each query point q (N, D) within max_corr -> (mask (N,), index (N,)); with oriented
+    normals and a viewpoint (base_link, (D,)), the nearest of the 3 closest whose surface faces the sensor."""
+    if pm.oriented is None or viewpoint is None:
+        dist, j = pm.tree.query(q, k=1, distance_upper_bound=max_corr)
+        return np.isfinite(dist), np.where(np.isfinite(dist), j, 0)
+    vp = _transform(np.asarray(viewpoint, dtype=np.float64).reshape(1, -1)[:, :q.shape[1]], x)[0]
+    dist, jj = pm.tree.query(q, k=3, distance_upper_bound=max_corr)
+    ok = np.isfinite(dist)
+    jc = np.where(ok, jj, 0)
+    n = pm.normals[jc]                                           # (N, 3, D)
+    facing = np.einsum('nkd,nkd->nk', n, vp[None, None, :] - pm.points[jc]) > -1e-3
+    ok &= facing | ~pm.oriented[jc]
+    first = np.argmax(ok, axis=1)
+    m = ok[np.arange(len(q)), first]
+    return m, jc[np.arange(len(q)), first]
+
+
+def _linearize(pm: PointMap, src: np.ndarray, x: np.ndarray, max_corr: float, huber: float,
+               viewpoint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Correspondences at pose x: (J (M, 3), e (M,), w (M,), mask (N,))."""
     q = _transform(src, x)
-    dist, j = pm.tree.query(q, k=1, distance_upper_bound=max_corr)
-    m = np.isfinite(dist)
+    m, j = _nearest(pm, q, x, max_corr, viewpoint)
     jm = j[m]
     n = pm.normals[jm]
     d = q[m] - pm.points[jm]
@@ -292,11 +320,11 @@ def _covariance(J: np.ndarray, e: np.ndarray, w: np.ndarray, cfg: IcpConfig) -> 
     return 0.5 * (cov + cov.T)
 
 
-def _finish(pm: PointMap, src: np.ndarray, x: np.ndarray, cfg: IcpConfig, iters: int) -> IcpResult:
-    J, e, w, m = _linearize(pm, src, x, cfg.max_correspondence[-1], cfg.huber)
+def _finish(pm: PointMap, src: np.ndarray, x: np.ndarray, cfg: IcpConfig, iters: int,
+            viewpoint: np.ndarray | None = None) -> IcpResult:
+    J, e, w, m = _linearize(pm, src, x, cfg.max_correspondence[-1], cfg.huber, viewpoint)
     if pm.dim == 3:
-        dist, _ = pm.tree.query(_transform(src, x), k=1, distance_upper_bound=cfg.max_correspondence[-1])
-        fitness = float(np.mean(np.isfinite(dist)))
+        fitness = float(np.mean(_nearest(pm, _transform(src, x), x, cfg.max_correspondence[-1], viewpoint)[0]))
     else:
         fitness = float(m.mean()) if len(m) else 0.0
     rmse = float(np.sqrt(np.mean(e ** 2))) if len(e) else float('nan')
@@ -305,13 +333,14 @@ def _finish(pm: PointMap, src: np.ndarray, x: np.ndarray, cfg: IcpConfig, iters:
     return IcpResult(pose=x, cov=cov, fitness=fitness, rmse=rmse, ok=ok, iterations=iters, n_points=len(src))
 
 
-def _register_planar(pm: PointMap, src: np.ndarray, init: np.ndarray, cfg: IcpConfig) -> IcpResult:
+def _register_planar(pm: PointMap, src: np.ndarray, init: np.ndarray, cfg: IcpConfig,
+                     viewpoint: np.ndarray | None = None) -> IcpResult:
     x = np.asarray(init, dtype=np.float64).copy()
     iters = 0
     for max_corr in cfg.max_correspondence:
         for _ in range(cfg.max_iterations):
             iters += 1
-            J, e, w, _ = _linearize(pm, src, x, max_corr, cfg.huber)
+            J, e, w, _ = _linearize(pm, src, x, max_corr, cfg.huber, viewpoint)
             if len(e) < max(cfg.min_points, 3):
                 break
             Hm = (J * w[:, None]).T @ J + 1e-9 * np.eye(3)
@@ -324,10 +353,11 @@ def _register_planar(pm: PointMap, src: np.ndarray, init: np.ndarray, cfg: IcpCo
             x[2] = float(wrap_angle(x[2]))
             if math.hypot(dx[0], dx[1]) < cfg.tol_trans and abs(dx[2]) < cfg.tol_rot:
                 break
-    return _finish(pm, src, x, cfg, iters)
+    return _finish(pm, src, x, cfg, iters, viewpoint)
 
 
-def _register_open3d(pm: PointMap, src: np.ndarray, init: np.ndarray, cfg: IcpConfig) -> IcpResult:
+def _register_open3d(pm: PointMap, src: np.ndarray, init: np.ndarray, cfg: IcpConfig,
+                     viewpoint: np.ndarray | None = None) -> IcpResult:
     import open3d as o3d  # noqa: PLC0415 (heavy; only this engine needs it)
 
     reg = o3d.pipelines.registration
@@ -351,7 +381,7 @@ def _register_open3d(pm: PointMap, src: np.ndarray, init: np.ndarray, cfg: IcpCo
         T = np.asarray(r.transformation)
         iters += cfg.max_iterations
     x = np.array([T[0, 3], T[1, 3], math.atan2(T[1, 0], T[0, 0])])
-    return _finish(pm, src, x, cfg, iters)
+    return _finish(pm, src, x, cfg, iters, viewpoint)
 
 
 def _pad3(a: np.ndarray) -> np.ndarray:
@@ -359,9 +389,11 @@ def _pad3(a: np.ndarray) -> np.ndarray:
     return a if a.shape[1] == 3 else np.concatenate([a, np.zeros((len(a), 1))], axis=1)
 
 
-def register(pm: PointMap, points: np.ndarray, init: np.ndarray, config: IcpConfig | None = None) -> IcpResult:
+def register(pm: PointMap, points: np.ndarray, init: np.ndarray, config: IcpConfig | None = None,
+             viewpoint: np.ndarray | None = None) -> IcpResult:
     """Register points (N, D) in base_link (D = the map's dimension) to the map from the guess ``init`` (3,) x y yaw;
-    see the module docstring."""
+    see the module docstring. ``viewpoint`` (D,): the sensor's position in base_link; with it, correspondences with
+    map surfaces facing away from the sensor are ignored (where the map's normals are oriented)."""
     cfg = config or IcpConfig()
     src = np.asarray(points, dtype=np.float64)
     if src.ndim != 2 or src.shape[1] != pm.dim:
@@ -371,9 +403,10 @@ def register(pm: PointMap, points: np.ndarray, init: np.ndarray, config: IcpConf
     if len(src) < max(cfg.min_points, 3):
         return IcpResult(pose=init.copy(), cov=np.eye(3) * 1e6, fitness=0.0, rmse=float('nan'), ok=False,
                          iterations=0, n_points=len(src))
+    vp = None if viewpoint is None else np.asarray(viewpoint, dtype=np.float64).reshape(-1)[:pm.dim]
     if cfg.engine == 'open3d':
-        return _register_open3d(pm, src, init, cfg)
-    return _register_planar(pm, src, init, cfg)
+        return _register_open3d(pm, src, init, cfg, vp)
+    return _register_planar(pm, src, init, cfg, vp)
 
 
 def sensor_to_base(points: np.ndarray, mount: tuple[float, float, float, float]) -> np.ndarray:

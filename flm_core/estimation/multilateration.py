@@ -166,7 +166,8 @@ def multilaterate(anchors: np.ndarray, ranges: np.ndarray, sigma: float | np.nda
 
     # --- IRLS on the consensus set, dropping the worst outlier while redundancy remains
     iters = 0
-    while True:
+    readmitted = np.zeros(A, bool)
+    for _ in range(2 * A + 2):           # each range can be dropped and re-admitted at most once: no oscillation
         sel = np.nonzero(inl)[0]
         for _ in range(cfg.max_iterations):
             iters += 1
@@ -184,10 +185,11 @@ def multilaterate(anchors: np.ndarray, ranges: np.ndarray, sigma: float | np.nda
         if len(out) and inl.sum() > d + 1:
             inl[out[np.argmax(z[out])]] = False
             continue
-        # ranges left out earlier that now agree come back (once)
-        back = valid & ~inl & (z <= thr)
+        # ranges left out earlier that now agree come back (once each)
+        back = valid & ~inl & ~readmitted & (z <= thr)
         if back.any():
             inl |= back
+            readmitted |= back
             continue
         break
 
