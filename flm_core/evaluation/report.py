@@ -81,13 +81,13 @@ def plot_trajectory(path: Path, evals: list[Evaluation], gt: Trajectory, site: S
     sc = ax.scatter(e[:, 0], e[:, 1], c=np.nan_to_num(err, nan=0), cmap='viridis', s=6, vmin=0,
                     vmax=max(0.5, float(np.nanpercentile(err, 95)) if np.isfinite(err).any() else 0.5),
                     label=f'{main.name} (colour: error)', zorder=4)
-    fig.colorbar(sc, ax=ax, label='position error [m]')
+    fig.colorbar(sc, ax=ax, label='position error [m]', shrink=0.7)
     for ev in evals[1:]:
         ax.plot(ev.est.poses[:, 0], ev.est.poses[:, 1], lw=1, label=ev.name)
     ax.set_aspect('equal')
     ax.set_xlabel('x [m]')
     ax.set_ylabel('y [m]')
-    ax.legend(loc='upper right', fontsize=8)
+    ax.legend(loc='best', fontsize=8, framealpha=0.6)
     ax.set_title('trajectory in the map frame')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
