@@ -8,7 +8,7 @@ live: starts the real graph (flm-run, use_sim_time) and plays the bag to it over
 what the node publishes, and computes the same metrics: the ROS path itself is evaluated.
 
 Outputs in --out: TUM trajectories (evo-compatible), metrics.json, trajectory.png, errors.png and report.md. Exit
-status: 0 ok; 1 the bag or the site could not be used; 2 bad arguments; 3 a --fail-above threshold was crossed;
+status: 0 ok; 1 the bag, the site or the model could not be used; 2 bad arguments; 3 a --fail-above threshold was crossed;
 4 partial results (missing ground truth, truncated bag, ...).
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ from flm_core.evaluation.trajectory import Trajectory, read_tum
 from flm_core.geometry import quat_to_yaw
 from flm_core.rig import RigBuilder, frames_in
 from flm_core.site import Site, SiteError, load_site
+from flm_core.timebuffer import Verdict
 from flm_ros import conversions as conv
 from flm_ros import params as P
 from flm_ros.bagio import BagError, info, messages, open_bag
@@ -75,8 +76,13 @@ def _trajectory(rows: list[tuple[float, np.ndarray, np.ndarray | None]]) -> Traj
 
 
 def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progress: bool = True,
-                   source: Any = None) -> Replay:
-    """Drive the pipeline through the bag in receive order, stepping at ``update_rate`` of bag time."""
+                   source: Any = None, initial_pose: np.ndarray | None = None, baseline: Any = None) -> Replay:
+    """Drive the pipeline through the bag in receive order, stepping at ``update_rate`` of bag time.
+
+    ``source``: the pose source (default: the one the parameters name, i.e. the FLM). ``initial_pose`` (3,): start
+    tracking there at the first message instead of localizing globally. ``baseline``: a
+    :class:`flm_core.estimation.baselines.Baseline` factory ``f(site, mounts) -> Baseline`` (e.g. AMCL) driven on
+    the same measurements instead of the pipeline; it starts from ``initial_pose``."""
     from tqdm import tqdm  # noqa: PLC0415
 
     reader = open_bag(bag)
@@ -98,8 +104,10 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
             problems.append(f'no ground truth: topic {gt_topic} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE '
                             'or --gt tum:FILE); metrics need ground truth')
     tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
-    source = source if source is not None else load_pose_source(p, _Logger())
+    if source is None and baseline is None:
+        source = load_pose_source(p, _Logger())
     pipe = make_pipeline(p, site, source)
+    base_impl = None
     rig = RigBuilder(lambda a, b: tree.lookup(a, b, 0.0), p['base_frame'], p['sensors.uwb.tag_frame'])
     period = 1.0 / float(p['update_rate'])
     topics = list(present) + ['/tf', '/tf_static'] + ([gt_topic] if gt_topic in binfo.topics else [])
@@ -130,9 +138,26 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
         except (ValueError, TypeError, OverflowError):
             pipe.front.reject(stream, 'malformed')
             continue
-        pipe.offer(stream, m, t_recv)
         if next_step is None:
             next_step = t_recv + period
+            if initial_pose is not None and baseline is None:
+                pipe.set_initial_pose(initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]), float(m.stamp))
+        v = pipe.offer(stream, m, t_recv)
+        if baseline is not None and v in (Verdict.ACCEPTED, Verdict.RESET):
+            if base_impl is None:
+                mounts = rig.rig(frames_in({stream: [(m.stamp, m)]})).mounts
+                base_impl = baseline(site, mounts)
+                base_impl.reset(float(m.stamp), initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]))
+            t0b = time.perf_counter()
+            base_impl.step(m)
+            latencies.append(time.perf_counter() - t0b)
+        if baseline is not None:
+            while t_recv >= next_step:
+                next_step += period
+                e = base_impl.estimate(pipe.front.buffer.latest) if base_impl is not None else None
+                if e is not None:
+                    est_rows.append((e.stamp, e.pose, e.cov))
+            continue
         while t_recv >= next_step:
             next_step += period
             latest = pipe.front.buffer.latest
@@ -241,6 +266,22 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
     return Replay(est=_trajectory([]), gt=_trajectory(rows), problems=problems, duration=binfo.end - binfo.start)
 
 
+BASELINES = ('icp', 'icp2d', 'icp3d', 'uwb', 'uwb-ekf', 'amcl')
+
+
+def _baseline(kind: str) -> dict[str, Any]:
+    """replay_offline arguments that run baseline ``kind`` (see --compare)."""
+    if kind == 'amcl':
+        from flm_core.estimation.amcl_baseline import AmclBaseline  # noqa: PLC0415 (optional GPL dependency)
+
+        return {'baseline': lambda site, mounts: AmclBaseline(site.map, extrinsics=mounts)}
+    if kind not in BASELINES:
+        raise ValueError(f'unknown baseline {kind!r}; expected some of {", ".join(BASELINES)}')
+    from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
+
+    return {'source': make_pose_source('uwb' if kind == 'uwb-ekf' else kind)}
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog='flm-eval', formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split('\n\n')[0],
@@ -258,8 +299,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument('--topic', action='append', default=[], metavar='STREAM=TOPIC',
                    help='sensor topic, e.g. scan=/front/scan (streams: scan points depth uwb imu odom)')
     p.add_argument('--disable', default='', help='comma-separated streams to ignore, e.g. scan,points')
-    p.add_argument('--compare', default='', help='comma-separated baselines to run on the same bag '
-                                                 '(offline): icp, uwb-ekf, amcl')
+    p.add_argument('--compare', default='', help='comma-separated baselines to run on the same bag (offline mode; '
+                                                 'they start from the true initial pose): icp, icp2d, icp3d, '
+                                                 'uwb-ekf, amcl (Nav2 AMCL, the optional amcl package)')
     p.add_argument('--fail-above', type=float, default=None, metavar='METRES',
                    help='exit with status 3 if the APE RMSE exceeds this')
     p.add_argument('--threshold', type=float, default=1.0, help='failure threshold in metres (default 1.0)')
@@ -290,14 +332,34 @@ def main(argv: list[str] | None = None) -> int:
         p[f'sensors.{stream}.topic'] = topic
     for stream in filter(None, ns.disable.split(',')):
         p[f'sensors.{stream}.enabled'] = False
+    source = None
+    if ns.mode == 'offline':
+        try:
+            source = load_pose_source(p, _Logger())
+        except (ValueError, OSError, RuntimeError, ImportError) as e:  # ModelFileError is a ValueError
+            print(f'flm-eval: error: model: {e} (give one with --model)', file=sys.stderr)
+            return EXIT_INPUT
     try:
         if ns.mode == 'offline':
-            rep = replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress)
+            rep = replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress, source=source)
         else:
             rep = replay_live(ns.bag, site_path, ns.params_file, p, ns.gt, ns.rate)
     except BagError as e:
         print(f'flm-eval: error: {e}', file=sys.stderr)
         return EXIT_INPUT
+    compared: list[tuple[str, Replay]] = []
+    kinds = [k for k in ns.compare.split(',') if k]
+    if kinds and ns.mode == 'offline' and len(rep.gt):
+        gt0 = rep.gt.poses[0]
+        for kind in kinds:
+            try:
+                compared.append((kind, replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress,
+                                                      initial_pose=gt0, **_baseline(kind))))
+            except (ValueError, ImportError, BagError) as e:
+                rep.problems.append(f'--compare {kind}: {e}')
+    elif kinds:
+        rep.problems.append('--compare needs the offline mode and ground truth (the baselines start from the true '
+                            'initial pose)')
     evals: list[Evaluation] = []
     header = {'bag': str(ns.bag), 'site': str(site_path), 'mode': ns.mode, 'ground_truth': ns.gt,
               'duration_s': rep.duration, 'wall_s': rep.wall,
@@ -308,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
                  'model_latency_ms': {'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99))}
                  if len(lat) else {}}
         evals.append(evaluate('flm', rep.est, rep.gt, threshold=ns.threshold, duration=rep.duration, extra=extra))
+        for kind, r in compared:
+            lat_k = np.array(r.latencies) * 1e3
+            evals.append(evaluate(kind, r.est, rep.gt, threshold=ns.threshold, duration=r.duration, extra={
+                'events': r.events, 'update_latency_ms': {'p50': float(np.percentile(lat_k, 50)),
+                                                          'p99': float(np.percentile(lat_k, 99))} if len(lat_k) else {},
+                'initialised_from_ground_truth': True}))
     report = write_report(out, evals, rep.gt, site, header, rep.problems) if evals else None
     if not evals:
         out.mkdir(parents=True, exist_ok=True)
