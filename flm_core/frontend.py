@@ -6,6 +6,7 @@ Thread-safe: writers and readers take :attr:`lock`.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 from typing import Any
@@ -37,6 +38,7 @@ class SensorFrontEnd:
         self.rejections: Counter[tuple[str, str]] = Counter()   # (stream, reason) -> count
         self.received: Counter[str] = Counter()
         self._arrivals: dict[str, deque[float]] = {}
+        self._last_stamp: dict[str, float] = {}   # newest accepted stamp per stream (kept after buffer pruning)
 
     def reject(self, stream: str, reason: str) -> int:
         """Count a rejection decided before a measurement existed (e.g. a malformed message); returns the
@@ -58,9 +60,14 @@ class SensorFrontEnd:
             if isinstance(m, PointCloud) and m.xyz.shape[0] > MAX_POINTS:
                 m = decimate(m)
                 self.rejections[(stream, 'decimated')] += 1
+            resets = self.buffer.resets
             v = self.buffer.add(stream, float(m.stamp), m, now=now)
-            if v in (Verdict.ACCEPTED, Verdict.RESET) and now is not None:
-                self._arrivals.setdefault(stream, deque(maxlen=256)).append(now)
+            if self.buffer.resets != resets:
+                self._last_stamp = {}   # a new timeline: ages of the old one mean nothing
+            if v in (Verdict.ACCEPTED, Verdict.RESET):
+                self._last_stamp[stream] = max(self._last_stamp.get(stream, -math.inf), float(m.stamp))
+                if now is not None:
+                    self._arrivals.setdefault(stream, deque(maxlen=256)).append(now)
             return v
 
     def rate(self, stream: str, now: float, horizon: float = 5.0) -> float:
@@ -72,9 +79,11 @@ class SensorFrontEnd:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
     def age(self, stream: str, now: float) -> float | None:
-        """Seconds from the newest buffered stamp of ``stream`` to ``now`` (None if nothing buffered)."""
+        """Seconds from the newest accepted stamp of ``stream`` to ``now`` (None if nothing was ever accepted, or
+        nothing since time jumped back). Kept after the buffer forgot the data, so a stream that stopped reads as
+        stale, not as absent."""
         with self.lock:
-            last = self.buffer.last_stamp(stream)
+            last = self._last_stamp.get(stream)
         return None if last is None else now - last
 
     def stats(self, streams: list[str], now: float) -> dict[str, dict[str, Any]]:

@@ -56,11 +56,13 @@ class State(str, Enum):
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """global_on_start: localize globally when no initial pose is given; min_global_data: s of buffered data
-    before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
+    """global_on_start: localize globally when no initial pose is given (at start and after a time jump back; when
+    False the pipeline waits for :meth:`set_initial_pose`, as AMCL without global initialisation); min_global_data:
+    s of buffered data before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
     lost_after_rejections: consecutive gated model poses that mean 'lost'; lost_std: m of filter position std
     that means 'lost'; process: the filter's process model, 'auto' (odometry when enabled, else IMU), 'odom' or
-    'imu'; model_streams: streams handed to the model (others only drive the filter)."""
+    'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams: the streams
+    that localize (without any of them in the window the pose source is not asked: IMU/odometry only propagate)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0
@@ -69,6 +71,7 @@ class PipelineConfig:
     lost_std: float = 3.0
     process: str = 'auto'
     model_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
+    absolute_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb')
     eskf: EskfConfig = field(default_factory=EskfConfig)
 
 
@@ -120,9 +123,11 @@ class Pipeline:
     def offer(self, stream: str, m: Any, now: float | None) -> Verdict | str:
         """Check and buffer a measurement; odometry/IMU that are accepted also drive the filter."""
         with self._lock:
+            resets = self.front.buffer.resets
             v = self.front.offer(stream, m, now)
-            if v == Verdict.RESET:
-                self._restart(float(m.stamp), 'time jumped back: restarted')
+            if v == Verdict.RESET or self.front.buffer.resets != resets:  # (the message may be from before it)
+                self._restart(float(m.stamp) if v == Verdict.RESET else float(now if now is not None else m.stamp),
+                              'time jumped back: restarted')
             if v in (Verdict.ACCEPTED, Verdict.RESET) and self.filter.initialized:
                 self._propagate(stream, m)
             return v
@@ -137,7 +142,7 @@ class Pipeline:
     def _restart(self, stamp: float, why: str) -> None:
         self.filter = Eskf(self._eskf_config)
         self.state = State.INITIALIZING
-        self._global_requested = True
+        self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
         self.events.append((stamp, why))
 
     def set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None = None) -> None:
@@ -184,43 +189,68 @@ class Pipeline:
         return map_to_odom(pose, np.array([p[0], p[1], float(quat_to_yaw(q))]))
 
     def step(self, t: float | None = None) -> StepResult | None:
-        """Localize at stamp t (default: the newest buffered stamp). Returns None before the first pose."""
+        """Localize at stamp t (default: the newest buffered stamp). Returns None before the first pose.
+
+        The pose source runs only on new data (a step at the stamp of the previous one returns the same estimate:
+        the same window fused twice would shrink the covariance with no information) and only when the window holds
+        data of an absolute sensor (``absolute_streams``); otherwise the filter dead-reckons on odometry/IMU and its
+        covariance grows. The pose source runs outside the lock, so :meth:`offer` (sensor callbacks) never waits
+        for inference; a result is dropped when the filter was reset meanwhile (an initial pose, a time jump)."""
         with self._lock:
             buf = self.front.buffer
             t = buf.latest if t is None else t
             if t is None:
                 return None
-            window = buf.window(t, streams=[s for s in self.config.model_streams if s in self.enabled])
-            latency, update, health = None, 'none', {}
-            if self.source is not None and (self._global_requested or not self.filter.initialized):
-                if self._data_span(window) >= self.config.min_global_data:
-                    self.state = State.RELOCALIZING if self.state != State.INITIALIZING else self.state
-                    t0 = time.perf_counter()
-                    est = self.source.localize(window, self.site, t, rig=self.rig)
-                    latency = time.perf_counter() - t0
-                    if est is not None and _max_std(est.cov) <= self.config.global_max_std:
-                        self._reset_at(est.pose, est.cov, t)
-                        update, health = 'global', dict(getattr(est, 'health', {}) or {})
-            elif self.source is not None and self.filter.initialized:
-                prior, prior_cov = self.filter.pose_at(t)
-                t0 = time.perf_counter()
-                est = self.source.localize(window, self.site, t, prior, prior_cov, rig=self.rig)
-                latency = time.perf_counter() - t0
-                if est is not None:
-                    r = self.filter.update_pose(t, est.pose, est.cov, source='model')
-                    update, health = r.value, dict(getattr(est, 'health', {}) or {})
-                    if r == UpdateResult.TOO_LATE:
-                        update = 'too_late'
-                if self.state == State.TRACKING and self._diverged():
-                    self.state = State.LOST
-                    self.events.append((t, 'lost'))
-                    self._global_requested = True
+            fresh = t != self._last_step_t
             self._last_step_t = t
+            window = buf.window(t, streams=[s for s in self.config.model_streams if s in self.enabled])
+            absolute = any(window.get(s) for s in self.config.absolute_streams)
+            filt, mode, prior, prior_cov = self.filter, None, None, None
+            if self.source is not None and fresh and absolute:
+                if self._global_requested or not filt.initialized:
+                    wanted = self._global_requested or self.config.global_on_start  # else: wait for a pose
+                    if wanted and self._data_span(window) >= self.config.min_global_data:
+                        mode = 'global'
+                        self.state = State.RELOCALIZING if self.state != State.INITIALIZING else self.state
+                else:
+                    mode = 'tracking'
+                    prior, prior_cov = filt.pose_at(t)
+        latency, est = None, None
+        if mode is not None:
+            t0 = time.perf_counter()
+            if mode == 'global':
+                est = self.source.localize(window, self.site, t, rig=self.rig)
+            else:
+                est = self.source.localize(window, self.site, t, prior, prior_cov, rig=self.rig)
+            latency = time.perf_counter() - t0
+        with self._lock:
+            update, health = 'none', {}
+            if mode is not None and self.filter is not filt:
+                return None  # reset while the pose source ran (initial pose, time jump): the result is obsolete
+            elif mode == 'global':
+                if est is not None and _max_std(est.cov) <= self.config.global_max_std:
+                    self._reset_at(est.pose, est.cov, t)
+                    update, health = 'global', dict(getattr(est, 'health', {}) or {})
+            elif mode == 'tracking' and est is not None:
+                r = self.filter.update_pose(t, est.pose, est.cov, source='model')
+                update, health = r.value, dict(getattr(est, 'health', {}) or {})
+            if fresh and self.state == State.TRACKING and self.filter.initialized and self._diverged():
+                self.state = State.LOST
+                self.events.append((t, 'lost'))
+                self._global_requested = True
             if not self.filter.initialized:
                 return None
             pose, cov = self.filter.pose_at(t)
             return StepResult(stamp=t, pose=pose, cov=cov, map_to_odom=self.map_to_odom(pose, t), state=self.state,
                               model_latency=latency, update=update, health=health)
+
+    def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(pose (3,), cov (3, 3)) of the filter at stamp t (e.g. the clock's now: the uncertainty while no data
+        arrives), or None before the first pose."""
+        with self._lock:
+            if not self.filter.initialized:
+                return None
+            return self.filter.pose_at(t)
 
     def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
         fresh = Eskf(self._eskf_config)

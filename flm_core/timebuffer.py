@@ -9,7 +9,8 @@ and its clock's ``now``; the buffer has no clock of its own). What the buffer do
 * rejects stamps from the far future, more than ``max_future`` ahead of the caller's clock (``FUTURE``),
   when the caller gives one;
 * detects time jumping backwards (a bag loop, a ``/clock`` reset) and starts over (``RESET``): by the clock going
-  back more than ``jump_back`` when the caller gives ``now``; without a clock, when ``jump_confirm`` consecutive
+  back more than ``jump_back`` when the caller gives ``now`` (a message of the old timeline that arrives just after
+  the jump clears the buffer too but is refused as ``FUTURE``: watch :attr:`TimeBuffer.resets`); without a clock, when ``jump_confirm`` consecutive
   messages all land more than ``jump_back`` before the newest stamp (a single stale message is only too late);
 * forgets what is older than ``window + max_lateness`` behind the newest stamp, and never holds more than
   ``max_per_stream`` items per stream (the oldest go first, counted as ``evicted``).
@@ -103,6 +104,10 @@ class TimeBuffer:
                 self._reset()
                 s = self._streams.setdefault(stream, _Stream())
                 self._last_now = now
+                if stamp > now + cfg.max_future:
+                    # sent before the jump and received after it: it belongs to the old timeline and must not
+                    # start the new one (every later message would be too late behind it)
+                    return self._count(s, Verdict.FUTURE)
                 self._insert(s, stamp, item)
                 return self._count(s, Verdict.RESET)
             self._last_now = now if self._last_now is None else max(self._last_now, now)

@@ -38,7 +38,9 @@ def _finite(*arrays: np.ndarray) -> bool:
 
 def rejection_reason(m: object, exp: Expectations) -> str | None:
     """None if ``m`` is usable, else why not ('no_frame_id', 'nonfinite', 'bad_quaternion', 'wrong_frame',
-    'unknown_anchor', 'invalid_range', 'empty', 'nonfinite_covariance', 'too_large', 'bad_shape')."""
+    'unknown_anchor', 'invalid_range', 'empty', 'nonfinite_covariance', 'too_large', 'bad_shape',
+    'no_valid_ranges' (a scan without one usable beam: every range NaN, negative or out of limits; +inf 'no return'
+    beams count as usable, REP-117), 'no_finite_points' (a cloud whose points are all NaN/inf))."""
     if isinstance(m, RangeSample):
         if not m.anchor_id:
             return 'no_frame_id'
@@ -55,10 +57,15 @@ def rejection_reason(m: object, exp: Expectations) -> str | None:
             return 'bad_shape'
         if not (np.isfinite(m.range_max) and m.range_max > 0 and np.isfinite(m.range_min)):
             return 'invalid_range'
+        r = m.ranges
+        if not bool(np.any(((r >= m.range_min) & (r <= m.range_max)) | np.isposinf(r))):
+            return 'no_valid_ranges'
         return None
     if isinstance(m, PointCloud):
         if m.xyz.shape[0] == 0:
             return 'empty'
+        if not bool(np.any(np.all(np.isfinite(m.xyz), axis=-1))):
+            return 'no_finite_points'
         return None
     if isinstance(m, Image):
         if m.data.size == 0:

@@ -40,8 +40,21 @@ def open_bag(path: str | Path) -> Any:
         reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
         reader.open()
     except Exception as e:  # noqa: BLE001 (rosbags raises several types for corrupt files)
-        raise BagError(f'{path}: cannot open bag: {type(e).__name__}: {e}') from None
+        raise BagError(f'{path}: cannot open bag: {type(e).__name__}: {e}{_hint(str(e))}') from None
     return reader
+
+
+def _hint(err: str) -> str:
+    """What a rosbags error most likely means, for the user."""
+    low = err.lower()
+    if 'end magic' in low or 'truncated record' in low:
+        return (' (the file is truncated, e.g. the recording was interrupted: an mcap file without its footer cannot '
+                'be read; re-record, or recover the readable part with `mcap recover`)')
+    if 'disk image is malformed' in low or 'not a database' in low:
+        return ' (the sqlite3 file is truncated or corrupt)'
+    if 'seems to be empty' in low:
+        return ' (the bag file is empty: nothing was recorded)'
+    return ''
 
 
 def info(reader: Any, path: Path) -> BagInfo:

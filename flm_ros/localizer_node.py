@@ -50,6 +50,7 @@ from flm_ros.sensor_input import SensorInput, buffer_config, expectations
 from flm_ros.tf import Buffer, TransformBroadcaster, TransformListener, make_transform, transform_to_arrays
 
 TABLE = P.COMMON + P.LOCALIZER
+STALE_ESTIMATE_S = 1.0  # s without a new estimate before the localization status warns
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -73,7 +74,7 @@ def make_pipeline(p: dict[str, Any], site: Site, source: Any) -> Pipeline:
     front = SensorFrontEnd(buffer_config(p), expectations(p, site))
     enabled = [s for s in STREAMS if p[f'sensors.{s}.enabled']]
     cfg = PipelineConfig(
-        global_on_start=bool(p['global_on_start']) and not p['set_initial_pose'],
+        global_on_start=bool(p['global_on_start']),  # set_initial_pose: initialised at activation already
         min_global_data=float(p['min_global_data']), global_max_std=float(p['global_max_std']),
         lost_after_rejections=int(p['lost_after_rejections']), lost_std=float(p['lost_std']),
         process=p['filter.process'])
@@ -360,27 +361,35 @@ class LocalizerNode(LifecycleNode):
         arr = diagnostics_for(self.get_name(), self.inputs.stats(), now.to_msg())
         r, pl = self._last, self.pipeline
         lat = np.array(self._latencies) * 1e3 if self._latencies else np.zeros(1)
-        std = math.sqrt(max(np.linalg.eigvalsh(r.cov[:2, :2]).max(), 0.0)) if r is not None else float('nan')
+        # the uncertainty now: the filter brought to the clock's time, so it grows while no data arrives
+        age = self._now() - r.stamp if r is not None else float('nan')
+        now_est = pl.pose_at(self._now()) if r is not None and age >= 0 else None  # (age < 0: time went back)
+        cov = now_est[1] if now_est is not None else (r.cov if r is not None else None)
+        std = math.sqrt(max(np.linalg.eigvalsh(cov[:2, :2]).max(), 0.0)) if cov is not None else float('nan')
         state = pl.state.value if r is not None or pl.state != State.TRACKING else 'initializing'
         level = {State.TRACKING: DiagnosticStatus.OK, State.INITIALIZING: DiagnosticStatus.WARN}.get(
             pl.state, DiagnosticStatus.ERROR if pl.state == State.LOST else DiagnosticStatus.WARN)
+        message = state
+        if r is not None and age > STALE_ESTIMATE_S:
+            level = max(level, DiagnosticStatus.WARN)  # single bytes: OK < WARN < ERROR
+            message = f'{state}: no new estimate for {age:.1f} s (no sensor data?)'
         counts = pl.filter.counts
         values = {
             'state': state, 'position_std_m': f'{std:.3f}',
-            'yaw_std_rad': f'{math.sqrt(max(r.cov[2, 2], 0.0)):.3f}' if r is not None else 'nan',
+            'yaw_std_rad': f'{math.sqrt(max(cov[2, 2], 0.0)):.3f}' if cov is not None else 'nan',
             'model_latency_p50_ms': f'{np.percentile(lat, 50):.2f}',
             'model_latency_p99_ms': f'{np.percentile(lat, 99):.2f}',
             'model_poses_accepted': str(counts.get('model', {}).get('accepted', 0)),
             'model_poses_rejected': str(counts.get('model', {}).get('rejected', 0)),
             'initialpose_rejected': str(self._initialpose_rejected),
             'events': '; '.join(f'{t:.2f}: {w}' for t, w in pl.events[-5:]),
-            'last_estimate_age_s': f'{self._now() - r.stamp:.3f}' if r is not None else 'nan',
+            'last_estimate_age_s': f'{age:.3f}' if r is not None else 'nan',
         }
         for k, v in (r.health.items() if r is not None else ()):
             values[f'health.{k}'] = f'{v:.3f}'
         arr.status.append(DiagnosticStatus(
             level=level, name=f'{self.get_name()}: localization', hardware_id='localization',
-            message=state, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+            message=message, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
         self.diag_pub.publish(arr)
         self._publish_markers(now.to_msg())
 

@@ -79,7 +79,8 @@ LOCALIZER: tuple[Param, ...] = (
     Param('initial_pose.yaw', 0.0, 'rad', True),
     Param('initial_pose.std_xy', 0.5, 'm, standard deviation of the initial position.', True),
     Param('initial_pose.std_yaw', 0.3, 'rad, standard deviation of the initial heading.', True),
-    Param('global_on_start', True, 'Localize globally when no initial pose is given.', True),
+    Param('global_on_start', True, 'Localize globally when no initial pose is given (at start and after time '
+          'jumps back); false: wait for /initialpose.', True),
     Param('min_global_data', 1.0, 's of buffered data before a global localization attempt.', True),
     Param('global_max_std', 1.0, 'm, a global result is accepted when its position std is below this.', True),
     Param('lost_after_rejections', 5, 'Consecutive gated model poses that mean lost (then relocalize).', True),
