@@ -58,7 +58,8 @@ def _events(seed: int = 3) -> list[tuple]:
     pos = np.zeros(2)
     for k in range(1, 201):
         t = k * 0.01
-        ev.append((t, 'imu', (0.2 + 0.01 * rng.standard_normal(), np.array([0.1, 0.02]) + 0.01 * rng.standard_normal(2))))
+        gyro = 0.2 + 0.01 * rng.standard_normal()
+        ev.append((t, 'imu', (gyro, np.array([0.1, 0.02]) + 0.01 * rng.standard_normal(2))))
         if k % 2 == 0:
             yaw += 0.2 * 0.02
             pos += 0.5 * 0.02 * np.array([np.cos(yaw), np.sin(yaw)])

@@ -173,7 +173,10 @@ class UwbBaselineConfig:
     """sigma: m, LOS range std for multilateration; epoch_timeout: s, a range this much after the first of the
     current epoch starts a new epoch; tag_frame: extrinsics key of the tag (its z is the known tag height);
     relocalize_after: consecutive gated UWB rejections that trigger a re-initialisation on the UWB position
-    (0 disables); relocalize_yaw_sigma: rad, yaw std after such a re-initialisation; cov_floor: m, std added
+    (0 disables), provided those rejected fixes agree with each other: the offset between each fix and the
+    filter's prediction varies by less than ``relocalize_consistency`` m (std per axis) over them - a constant
+    offset is a wrong start or a kidnap, scattered fixes are bad geometry or NLOS and must not move the filter;
+    relocalize_yaw_sigma: rad, yaw std after such a re-initialisation; cov_floor: m, std added
     (in quadrature) to each fix's position: residual NLOS biases are systematic and shared by consecutive
     epochs, which the range-noise covariance does not represent; correlation_time: s, how long such biases
     persist: each fix's covariance is multiplied by correlation_time / (time since the previous fix) (at least 1),
@@ -186,6 +189,7 @@ class UwbBaselineConfig:
     epoch_timeout: float = 0.09
     tag_frame: str = 'uwb_tag'
     relocalize_after: int = 20
+    relocalize_consistency: float = 0.5
     relocalize_yaw_sigma: float = 0.5
 
 
@@ -204,11 +208,13 @@ class UwbBaseline(FilterBaseline):
         self.anchors = {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias)) for a in site.anchors}
         self._epoch: list[tuple[float, str, float]] = []
         self._last_fix: float | None = None
+        self._rejected: list[np.ndarray] = []      # fix - prediction of the rejected fixes since the last accepted
 
     def reset(self, stamp: float, pose: np.ndarray, cov: np.ndarray) -> None:
         super().reset(stamp, pose, cov)
         self._epoch = []
         self._last_fix = None
+        self._rejected = []
 
     def absolute(self, m: Measurement) -> Estimate | None | bool:
         if not isinstance(m, RangeSample):
@@ -254,11 +260,17 @@ class UwbBaseline(FilterBaseline):
         if not f.initialized:
             return self._relocalize(t_ref, res.position, res.cov, 0.0, math.pi, info)
         result = f.update_position(t_ref, res.position, res.cov, lever_arm=(mx, my), source='uwb', gate_cov=gate_cov)
-        if (result == UpdateResult.REJECTED and cfg.relocalize_after
-                and f.consecutive_rejections('uwb') >= cfg.relocalize_after):
-            x, P = f.state_at(t_ref)
-            return self._relocalize(t_ref, res.position, res.cov, float(x[YAW]),
-                                    max(cfg.relocalize_yaw_sigma, math.sqrt(P[YAW, YAW])), info)
+        if result == UpdateResult.REJECTED and cfg.relocalize_after:
+            assert x0 is not None
+            self._rejected = (self._rejected + [res.position - x0])[-cfg.relocalize_after:]
+            if (len(self._rejected) >= cfg.relocalize_after
+                    and float(np.max(np.std(np.stack(self._rejected), axis=0))) < cfg.relocalize_consistency):
+                x, P = f.state_at(t_ref)
+                self._rejected = []
+                return self._relocalize(t_ref, res.position, res.cov, float(x[YAW]),
+                                        max(cfg.relocalize_yaw_sigma, math.sqrt(P[YAW, YAW])), info)
+        elif result.accepted:
+            self._rejected = []
         return self._report(t_ref, result, info)
 
     def _relocalize(self, t: float, tag_xy: np.ndarray, cov: np.ndarray, yaw: float, yaw_sigma: float,
@@ -280,11 +292,12 @@ class IcpBaselineConfig:
     """icp: registration settings; voxel: m, scan downsampling; min_range: m, points closer to the sensor are
     dropped (robot body); deskew: undo motion distortion with the filter's twist; max_points: evenly spaced
     subsample cap after the voxel filter; init_correspondence: m, the correspondence schedule used from a
-    (re)initialisation until a registration reaches ``settle_fitness`` (the initial guess may be off by tens of cm
-    and degrees); init_yaw_offsets: rad, heading hypotheses around the guess tried in that phase (the one with the
-    best fitness wins: a 10 deg heading error slides a scan along a corridor); relocalize_after: consecutive gated rejections of registrations with fitness >=
-    ``relocalize_fitness`` after which the filter is re-initialised on the registration (the scans consistently
-    agree with the map somewhere else than the filter believes; 0 disables)."""
+    (re)initialisation until a registration reaches ``settle_fitness`` (the initial guess may be off by tens of
+    cm and degrees); init_yaw_offsets: rad, heading hypotheses around the guess tried in that phase (the best
+    fitness wins: a 10 deg heading error can slide a scan along a corridor); relocalize_after: consecutive gated
+    rejections of registrations with fitness >= ``relocalize_fitness`` after which the filter is re-initialised
+    on the registration (the scans consistently agree with the map somewhere else than the filter believes;
+    0 disables)."""
 
     icp: IcpConfig = field(default_factory=IcpConfig)
     voxel: float = 0.1

@@ -15,7 +15,13 @@ base_link and an initial guess (the filter's prediction):
   weights and a shrinking correspondence distance, against a KD-tree built once per map. For a robot on a flat
   floor this is the exact problem; it is fast (a few ms per scan).
 * ``engine='open3d'``: open3d's point-to-plane ICP (6 DoF, Huber loss) against a local submap around the guess
-  (open3d builds the target's KD-tree on every call, hence the submap), projected back onto (x, y, yaw).
+  (open3d builds the target's KD-tree on every call, hence the submap), projected back onto (x, y, yaw). On a
+  degenerate 2D scene (a straight corridor) its solver can diverge; the planar engine stays bounded there.
+
+Where the map's normals are oriented (pointing to free space: the occupancy faces and the extruded grids are) and
+the caller gives the sensor's position (``viewpoint``), correspondences with surfaces facing away from the sensor
+are skipped: the far face of a thin wall or shelf is never what the sensor sees, and matching it creates false
+minima one wall-thickness away from the truth.
 
 Covariance: ``sigma^2 (J^T W J)^-1`` over (x, y, yaw) from the final correspondences, sigma^2 the weighted residual
 variance, times ``cov_scale`` (neighbouring residuals are correlated and the map is discretised, so the raw Hessian

@@ -137,8 +137,9 @@ def multilaterate(anchors: np.ndarray, ranges: np.ndarray, sigma: float | np.nda
     if x0 is not None and np.all(np.isfinite(x0)):
         hyps.append(np.asarray(x0, dtype=np.float64).reshape(-1)[:d])
     X = np.stack(hyps)
-    X = _batch_gn(X, np.broadcast_to(anc[idx], (len(X),) + anc[idx].shape), np.broadcast_to(rho[idx], (len(X), len(idx))),
-                  np.broadcast_to(1.0 / sig[idx] ** 2, (len(X), len(idx))), cfg.max_iterations)
+    n_h, n_i = len(X), len(idx)
+    X = _batch_gn(X, np.broadcast_to(anc[idx], (n_h,) + anc[idx].shape), np.broadcast_to(rho[idx], (n_h, n_i)),
+                  np.broadcast_to(1.0 / sig[idx] ** 2, (n_h, n_i)), cfg.max_iterations)
     if len(idx) >= d + 2:
         k = d + 1
         n_sub = math.comb(len(idx), k)
