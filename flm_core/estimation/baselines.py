@@ -175,7 +175,9 @@ class UwbBaselineConfig:
     relocalize_after: consecutive gated UWB rejections that trigger a re-initialisation on the UWB position
     (0 disables), provided those rejected fixes agree with each other: the offset between each fix and the
     filter's prediction varies by less than ``relocalize_consistency`` m (std per axis) over them - a constant
-    offset is a wrong start or a kidnap, scattered fixes are bad geometry or NLOS and must not move the filter;
+    offset is a wrong start or a kidnap, scattered fixes are bad geometry or NLOS and must not move the filter -
+    and the fix is on the site's map (not in unknown space outside it: the mirror image of the true position
+    across a line of anchors often is);
     relocalize_yaw_sigma: rad, yaw std after such a re-initialisation; cov_floor: m, std added
     (in quadrature) to each fix's position: residual NLOS biases are systematic and shared by consecutive
     epochs, which the range-noise covariance does not represent; correlation_time: s, how long such biases
@@ -206,6 +208,7 @@ class UwbBaseline(FilterBaseline):
             raise ValueError(f'site {site.name!r} has no UWB anchors')
         self.config = config or UwbBaselineConfig()
         self.anchors = {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias)) for a in site.anchors}
+        self.occupancy = site.map
         self._epoch: list[tuple[float, str, float]] = []
         self._last_fix: float | None = None
         self._rejected: list[np.ndarray] = []      # fix - prediction of the rejected fixes since the last accepted
@@ -263,7 +266,7 @@ class UwbBaseline(FilterBaseline):
         if result == UpdateResult.REJECTED and cfg.relocalize_after:
             assert x0 is not None
             self._rejected = (self._rejected + [res.position - x0])[-cfg.relocalize_after:]
-            if (len(self._rejected) >= cfg.relocalize_after
+            if (len(self._rejected) >= cfg.relocalize_after and self._in_site(res.position)
                     and float(np.max(np.std(np.stack(self._rejected), axis=0))) < cfg.relocalize_consistency):
                 x, P = f.state_at(t_ref)
                 self._rejected = []
@@ -272,6 +275,16 @@ class UwbBaseline(FilterBaseline):
         elif result.accepted:
             self._rejected = []
         return self._report(t_ref, result, info)
+
+    def _in_site(self, xy: np.ndarray) -> bool:
+        """False when the site's occupancy map says ``xy`` is off the map or in unknown space (outside the
+        building): not a place to re-initialise the robot at."""
+        occ = self.occupancy
+        if occ is None:
+            return True
+        c, r = occ.world_to_cell(np.asarray(xy, dtype=np.float64))
+        H, W = occ.grid.shape
+        return bool(0 <= r < H and 0 <= c < W and occ.grid[r, c] >= 0)
 
     def _relocalize(self, t: float, tag_xy: np.ndarray, cov: np.ndarray, yaw: float, yaw_sigma: float,
                     info: dict[str, Any]) -> Estimate:

@@ -31,7 +31,10 @@ import numpy as np
 class MultilaterationConfig:
     """sigma: m, range std used when the caller gives none; inlier_threshold: residual / sigma beyond which a range
     is an outlier; huber: Huber threshold in sigmas for the reweighting; max_iterations / tol (m): Gauss-Newton
-    stopping; max_subsets: cap on RANSAC subsets; min_inliers: fewest inliers for a valid answer (d + 1 at least)."""
+    stopping; max_subsets: cap on RANSAC subsets; min_inliers: fewest inliers for a valid answer (d + 1 at least);
+    prior_tie: hypotheses with as many inliers and a robust cost within this much (squared sigmas) of the best
+    count as tied, and the one nearest the prior ``x0`` wins (0, the default, disables it: a wrong prior then
+    keeps choosing the wrong mirror image)."""
 
     sigma: float = 0.1
     inlier_threshold: float = 3.0
@@ -40,6 +43,7 @@ class MultilaterationConfig:
     tol: float = 1e-6
     max_subsets: int = 120
     min_inliers: int = 3
+    prior_tie: float = 0.0
 
 
 @dataclass
@@ -95,7 +99,8 @@ def multilaterate(anchors: np.ndarray, ranges: np.ndarray, sigma: float | np.nda
 
     anchors (A, 3) m; ranges (A,) m (non-finite ranges are ignored); sigma: scalar or (A,) m (default
     ``config.sigma``); fixed_z: known tag height (solve x, y) or None (solve x, y, z); bias (A,) m subtracted from
-    the ranges; x0 (d,): optional prior position, tried as an extra RANSAC hypothesis.
+    the ranges; x0 (d,): optional prior position, tried as an extra hypothesis and used to break near-ties
+    between hypotheses (mirror images across a line of anchors fit the ranges equally well).
     """
     cfg = config or MultilaterationConfig()
     anchors = np.asarray(anchors, dtype=np.float64).reshape(-1, 3)
@@ -159,6 +164,11 @@ def multilaterate(anchors: np.ndarray, ranges: np.ndarray, sigma: float | np.nda
     n_in = np.sum(np.abs(res) <= thr, axis=1)
     cost = np.sum(np.minimum(res ** 2, thr ** 2), axis=1)
     best = int(np.lexsort((cost, -n_in))[0])
+    if x0 is not None and np.all(np.isfinite(x0)) and cfg.prior_tie > 0:
+        # near-ties (mirror images across a line of anchors fit equally well): take the one nearest the prior
+        near = np.nonzero((n_in == n_in[best]) & (cost <= cost[best] + cfg.prior_tie))[0]
+        prior = np.asarray(x0, dtype=np.float64).reshape(-1)[:d]
+        best = int(near[np.argmin(np.linalg.norm(X[near] - prior, axis=1))])
     x = X[best]
     inl = np.zeros(A, bool)
     inl[idx[np.abs(res[best]) <= thr]] = True
