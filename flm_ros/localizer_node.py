@@ -58,7 +58,13 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
     """The pose source named by the parameters: the FLM TorchScript model, or a classical baseline."""
     kind = p['pose_source']
     if kind == 'flm':
+        import torch  # noqa: PLC0415
+
         from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: PLC0415
+
+        # torch's default pool (one thread per core) oversubscribes a small busy CPU: a model step went from ~9 ms
+        # to ~0.9 s in the fault runs. Inference threads are a parameter, 1 by default.
+        torch.set_num_threads(max(1, int(p['inference_threads'])))
 
         path = p['model_path'] or str(DEFAULT_MODEL)
         loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']))

@@ -63,6 +63,8 @@ LOCALIZER: tuple[Param, ...] = (
     Param('model_path', '', 'TorchScript model file; empty: the checkpoint shipped with the package.', True),
     Param('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'auto' (cuda when available).", True),
     Param('fp16', False, 'Half-precision inference (CUDA only).', True),
+    Param('inference_threads', 1, 'CPU threads for the model (torch intra-op); more only on an otherwise idle CPU.',
+          True),
     Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'uwb'.",
           True),
     Param('update_rate', 10.0, 'Hz of model updates (pose, odometry, map->odom).', True),
