@@ -1007,6 +1007,8 @@ def analyze(plan: Plan, rec: Record, trained: bool = False, recover_within: floa
                 relo = [t for t, w in ev if case.t0 <= t <= case.t1 and w in ('lost', 'relocalized')]
                 c.add('the node notices the kidnap and relocalizes on its own', bool(relo), f'events {relo}',
                       needs_trained=True)
+                if case.name not in plan.operator:
+                    recovery(c, case.t0, seg.play0, err=True, within=case.t1 - case.t0 - 1.0)
             post = rows_in(case.t0, case.t1, seg.play0)
             c.jump_m = max((_err(r) for r in post[-3:]), default=math.nan)
         elif case.kind == 'loop':
@@ -1087,17 +1089,19 @@ def figures(results: dict[str, CaseResult], rec: Record) -> dict[str, Any]:
         for k, v in counts.items():
             if v and (k.startswith('rejected.') or k in REJECTION_VERDICTS):
                 rej[f'{stream}.{k.split(".", 1)[1]}'] += v
-    rec_s = [c.recover_s for c in results.values() if c.recover_s is not None]
-    jumps = [c.jump_m for c in results.values() if c.jump_m is not None and c.case.kind != 'kidnap'
-             and math.isfinite(c.jump_m)]
+    rec_s = {n: c.recover_s for n, c in results.items() if c.recover_s is not None}
+    jumps = {n: c.jump_m for n, c in results.items() if c.jump_m is not None and c.case.kind != 'kidnap'
+             and math.isfinite(c.jump_m)}
     run = results.get('run')
     return {
         'cases': len([c for c in results if c != 'run']),
         'failed': sorted({f.split(':')[0] for c in results.values() for f in c.failures()}),
         'crashes': 0 if rec.exited is None else 1,
         'peak_rss_mb': (run.peak_rss if run else 0) / 1e6,
-        'max_recover_s': max(rec_s) if rec_s else None,
-        'max_jump_m': max(jumps) if jumps else None,
+        'max_recover_s': max(rec_s.values()) if rec_s else None,
+        'max_recover_case': max(rec_s, key=rec_s.get) if rec_s else None,
+        'max_jump_m': max(jumps.values()) if jumps else None,
+        'max_jump_case': max(jumps, key=jumps.get) if jumps else None,
         'rejected': dict(sorted(rej.items())),
     }
 
@@ -1269,8 +1273,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f'model: {m["model"]} ({kind})')
     print(f'cases run: {f["cases"]}   failed: {", ".join(f["failed"]) or "none"}   crashes: {f["crashes"]}')
     print(f'peak RSS: {f["peak_rss_mb"]:.0f} MB   max time to recover: '
-          f'{_fmt(f["max_recover_s"], "s")}   '
-          f'max pose jump on recovery: {_fmt(f["max_jump_m"], "m")}')
+          f'{_fmt(f["max_recover_s"], "s")} ({f.get("max_recover_case")})   '
+          f'max pose jump on recovery: {_fmt(f["max_jump_m"], "m")} ({f.get("max_jump_case")})')
     print('messages rejected by reason: ' + ', '.join(f'{k} {v}' for k, v in f['rejected'].items()))
     print(f'{m["sim_s"]:.0f} s of sim time, {m["messages"]} messages, played in {m["play_wall_s"]:.0f} s '
           f'({m["wall_s"]:.0f} s in all)')
@@ -1358,6 +1362,7 @@ def soak(hours: float = 1.0, seed: int = 5, model: str | Path | None = None, lap
     anchor = np.zeros(3)                                  # odometry of lap k = anchor o odometry of the scenario
     next_step, next_sample = period, 0.0
     steps = dropped = 0
+    t = 0.0
     t_wall = time.perf_counter()
     for k in range(laps):
         off = k * lap
@@ -1390,12 +1395,14 @@ def soak(hours: float = 1.0, seed: int = 5, model: str | Path | None = None, lap
                         f'{samples[-1][1]:.0f} s wall')
             if t >= total:
                 break
+        if t >= total:
+            break
     wall = time.perf_counter() - t_wall
     half = [s for s in samples if s[0] >= 0.5 * samples[-1][0]] if samples else []
     slope = float(np.polyfit([s[0] / 3600.0 for s in half], [s[2] / 1e6 for s in half], 1)[0]) \
         if len(half) >= 3 else math.nan
     lat = np.array(latencies) * 1e3 if latencies else np.zeros(1)
-    return {'sim_s': min(total, samples[-1][0] if samples else 0.0), 'wall_s': wall, 'steps': steps,
+    return {'sim_s': min(total, t), 'wall_s': wall, 'steps': steps,
             'messages_dropped': dropped, 'laps': laps, 'model': str(model),
             'samples': [{'sim_min': s[0] / 60.0, 'wall_s': s[1], 'rss_mb': s[2] / 1e6, 'buffered': s[3]}
                         for s in samples],
