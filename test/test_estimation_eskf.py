@@ -188,3 +188,22 @@ def test_imu_and_odometry_track_a_turn() -> None:
     assert np.hypot(*(f.pose[:2] - truth[:2])) < 0.02
     assert abs(f.pose[2] - truth[2]) < 1e-3
     assert f.rejections() == 0
+
+
+def test_odometry_gap_holds_the_pose_and_grows_the_covariance():
+    """Odometry stopping is not the robot driving on: after odom_max_hold the pose stops moving and the
+    uncertainty grows; when odometry returns the filter follows it again."""
+    f = Eskf(EskfConfig(process='odom', odom_max_hold=0.5))
+    f.reset(np.zeros(3), np.diag([0.01, 0.01, 0.001]), stamp=0.0)
+    for k in range(1, 11):                      # 1 m/s along x for 1 s
+        t = 0.1 * k
+        f.predict_odom(t, [t, 0.0, 0.0], [1.0, 0.0, 0.0])
+    p_last = f.pose_at(1.0)[0]
+    p_hold, c_hold = f.pose_at(1.5)
+    p_late, c_late = f.pose_at(11.0)            # 10 s without odometry
+    assert p_hold[0] - p_last[0] == pytest.approx(0.5, abs=1e-6)   # the twist is held for 0.5 s
+    assert p_late[0] == pytest.approx(p_hold[0], abs=1e-6)         # then no invented motion
+    assert c_late[0, 0] > c_hold[0, 0] + 0.3 ** 2 * 9.0            # variance grew like the blind random walk
+    f.predict_odom(11.0, [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])         # odometry back: the robot stopped at 1.5 m
+    f.predict_odom(11.1, [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert f.pose_at(11.1)[0][0] == pytest.approx(p_last[0] + 0.5, abs=1e-6)

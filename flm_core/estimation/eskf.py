@@ -93,6 +93,8 @@ class EskfConfig:
     history: s of events kept for delayed measurements.
     init_vel_sigma, init_gyro_bias_sigma, init_accel_bias_sigma: prior stds at construction and reset.
     max_step: s, longest single propagation step (longer gaps are split).
+    odom_max_hold: s the last odometry twist is extrapolated when odometry stops ('odom' mode); after it the pose
+    holds and its variance grows by odom_blind_pos (m/sqrt(s)) and odom_blind_yaw (rad/sqrt(s)) random walks.
     auto_init: a full pose measurement initialises an uninitialised filter (else it is ignored).
     """
 
@@ -114,6 +116,9 @@ class EskfConfig:
     init_gyro_bias_sigma: float = 0.01
     init_accel_bias_sigma: float = 0.1
     max_step: float = 0.05
+    odom_max_hold: float = 0.5
+    odom_blind_pos: float = 0.3
+    odom_blind_yaw: float = 0.1
     auto_init: bool = True
 
     def __post_init__(self) -> None:
@@ -121,7 +126,8 @@ class EskfConfig:
             raise ValueError(f"EskfConfig.process must be 'imu' or 'odom', got {self.process!r}")
         for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'odom_vel_rel', 'odom_vel_abs',
                      'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor', 'odom_rot_floor',
-                     'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma'):
+                     'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma', 'odom_max_hold',
+                     'odom_blind_pos', 'odom_blind_yaw'):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f'EskfConfig.{name} must be a finite number >= 0, got {v!r}')
@@ -530,10 +536,11 @@ class Eskf:
         core.P = 0.5 * (P + P.T)
 
     def _odom_extrapolate(self, core: _Core, t: float) -> np.ndarray:
-        """Odometry pose at t >= odom_t by holding the last twist (arc)."""
+        """Odometry pose at t >= odom_t by holding the last twist (arc) for at most ``odom_max_hold`` s: past that
+        the odometry is missing, not moving (the covariance grows instead, see _propagate_odom_to)."""
         assert core.odom_pose is not None and core.odom_t is not None
         tw = core.odom_twist if core.odom_twist is not None else np.zeros(3)
-        tau = t - core.odom_t
+        tau = min(t - core.odom_t, self.config.odom_max_hold)
         dth = tw[2] * tau
         R = rot2(0.5 * dth)
         d = np.array([*(R @ (tw[:2] * tau)), dth])
@@ -546,7 +553,14 @@ class Eskf:
             core.t = t
             return
         target = self._odom_extrapolate(core, t)
+        t_prev = core.t if core.t is not None else t
         self._odom_step(core, target, t)
+        blind = t - max(t_prev, core.odom_t + self.config.odom_max_hold)
+        if blind > 0.0:  # odometry silent for longer than the hold: unknown motion
+            c = self.config
+            core.P[PX, PX] += c.odom_blind_pos ** 2 * blind
+            core.P[PY, PY] += c.odom_blind_pos ** 2 * blind
+            core.P[YAW, YAW] += c.odom_blind_yaw ** 2 * blind
 
     def _odom_step(self, core: _Core, target: np.ndarray, t: float) -> None:
         assert core.t is not None
