@@ -47,6 +47,9 @@ class PoseSource(Protocol):
                  rig: Any = None) -> Any: ...
 
 
+MAX_EVENTS = 200
+
+
 class State(str, Enum):
     INITIALIZING = 'initializing'
     TRACKING = 'tracking'
@@ -115,6 +118,7 @@ class Pipeline:
         self.filter = Eskf(self._eskf_config)
         self.state = State.INITIALIZING
         self.events: list[tuple[float, str]] = []       # (stamp, what): relocalizations, resets, initial poses
+        self.events_total = 0                           # all events ever; ``events`` keeps the last MAX_EVENTS
         self._global_requested = config.global_on_start
         self._last_step_t: float | None = None
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
@@ -143,7 +147,7 @@ class Pipeline:
         self.filter = Eskf(self._eskf_config)
         self.state = State.INITIALIZING
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
-        self.events.append((stamp, why))
+        self._event(stamp, why)
 
     def set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None = None) -> None:
         """A user's initial pose (``/initialpose``): re-initialise the filter there and track from it."""
@@ -157,7 +161,7 @@ class Pipeline:
             self._replay_inputs(t)
             self.state = State.TRACKING
             self._global_requested = False
-            self.events.append((t, 'initial pose'))
+            self._event(t, 'initial pose')
 
     def request_global(self) -> None:
         """Relocalize globally at the next step (the ``reinitialize_global_localization`` service)."""
@@ -236,7 +240,7 @@ class Pipeline:
                 update, health = r.value, dict(getattr(est, 'health', {}) or {})
             if fresh and self.state == State.TRACKING and self.filter.initialized and self._diverged():
                 self.state = State.LOST
-                self.events.append((t, 'lost'))
+                self._event(t, 'lost')
                 self._global_requested = True
             if not self.filter.initialized:
                 return None
@@ -252,12 +256,17 @@ class Pipeline:
                 return None
             return self.filter.pose_at(t)
 
+    def _event(self, stamp: float, what: str) -> None:
+        self.events.append((stamp, what))
+        self.events_total += 1
+        del self.events[:-MAX_EVENTS]
+
     def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
         fresh = Eskf(self._eskf_config)
         fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
         self.filter = fresh
         self._replay_inputs(t)
-        self.events.append((t, 'global localization' if self.state == State.INITIALIZING else 'relocalized'))
+        self._event(t, 'global localization' if self.state == State.INITIALIZING else 'relocalized')
         self.state = State.TRACKING
         self._global_requested = False
 

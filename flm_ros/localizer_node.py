@@ -113,6 +113,7 @@ class LocalizerNode(LifecycleNode):
         self._last_tf_ns = 0
         self._latencies: deque[float] = deque(maxlen=200)
         self._initialpose_rejected = 0
+        self._last_stats: dict[str, dict] = {}
         self._path = Path()
         self._map_sub = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -356,15 +357,17 @@ class LocalizerNode(LifecycleNode):
         ns = max(int(round(base * 1e9)), self._last_tf_ns + 1)
         self._last_tf_ns = ns
         m = r.map_to_odom
-        self.tf.sendTransform(make_transform(self.p['map_frame'], self.p['odom_frame'], rclpy.time.Time(nanoseconds=ns),
-                                             [m[0], m[1], 0.0], yaw_to_quat(m[2])))
+        self.tf.sendTransform(make_transform(self.p['map_frame'], self.p['odom_frame'],
+                                             rclpy.time.Time(nanoseconds=ns), [m[0], m[1], 0.0], yaw_to_quat(m[2])))
 
     # ------------------------------------------------------------------ diagnostics and markers
     def _publish_diagnostics(self) -> None:
         if self.inputs is None or self.pipeline is None or self.diag_pub is None:
             return
         now = self.get_clock().now()
-        arr = diagnostics_for(self.get_name(), self.inputs.stats(), now.to_msg())
+        stats = self.inputs.stats()
+        arr = diagnostics_for(self.get_name(), stats, now.to_msg(), self._last_stats)
+        self._last_stats = stats
         r, pl = self._last, self.pipeline
         lat = np.array(self._latencies) * 1e3 if self._latencies else np.zeros(1)
         # the uncertainty now: the filter brought to the clock's time, so it grows while no data arrives

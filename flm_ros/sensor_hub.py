@@ -23,23 +23,32 @@ from flm_ros.sensor_input import SensorInput
 STALE_S = 1.0
 
 
-def diagnostics_for(node_name: str, stats: dict[str, dict], now_stamp) -> DiagnosticArray:
-    """One DiagnosticStatus per stream: OK while fresh, WARN when stale or rejecting, OK 'no data' when absent."""
+def _rejected(s: dict) -> int:
+    return sum(v for k, v in s.items() if k.startswith('rejected.') and k != 'rejected.decimated')
+
+
+def diagnostics_for(node_name: str, stats: dict[str, dict], now_stamp,
+                    previous: dict[str, dict] | None = None) -> DiagnosticArray:
+    """One DiagnosticStatus per stream: OK while fresh; WARN when stale or when messages were rejected since the
+    ``previous`` stats (the last report), so one bad message does not keep a stream WARN forever; OK 'no data'
+    when absent (a missing sensor is normal)."""
     arr = DiagnosticArray()
     arr.header.stamp = now_stamp
     for name, s in stats.items():
         st = DiagnosticStatus(name=f'{node_name}: {name}', hardware_id=name)
-        rejected = sum(v for k, v in s.items() if k.startswith('rejected.') and k != 'rejected.decimated')
+        rejected = _rejected(s)
+        recent = rejected - _rejected((previous or {}).get(name, {}))
         if s['age_s'] is None and rejected:
             st.level, st.message = DiagnosticStatus.WARN, f'no usable data: all {rejected} messages rejected'
         elif s['age_s'] is None:
             st.level, st.message = DiagnosticStatus.OK, 'no data (normal if this sensor is absent)'
         elif s['age_s'] > STALE_S:
             st.level, st.message = DiagnosticStatus.WARN, f'stale: last stamp {s["age_s"]:.1f} s ago'
-        elif rejected:
-            st.level, st.message = DiagnosticStatus.WARN, f'{rejected} messages rejected'
+        elif recent:
+            st.level, st.message = DiagnosticStatus.WARN, f'{recent} messages rejected since the last report'
         else:
-            st.level, st.message = DiagnosticStatus.OK, f'{s["rate_hz"]:.1f} Hz'
+            st.level = DiagnosticStatus.OK
+            st.message = f'{s["rate_hz"]:.1f} Hz' + (f' ({rejected} rejected in all)' if rejected else '')
         st.values = [KeyValue(key=k, value='' if v is None else (f'{v:.4f}' if isinstance(v, float) else str(v)))
                      for k, v in s.items()]
         arr.status.append(st)
@@ -58,6 +67,7 @@ class SensorHub(Node):
             except SiteError as e:
                 self.get_logger().error(f'site file: {e}; UWB ranges will be rejected as unknown_anchor')
         self.inputs = SensorInput(self, self.p, self.site)
+        self._last_stats: dict[str, dict] = {}
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics,
                               clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while /clock is silent
@@ -75,8 +85,10 @@ class SensorHub(Node):
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
-        self.diag_pub.publish(diagnostics_for(self.get_name(), self.inputs.stats(),
-                                              self.get_clock().now().to_msg()))
+        stats = self.inputs.stats()
+        self.diag_pub.publish(diagnostics_for(self.get_name(), stats, self.get_clock().now().to_msg(),
+                                              self._last_stats))
+        self._last_stats = stats
 
 
 def main(args: list[str] | None = None) -> int:
