@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
+
+from flm_ros.bringup import share_dir
 
 LATCHED_TOPICS = ('/tf_static', '/map')
 
@@ -45,6 +48,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument('--wait-for-subscriber', default='', metavar='TOPIC',
                    help='wait (up to 30 s) until TOPIC has a subscriber before playing')
     p.add_argument('--loop', action='store_true', help='play again from the start when the bag ends')
+    p.add_argument('--default-transport', action='store_true',
+                   help="keep Fast DDS's default transports (by default the player uses config/"
+                        'fastdds_large_data.xml, a larger shared-memory segment, so recorded dense clouds and big '
+                        'images reach best-effort subscribers; ignored when FASTDDS_DEFAULT_PROFILES_FILE is set)')
     return p.parse_args(argv)
 
 
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except (AnyReaderError, OSError, ValueError) as e:
         print(f'flm-play: error: cannot open {ns.bag}: {e}', file=sys.stderr)
         return 1
+    profile = share_dir() / 'config' / 'fastdds_large_data.xml'
+    if not ns.default_transport and profile.is_file() and os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') \
+            == 'rmw_fastrtps_cpp':
+        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(profile))
     rclpy.init()
     node = rclpy.create_node('flm_player')
     pubs = {}
