@@ -46,7 +46,7 @@ from flm_core.datagen.config import FAMILIES  # noqa: E402
 from flm_core.datagen.crlb import crlb_rmse  # noqa: E402
 from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: E402
 from flm_core.model.replay import ScenarioReplay  # noqa: E402
-from flm_core.train import BENCH_SUBSETS  # noqa: E402
+from flm_core.train import BENCH_SUBSETS, training_families  # noqa: E402
 
 SUBSET_ORDER = list(BENCH_SUBSETS)
 NO_HEADING = {'uwb+imu', 'uwb'}
@@ -135,9 +135,11 @@ def run_baselines(sc: Any, subset_name: str, eval_t: np.ndarray, start: tuple[fl
     return out
 
 
-def scenario_for(seed: int, family: str, duration: float) -> Any:
+def scenario_for(seed: int, family: str | tuple[str, ...], duration: float) -> Any:
+    """All sensors on. ``family`` may be the tuple of families the seed was drawn with in training: the family draw
+    is part of the building's random stream, so only the same tuple reproduces the building the model saw."""
     cfg = ScenarioConfig(duration=duration)
-    cfg.building.families = (family,)
+    cfg.building.families = family if isinstance(family, tuple) else (family,)
     cfg.motion.kidnap_prob = 0.0
     cfg.sensors.lidar3d.enabled = True
     cfg.sensors.depth.enabled = True
@@ -216,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     t_start = time.time()
+    train_fams = training_families(holdout)
     for group, seed, fam in tqdm(buildings, desc='buildings', unit='bldg'):
-        sc = scenario_for(seed, fam, a.duration)
+        sc = scenario_for(seed, train_fams if group == 'train' else fam, a.duration)
+        assert sc.building.family == fam, (seed, fam, sc.building.family)
         rp = ScenarioReplay(sc)
         loc.map_index(rp.site)  # per-site preprocessing once, outside the timed updates
         u = sc.streams['uwb']
