@@ -144,6 +144,10 @@ def write_report(out: Path, evals: list[Evaluation], gt: Trajectory, site: Site 
     write_tum(out / 'groundtruth.tum', gt)
     for ev in evals:
         write_tum(out / f'{ev.name}.tum', ev.est)
+        # ground truth interpolated at this method's stamps: what the metrics compare it with, so that
+        # `evo_ape tum groundtruth_<name>.tum <name>.tum` reproduces metrics.json exactly
+        write_tum(out / f'groundtruth_{ev.name}.tum',
+                  Trajectory(ev.est.t[ev.matched], ev.gt_at_est[ev.matched]))
     partial = bool(problems)
     doc = {**header, 'partial': partial, 'problems': problems, 'methods': {ev.name: ev.metrics for ev in evals}}
     (out / 'metrics.json').write_text(json.dumps(doc, indent=2, default=float))
@@ -166,7 +170,8 @@ def write_report(out: Path, evals: list[Evaluation], gt: Trajectory, site: Site 
             lines.append(f'**{ev.name}**: {len(segs)} failure segment(s)'
                          + (f'; events: {"; ".join(ev_lines[:10])}' if ev_lines else ''))
     lines += ['', *[f'![{f}]({f})' for f in figs], '',
-              'Files: ' + ', '.join(['metrics.json', 'groundtruth.tum'] + [f'{ev.name}.tum' for ev in evals]),
-              '', 'Check with evo: `evo_ape tum groundtruth.tum ' + f'{evals[0].name}.tum`.']
+              'Files: ' + ', '.join(['metrics.json', 'groundtruth.tum (as recorded)']
+                                    + [f'{ev.name}.tum, groundtruth_{ev.name}.tum' for ev in evals]),
+              '', f'Check with evo: `evo_ape tum groundtruth_{evals[0].name}.tum {evals[0].name}.tum` (same numbers).']
     (out / 'report.md').write_text('\n'.join(lines) + '\n')
     return out / 'report.md'
