@@ -41,6 +41,8 @@ setup(
             'flm-gen = flm_core.datagen.cli:main',
             'flm-demo = flm_ros.demo:main',
             'flm-eval = flm_ros.evaluate:main',
+            'flm-train = flm_core.train_cli:main',
+            'flm-export = flm_core.model.export:main',
         ],
     },
 )
