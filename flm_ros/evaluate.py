@@ -121,13 +121,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     for topic, t_recv, msg in messages(reader, topics, problems):
         bar.update()
         if topic in ('/tf', '/tf_static'):
-            for tr in msg.transforms:
-                s, trans, q = conv.stamp_to_sec(tr.header.stamp), tr.transform.translation, tr.transform.rotation
-                try:
-                    tree.set_transform(tr.header.frame_id, tr.child_frame_id, s, [trans.x, trans.y, trans.z],
-                                       [q.x, q.y, q.z, q.w], static=topic == '/tf_static')
-                except ValueError:
-                    pass
+            _add_transforms(tree, msg, topic == '/tf_static')
             continue
         if topic == gt_topic:
             gt_rows.append((conv.stamp_to_sec(msg.header.stamp), _gt_pose(msg), None))
@@ -173,15 +167,31 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     if gt_tf is not None:
         gt_rows = _gt_from_tree(tree, gt_tf, binfo.start, binfo.end, problems)
     elif gt_spec.startswith('tum:'):
-        try:
-            g = read_tum(gt_spec[4:])
-            gt_rows = [(float(t), pose, None) for t, pose in zip(g.t, g.poses)]
-        except ValueError as e:
-            problems.append(f'no ground truth: {e}')
+        gt_rows = _gt_from_tum(gt_spec[4:], problems)
     return Replay(est=_trajectory(est_rows), gt=_trajectory(gt_rows), latencies=latencies, problems=problems,
                   events=[f'{t - binfo.start:.2f} s: {w}' for t, w in pipe.events], duration=binfo.end - binfo.start,
                   wall=wall, counts={'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
                                      'filter': pipe.filter.counts})
+
+
+def _add_transforms(tree: tftree.TransformTree, msg: Any, static: bool) -> None:
+    """Add a TFMessage to ``tree`` (invalid transforms are skipped, as tf2 does)."""
+    for tr in msg.transforms:
+        trans, q = tr.transform.translation, tr.transform.rotation
+        try:
+            tree.set_transform(tr.header.frame_id, tr.child_frame_id, conv.stamp_to_sec(tr.header.stamp),
+                               [trans.x, trans.y, trans.z], [q.x, q.y, q.z, q.w], static=static)
+        except ValueError:
+            pass
+
+
+def _gt_from_tum(path: str, problems: list[str]) -> list:
+    try:
+        g = read_tum(path)
+    except ValueError as e:
+        problems.append(f'no ground truth: {e}')
+        return []
+    return [(float(t), pose, None) for t, pose in zip(g.t, g.poses)]
 
 
 def _gt_from_tree(tree: tftree.TransformTree, frames: tuple, start: float, end: float, problems: list[str]):
@@ -250,18 +260,20 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
     reader = open_bag(bag)
     binfo = info(reader, bag)
     problems: list[str] = []
-    rows = []
+    rows: list = []
     if gt_spec.startswith('tum:'):
-        try:
-            g = read_tum(gt_spec[4:])
-            rows = [(float(t), pose, None) for t, pose in zip(g.t, g.poses)]
-        except ValueError as e:
-            problems.append(f'no ground truth: {e}')
+        rows = _gt_from_tum(gt_spec[4:], problems)
+    elif gt_spec.startswith('tf:'):
+        tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
+        for topic, _, msg in messages(reader, ['/tf', '/tf_static'], problems):
+            _add_transforms(tree, msg, topic == '/tf_static')
+        rows = _gt_from_tree(tree, tuple(gt_spec[3:].split(':')), binfo.start, binfo.end, problems)
     elif gt_spec in binfo.topics:
         rows = [(conv.stamp_to_sec(m.header.stamp), _gt_pose(m), None) for _, _, m in
                 messages(reader, [gt_spec], problems)]
     else:
-        problems.append(f'no ground truth: topic {gt_spec} is not in the bag')
+        problems.append(f'no ground truth: topic {gt_spec} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE or '
+                        '--gt tum:FILE)')
     reader.close()
     return Replay(est=_trajectory([]), gt=_trajectory(rows), problems=problems, duration=binfo.end - binfo.start)
 
