@@ -63,7 +63,7 @@ class PipelineConfig:
     False the pipeline waits for :meth:`set_initial_pose`, as AMCL without global initialisation); min_global_data:
     s of buffered data before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
     lost_after_rejections: consecutive gated model poses that mean 'lost'; lost_std: m of filter position std
-    that means 'lost'; process: the filter's process model, 'auto' (odometry when enabled, else IMU), 'odom' or
+    that means 'lost'; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry), 'odom' or
     'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams: the streams
     that localize (without any of them in the window the pose source is not asked: IMU/odometry only propagate)."""
 
@@ -108,14 +108,10 @@ class Pipeline:
         self.source = source
         self.front = front
         self.enabled = list(enabled)
-        proc = config.process
-        if proc == 'auto':
-            proc = 'odom' if 'odom' in self.enabled else 'imu'
-        if proc not in ('odom', 'imu'):
+        if config.process not in ('auto', 'odom', 'imu'):
             raise ValueError(f"PipelineConfig.process must be 'auto', 'odom' or 'imu', got {config.process!r}")
-        self._eskf_config = _with_process(config.eskf, proc)
         self._lock = threading.RLock()
-        self.filter = Eskf(self._eskf_config)
+        self.filter = self._new_filter()
         self.state = State.INITIALIZING
         self.events: list[tuple[float, str]] = []       # (stamp, what): relocalizations, resets, initial poses
         self.events_total = 0                           # all events ever; ``events`` keeps the last MAX_EVENTS
@@ -143,8 +139,18 @@ class Pipeline:
         elif stream == 'imu' and isinstance(m, ImuSample):
             self.filter.predict_imu(m.stamp, float(m.angular_velocity[2]), m.linear_acceleration[:2])
 
+    def _new_filter(self) -> Eskf:
+        """A fresh filter. Process model 'auto': IMU-driven when IMU data is arriving (the gyro is not fooled by
+        wheel slip and the filter keeps moving through an odometry gap; odometry becomes a velocity measurement),
+        else odometry-driven."""
+        proc = self.config.process
+        if proc == 'auto':
+            has_imu = 'imu' in self.enabled and self.front.buffer.last_stamp('imu') is not None
+            proc = 'imu' if has_imu or 'odom' not in self.enabled else 'odom'
+        return Eskf(_with_process(self.config.eskf, proc))
+
     def _restart(self, stamp: float, why: str) -> None:
-        self.filter = Eskf(self._eskf_config)
+        self.filter = self._new_filter()
         self.state = State.INITIALIZING
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
         self._event(stamp, why)
@@ -155,7 +161,7 @@ class Pipeline:
             t = stamp if stamp is not None else (self.front.buffer.latest or 0.0)
             if self.filter.stamp is not None and t < self.filter.stamp:
                 t = self.filter.stamp  # the filter cannot reset before what it already applied
-            fresh = Eskf(self._eskf_config)
+            fresh = self._new_filter()
             fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
             self.filter = fresh
             self._replay_inputs(t)
@@ -262,7 +268,7 @@ class Pipeline:
         del self.events[:-MAX_EVENTS]
 
     def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
-        fresh = Eskf(self._eskf_config)
+        fresh = self._new_filter()
         fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
         self.filter = fresh
         self._replay_inputs(t)
