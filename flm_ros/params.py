@@ -87,7 +87,7 @@ LOCALIZER: tuple[Param, ...] = (
     Param('global_max_std', 1.0, 'm, a global result is accepted when its position std is below this.', True),
     Param('lost_after_rejections', 5, 'Consecutive gated model poses that mean lost (then relocalize).', True),
     Param('lost_std', 3.0, 'm of position std that means lost (then relocalize).', True),
-    Param('filter.process', 'auto', "Filter process model: 'auto' (odometry if enabled, else IMU), 'odom', 'imu'.",
+    Param('filter.process', 'auto', "Filter process model: 'auto' (IMU when IMU data arrives, else odometry), 'odom', 'imu'.",
           True),
 )
 
