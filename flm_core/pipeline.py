@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flm_core.estimation.eskf import Eskf, EskfConfig, UpdateResult
+from flm_core.estimation.eskf import Eskf, EskfConfig
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import quat_to_yaw

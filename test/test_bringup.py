@@ -13,7 +13,6 @@ from rclpy.executors import SingleThreadedExecutor
 
 from conftest import ROOT, python_proc, stop_proc
 from flm_ros.bringup import BringupArgs, node_specs
-from flm_ros.runner import command_for
 
 LAUNCH_FILE = ROOT / 'launch' / 'localize.launch.py'
 ARGS = {'site': 'some/site.yaml', 'model': 'm.pt', 'use_sim_time': 'true', 'namespace': 'robot1',

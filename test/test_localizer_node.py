@@ -7,7 +7,6 @@ These tests exercise the ROS path with a real TorchScript file exported from a f
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
