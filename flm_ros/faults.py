@@ -1089,7 +1089,10 @@ def figures(results: dict[str, CaseResult], rec: Record) -> dict[str, Any]:
         for k, v in counts.items():
             if v and (k.startswith('rejected.') or k in REJECTION_VERDICTS):
                 rej[f'{stream}.{k.split(".", 1)[1]}'] += v
-    rec_s = {n: c.recover_s for n, c in results.items() if c.recover_s is not None}
+    # recovery after good data returns; a kidnap is different (the data never stops: the node has to notice, its
+    # own check allows the case's length) and is reported apart
+    rec_s = {n: c.recover_s for n, c in results.items() if c.recover_s is not None and c.case.kind != 'kidnap'}
+    kid_s = {n: c.recover_s for n, c in results.items() if c.recover_s is not None and c.case.kind == 'kidnap'}
     jumps = {n: c.jump_m for n, c in results.items() if c.jump_m is not None and c.case.kind != 'kidnap'
              and math.isfinite(c.jump_m)}
     run = results.get('run')
@@ -1100,6 +1103,7 @@ def figures(results: dict[str, CaseResult], rec: Record) -> dict[str, Any]:
         'peak_rss_mb': (run.peak_rss if run else 0) / 1e6,
         'max_recover_s': max(rec_s.values()) if rec_s else None,
         'max_recover_case': max(rec_s, key=rec_s.get) if rec_s else None,
+        'kidnap_recover_s': max(kid_s.values()) if kid_s else None,
         'max_jump_m': max(jumps.values()) if jumps else None,
         'max_jump_case': max(jumps, key=jumps.get) if jumps else None,
         'rejected': dict(sorted(rej.items())),
@@ -1273,7 +1277,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f'model: {m["model"]} ({kind})')
     print(f'cases run: {f["cases"]}   failed: {", ".join(f["failed"]) or "none"}   crashes: {f["crashes"]}')
     print(f'peak RSS: {f["peak_rss_mb"]:.0f} MB   max time to recover: '
-          f'{_fmt(f["max_recover_s"], "s")} ({f.get("max_recover_case")})   '
+          f'{_fmt(f["max_recover_s"], "s")} ({f.get("max_recover_case")}; kidnap: '
+          f'{_fmt(f.get("kidnap_recover_s"), "s")})   '
           f'max pose jump on recovery: {_fmt(f["max_jump_m"], "m")} ({f.get("max_jump_case")})')
     print('messages rejected by reason: ' + ', '.join(f'{k} {v}' for k, v in f['rejected'].items()))
     print(f'{m["sim_s"]:.0f} s of sim time, {m["messages"]} messages, played in {m["play_wall_s"]:.0f} s '
