@@ -238,7 +238,7 @@ class Pipeline:
             if mode is not None and self.filter is not filt:
                 return None  # reset while the pose source ran (initial pose, time jump): the result is obsolete
             elif mode == 'global':
-                if est is not None and _max_std(est.cov) <= self.config.global_max_std:
+                if est is not None and max_position_std(est.cov) <= self.config.global_max_std:
                     self._reset_at(est.pose, est.cov, t)
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
             elif mode == 'tracking' and est is not None:
@@ -279,7 +279,7 @@ class Pipeline:
     def _diverged(self) -> bool:
         if self.filter.consecutive_rejections('model') >= self.config.lost_after_rejections:
             return True
-        return _max_std(self.filter.pose_cov) > self.config.lost_std
+        return max_position_std(self.filter.pose_cov) > self.config.lost_std
 
     @staticmethod
     def _data_span(window: dict[str, list[tuple[float, Any]]]) -> float:
@@ -287,8 +287,8 @@ class Pipeline:
         return (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
 
 
-def _max_std(cov: np.ndarray) -> float:
-    """Largest position standard deviation (m) of a pose covariance (3, 3)."""
+def max_position_std(cov: np.ndarray) -> float:
+    """Largest position standard deviation (m) of a pose covariance (3, 3); inf when it is not finite."""
     c = np.asarray(cov, float)[:2, :2]
     if not np.all(np.isfinite(c)):
         return float('inf')

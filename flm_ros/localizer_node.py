@@ -40,7 +40,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from flm_core.frontend import STREAMS, SensorFrontEnd
 from flm_core.geometry import quat_to_yaw, yaw_to_quat
-from flm_core.pipeline import Pipeline, PipelineConfig, State, StepResult
+from flm_core.pipeline import Pipeline, PipelineConfig, State, StepResult, max_position_std
 from flm_core.rig import RigBuilder, frames_in
 from flm_core.site import Site, SiteError, load_site
 from flm_ros import conversions as conv
@@ -374,7 +374,7 @@ class LocalizerNode(LifecycleNode):
         age = self._now() - r.stamp if r is not None else float('nan')
         now_est = pl.pose_at(self._now()) if r is not None and age >= 0 else None  # (age < 0: time went back)
         cov = now_est[1] if now_est is not None else (r.cov if r is not None else None)
-        std = math.sqrt(max(np.linalg.eigvalsh(cov[:2, :2]).max(), 0.0)) if cov is not None else float('nan')
+        std = max_position_std(cov) if cov is not None else float('nan')
         state = pl.state.value if r is not None or pl.state != State.TRACKING else 'initializing'
         level = {State.TRACKING: DiagnosticStatus.OK, State.INITIALIZING: DiagnosticStatus.WARN}.get(
             pl.state, DiagnosticStatus.ERROR if pl.state == State.LOST else DiagnosticStatus.WARN)
