@@ -12,8 +12,15 @@ Data flow::
 
 States: ``initializing`` (no pose yet: global localization once enough data is buffered, or an initial pose),
 ``tracking``, ``lost`` (the model's poses keep failing the gate, or the covariance grew past a bound) which
-triggers ``relocalizing`` (global localization, then tracking again). A time jump backwards (bag loop) resets
-everything to ``initializing``.
+triggers ``relocalizing`` (global localization, then tracking again; until it succeeds the published position std
+is at least half the site's extent, or ``lost_std``: the robot may be anywhere, as AMCL's spread-out particles
+say). A relocalization after the model's poses kept failing the gate uses only exteroceptive data stamped from the
+first failure on: data from before a kidnap describes another place and would pull the global result between the
+two. A global result can be ambiguous (a
+symmetric building looks the same from several places): rival hypotheses that scored close to the winner are kept,
+tracked in one batch beside the filter, and weighed by the model's score over the following updates; the pipeline
+switches to a rival that pulls ahead, drops those that fall behind, and stays ``relocalizing`` with a covariance
+that spans all of them until one is left. A time jump backwards (bag loop) resets everything to ``initializing``.
 
 No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
@@ -30,7 +37,7 @@ import numpy as np
 from flm_core.estimation.eskf import Eskf, EskfConfig
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
-from flm_core.geometry import quat_to_yaw
+from flm_core.geometry import quat_to_yaw, se2_compose, se2_inverse, wrap_angle
 from flm_core.measurements import ImuSample, OdometrySample
 from flm_core.site import Site
 from flm_core.timebuffer import Verdict
@@ -61,9 +68,11 @@ class State(str, Enum):
 class PipelineConfig:
     """global_on_start: localize globally when no initial pose is given (at start and after a time jump back; when
     False the pipeline waits for :meth:`set_initial_pose`, as AMCL without global initialisation); min_global_data:
-    s of buffered data before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
+    s of buffered absolute (exteroceptive) data before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
     lost_after_rejections: consecutive gated model poses that mean 'lost'; lost_std: m of filter position std
-    that means 'lost'; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry), 'odom' or
+    that means 'lost'; max_hypotheses: poses kept after a global result (the winner and rivals whose score is
+    within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away; 1 = the winner only); hypothesis_lead:
+    the lead in accumulated log-score (forgetting factor 0.9 per update) that decides between them; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry), 'odom' or
     'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams: the streams
     that localize (without any of them in the window the pose source is not asked: IMU/odometry only propagate)."""
 
@@ -72,6 +81,9 @@ class PipelineConfig:
     global_max_std: float = 1.0
     lost_after_rejections: int = 5
     lost_std: float = 3.0
+    max_hypotheses: int = 4
+    hypothesis_margin: float = 0.3
+    hypothesis_lead: float = 3.0
     process: str = 'auto'
     model_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
     absolute_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb')
@@ -90,6 +102,16 @@ class StepResult:
     model_latency: float | None      # s of wall time the pose source took this step (None if not run)
     update: str                      # what the filter did with the model pose ('accepted', 'rejected', ...)
     health: dict[str, float] = field(default_factory=dict)
+    hypotheses: int = 1              # poses still in the running after an ambiguous global result (cov spans them)
+
+
+@dataclass
+class Rival:
+    """A rival hypothesis after an ambiguous global result: a filter of its own (fed the same odometry/IMU and
+    its own model updates) and its accumulated model log-score."""
+
+    filter: Eskf
+    logscore: float = 0.0
 
 
 def odom_pose(m: OdometrySample) -> np.ndarray:
@@ -116,6 +138,10 @@ class Pipeline:
         self.events: list[tuple[float, str]] = []       # (stamp, what): relocalizations, resets, initial poses
         self.events_total = 0                           # all events ever; ``events`` keeps the last MAX_EVENTS
         self._global_requested = config.global_on_start
+        self._global_since: float | None = None          # relocalize from absolute data stamped at or after this
+        self._suspect_since: float | None = None         # stamp of the first of the current run of gated model poses
+        self._rivals: list[Rival] = []                    # after an ambiguous global result
+        self._logscore = 0.0                              # the filter's hypothesis, accumulated like the rivals'
         self._last_step_t: float | None = None
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
@@ -129,15 +155,17 @@ class Pipeline:
                 self._restart(float(m.stamp) if v == Verdict.RESET else float(now if now is not None else m.stamp),
                               'time jumped back: restarted')
             if v in (Verdict.ACCEPTED, Verdict.RESET) and self.filter.initialized:
-                self._propagate(stream, m)
+                for filt in [self.filter] + [r.filter for r in self._rivals]:
+                    self._propagate(filt, stream, m)
             return v
 
-    def _propagate(self, stream: str, m: Any) -> None:
+    @staticmethod
+    def _propagate(filt: Eskf, stream: str, m: Any) -> None:
         if stream == 'odom' and isinstance(m, OdometrySample):
             tw = np.array([m.linear_velocity[0], m.linear_velocity[1], m.angular_velocity[2]])
-            self.filter.predict_odom(m.stamp, odom_pose(m), tw)
+            filt.predict_odom(m.stamp, odom_pose(m), tw)
         elif stream == 'imu' and isinstance(m, ImuSample):
-            self.filter.predict_imu(m.stamp, float(m.angular_velocity[2]), m.linear_acceleration[:2])
+            filt.predict_imu(m.stamp, float(m.angular_velocity[2]), m.linear_acceleration[:2])
 
     def _new_filter(self) -> Eskf:
         """A fresh filter. Process model 'auto': IMU-driven when IMU data is arriving (the gyro is not fooled by
@@ -153,6 +181,8 @@ class Pipeline:
         self.filter = self._new_filter()
         self.state = State.INITIALIZING
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
+        self._global_since = self._suspect_since = None
+        self._rivals = []
         self._event(stamp, why)
 
     def set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None = None) -> None:
@@ -161,22 +191,22 @@ class Pipeline:
             t = stamp if stamp is not None else (self.front.buffer.latest or 0.0)
             if self.filter.stamp is not None and t < self.filter.stamp:
                 t = self.filter.stamp  # the filter cannot reset before what it already applied
-            fresh = self._new_filter()
-            fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
-            self.filter = fresh
-            self._replay_inputs(t)
+            self._reset_filter(pose, cov, t)
             self.state = State.TRACKING
             self._global_requested = False
+            self._global_since = self._suspect_since = None
+            self._rivals = []
             self._event(t, 'initial pose')
 
     def request_global(self) -> None:
         """Relocalize globally at the next step (the ``reinitialize_global_localization`` service)."""
         with self._lock:
             self._global_requested = True
+            self._global_since = None
             if self.state == State.TRACKING:
                 self.state = State.RELOCALIZING
 
-    def _replay_inputs(self, t0: float) -> None:
+    def _replay_inputs(self, filt: Eskf, t0: float) -> None:
         """Feed buffered odometry/IMU after t0 to a freshly reset filter."""
         latest = self.front.buffer.latest
         if latest is None:
@@ -185,7 +215,7 @@ class Pipeline:
         items = sorted(((s, name, m) for name in ('odom', 'imu') for s, m in w[name] if s > t0),
                        key=lambda e: e[0])
         for _, name, m in items:
-            self._propagate(name, m)
+            self._propagate(filt, name, m)
 
     # ------------------------------------------------------------------ outputs
     def map_to_odom(self, pose: np.ndarray, t: float) -> np.ndarray:
@@ -219,19 +249,26 @@ class Pipeline:
             if self.source is not None and fresh and absolute:
                 if self._global_requested or not filt.initialized:
                     wanted = self._global_requested or self.config.global_on_start  # else: wait for a pose
+                    if self._global_since is not None:
+                        window = self._since(window, self._global_since)
                     if wanted and self._data_span(window) >= self.config.min_global_data:
                         mode = 'global'
                         self.state = State.RELOCALIZING if self.state != State.INITIALIZING else self.state
                 else:
                     mode = 'tracking'
                     prior, prior_cov = filt.pose_at(t)
-        latency, est = None, None
+            rivals = list(self._rivals) if mode == 'tracking' else []
+            rival_priors = [r.filter.pose_at(t) for r in rivals]
+        latency, est, rival_out = None, None, None
         if mode is not None:
             t0 = time.perf_counter()
             if mode == 'global':
                 est = self.source.localize(window, self.site, t, rig=self.rig)
             else:
                 est = self.source.localize(window, self.site, t, prior, prior_cov, rig=self.rig)
+                if rivals and est is not None:
+                    rival_out = self.source.track_many(window, self.site, t, np.stack([p for p, _ in rival_priors]),
+                                                       np.stack([c for _, c in rival_priors]), rig=self.rig)
             latency = time.perf_counter() - t0
         with self._lock:
             update, health = 'none', {}
@@ -240,19 +277,36 @@ class Pipeline:
             elif mode == 'global':
                 if est is not None and max_position_std(est.cov) <= self.config.global_max_std:
                     self._reset_at(est.pose, est.cov, t)
+                    self._keep_rivals(est, t)
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
             elif mode == 'tracking' and est is not None:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
                 update, health = r.value, dict(getattr(est, 'health', {}) or {})
-            if fresh and self.state == State.TRACKING and self.filter.initialized and self._diverged():
+                if self.filter.consecutive_rejections('model') == 0:
+                    self._suspect_since = None
+                elif self._suspect_since is None:
+                    self._suspect_since = t
+                if rival_out is not None and len(rivals) == len(self._rivals):
+                    self._weigh_rivals(t, float(getattr(est, 'score', 0.0)), rival_out)
+            if fresh and self.state in (State.TRACKING, State.RELOCALIZING) and not self._global_requested \
+                    and self.filter.initialized and self._diverged():
                 self.state = State.LOST
                 self._event(t, 'lost')
                 self._global_requested = True
+                self._global_since = self._suspect_since
+                self._rivals = []
             if not self.filter.initialized:
                 return None
             pose, cov = self.filter.pose_at(t)
+            if self._rivals:
+                cov = self._spread(t, pose, cov)
+            elif self._global_requested:   # lost, or asked to relocalize: the robot may be anywhere in the site
+                cov = cov.copy()
+                var = max(self.config.lost_std, self.site.extent() / 2.0) ** 2
+                cov[0, 0], cov[1, 1] = max(cov[0, 0], var), max(cov[1, 1], var)
+                cov[2, 2] = max(cov[2, 2], (np.pi / 2) ** 2)
             return StepResult(stamp=t, pose=pose, cov=cov, map_to_odom=self.map_to_odom(pose, t), state=self.state,
-                              model_latency=latency, update=update, health=health)
+                              model_latency=latency, update=update, health=health, hypotheses=1 + len(self._rivals))
 
     def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(pose (3,), cov (3, 3)) of the filter at stamp t (e.g. the clock's now: the uncertainty while no data
@@ -267,23 +321,90 @@ class Pipeline:
         self.events_total += 1
         del self.events[:-MAX_EVENTS]
 
-    def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
+    def _new_filter_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> Eskf:
+        """A fresh filter reset at pose/cov at stamp t, brought up to date with the buffered odometry/IMU."""
         fresh = self._new_filter()
         fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
-        self.filter = fresh
-        self._replay_inputs(t)
+        self._replay_inputs(fresh, t)
+        return fresh
+
+    def _reset_filter(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
+        self.filter = self._new_filter_at(pose, cov, t)
+
+    def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
+        self._reset_filter(pose, cov, t)
         self._event(t, 'global localization' if self.state == State.INITIALIZING else 'relocalized')
         self.state = State.TRACKING
         self._global_requested = False
+        self._global_since = self._suspect_since = None
+
+    # ------------------------------------------------------------------ rival hypotheses
+    def _keep_rivals(self, est: Any, t: float) -> None:
+        """After a global reset at ``est.pose``: keep the distinct alternatives that scored close to it, each with a
+        filter of its own."""
+        self._rivals, self._logscore = [], 0.0
+        alt = getattr(est, 'alternatives', None)
+        if alt is None or self.config.max_hypotheses <= 1 or not hasattr(self.source, 'track_many'):
+            return
+        best = float(getattr(est, 'score', 0.0))
+        kept = [np.asarray(est.pose, float)]
+        for pose, cov, score in zip(*alt):
+            if len(kept) >= self.config.max_hypotheses or score < best - self.config.hypothesis_margin:
+                break
+            if any(np.hypot(*(pose[:2] - k[:2])) < 1.0 and abs(wrap_angle(pose[2] - k[2])) < 0.5 for k in kept):
+                continue
+            kept.append(np.asarray(pose, float))
+            self._rivals.append(Rival(self._new_filter_at(pose, cov, t)))
+        if self._rivals:
+            self.state = State.RELOCALIZING
+            self._event(t, f'ambiguous: {1 + len(self._rivals)} hypotheses')
+
+    def _weigh_rivals(self, t: float, score: float, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Update the rivals' filters and accumulated scores (forgetting factor 0.9); switch to a rival that leads
+        by ``hypothesis_lead``, drop those that trail by it or keep failing the gate."""
+        lead = self.config.hypothesis_lead
+        self._logscore = 0.9 * self._logscore + float(np.log(max(score, 1e-3)))
+        for r, p, c, sc in zip(self._rivals, *out):
+            r.filter.update_pose(t, p, c, source='model')
+            r.logscore = 0.9 * r.logscore + float(np.log(max(float(sc), 1e-3)))
+        best = max(self._rivals, key=lambda r: r.logscore)
+        if best.logscore - self._logscore > lead:
+            self._rivals.remove(best)
+            self._rivals.append(Rival(self.filter, self._logscore))
+            self.filter, self._logscore = best.filter, best.logscore
+            self._event(t, 'switched to a rival hypothesis')
+        self._rivals = [r for r in self._rivals if r.logscore >= self._logscore - lead
+                        and r.filter.consecutive_rejections('model') < self.config.lost_after_rejections]
+        if not self._rivals:
+            self.state = State.TRACKING
+            self._event(t, 'ambiguity resolved')
+
+    def _spread(self, t: float, pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
+        """The covariance about ``pose`` of the mixture of it and the rivals (weights: softmax of log-scores)."""
+        ls = np.array([self._logscore] + [r.logscore for r in self._rivals])
+        w = np.exp(ls - ls.max())
+        w /= w.sum()
+        out = w[0] * cov
+        for wi, r in zip(w[1:], self._rivals):
+            p, c = r.filter.pose_at(t)
+            d = p - pose
+            d[2] = wrap_angle(d[2])
+            out = out + wi * (c + np.outer(d, d))
+        return out
 
     def _diverged(self) -> bool:
         if self.filter.consecutive_rejections('model') >= self.config.lost_after_rejections:
             return True
         return max_position_std(self.filter.pose_cov) > self.config.lost_std
 
-    @staticmethod
-    def _data_span(window: dict[str, list[tuple[float, Any]]]) -> float:
-        stamps = [s for items in window.values() for s, _ in items]
+    def _since(self, window: dict[str, list[tuple[float, Any]]], t0: float) -> dict[str, list[tuple[float, Any]]]:
+        """The window with its absolute (exteroceptive) streams cut to stamps >= t0."""
+        return {name: ([(s, m) for s, m in items if s >= t0] if name in self.config.absolute_streams else items)
+                for name, items in window.items()}
+
+    def _data_span(self, window: dict[str, list[tuple[float, Any]]]) -> float:
+        """s between the oldest and the newest absolute (exteroceptive) measurement in the window."""
+        stamps = [s for name, items in window.items() if name in self.config.absolute_streams for s, _ in items]
         return (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
 
 

@@ -115,6 +115,17 @@ class Site:
             return np.zeros((0, 3))
         return np.stack([a.position for a in self.anchors])
 
+    def extent(self) -> float:
+        """m, the diagonal of the area the site describes (the map, else the anchors' and point map's bounding
+        box in the plane); 0 when it describes none."""
+        if self.map is not None:
+            return float(np.hypot(*self.map.size_m))
+        pts = [p[:, :2] for p in (self.anchor_positions(), self.point_map) if p is not None and len(p)]
+        if not pts:
+            return 0.0
+        xy = np.concatenate(pts).astype(np.float64)
+        return float(np.hypot(*(xy.max(0) - xy.min(0))))
+
 
 # --------------------------------------------------------------------------------------------------- map files
 _MAP_MODES = ('trinary', 'scale', 'raw')

@@ -10,7 +10,7 @@ faults applied, published in sim time with its own ``/clock``; what the node pub
 
 The node under test runs as its own process with ``use_sim_time:=true`` and the parameters of
 :func:`node_parameters`. Times in a plan are *play* seconds: a monotonic timeline (wall time = play / rate, except
-in storm windows, which play at real time). Each :class:`Segment` maps play time to the scenario's source time (what
+in storm windows and the kidnap and bag-loop cases, which play at real time). Each :class:`Segment` maps play time to the scenario's source time (what
 the sensors see) and to header stamps and ``/clock``: a kidnap skips the source ahead while stamps, clock and
 odometry stay continuous; a bag loop sends source, stamps and clock back (``/clock`` jumps backwards).
 
@@ -468,7 +468,11 @@ def _apply(plan: Plan, c: Case, site: Any, hostile_rate: float, storm_factor: in
             q = p + 0.4 * i
             plan.items.append(Item(q, 'initialpose', _pose_msg(plan.stamp_at(q) + EPOCH, frame, pose), c.name, kind))
             plan.sent[(c.name, kind)] += 1
-    elif c.kind in ('kidnap', 'loop') and operator:
+    if c.kind in ('kidnap', 'loop'):
+        # played at real time: a global relocalization takes ~1 s of CPU here, and how long the node is lost must
+        # be judged in the robot's time, not at 3x
+        plan.slow.append((c.t0, c.t1))
+    if c.kind in ('kidnap', 'loop') and operator:
         q = c.t0 + 2.0
         plan.items.append(Item(q, 'initialpose', None, c.name, 'operator_initialpose'))
         plan.sent[(c.name, 'operator_initialpose')] += 1
@@ -1009,6 +1013,14 @@ def analyze(plan: Plan, rec: Record, trained: bool = False, recover_within: floa
                       needs_trained=True)
                 if case.name not in plan.operator:
                     recovery(c, case.t0, seg.play0, err=True, within=case.t1 - case.t0 - 1.0)
+                lost = [t for t, w in ev if case.t0 <= t <= case.t1 and w == 'lost']
+                after = rows_in(lost[0], case.t1 + 3.0, seg.play0) if lost else []
+                wrong = [r for r in after if _err(r) > max(recover_err, 3.0 * _std(r[3]))]
+                c.add('once it notices, the node is never confidently wrong (error <= 3 std, or <= '
+                      f'{recover_err} m) while it relocalizes (a symmetric building may stay ambiguous a while)',
+                      bool(after) and not wrong, f'{len(wrong)} of {len(after)} poses confidently wrong'
+                      + (f', e.g. error {_err(wrong[0]):.2f} m with std {_std(wrong[0][3]):.2f} m' if wrong else ''),
+                      needs_trained=True)
             post = rows_in(case.t0, case.t1, seg.play0)
             c.jump_m = max((_err(r) for r in post[-3:]), default=math.nan)
         elif case.kind == 'loop':

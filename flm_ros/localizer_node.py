@@ -67,7 +67,8 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
         torch.set_num_threads(max(1, int(p['inference_threads'])))
 
         path = p['model_path'] or str(DEFAULT_MODEL)
-        loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']))
+        loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']), iterations=int(p['model.iterations']),
+                             global_candidates=int(p['model.global_candidates']))
         logger.info(f'model {path} on {loc.device}')
         return loc
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
@@ -83,6 +84,7 @@ def make_pipeline(p: dict[str, Any], site: Site, source: Any) -> Pipeline:
         global_on_start=bool(p['global_on_start']),  # set_initial_pose: initialised at activation already
         min_global_data=float(p['min_global_data']), global_max_std=float(p['global_max_std']),
         lost_after_rejections=int(p['lost_after_rejections']), lost_std=float(p['lost_std']),
+        max_hypotheses=int(p['max_hypotheses']), hypothesis_lead=float(p['hypothesis_lead']),
         process=p['filter.process'])
     return Pipeline(cfg, site, source, front, enabled)
 

@@ -65,6 +65,10 @@ LOCALIZER: tuple[Param, ...] = (
     Param('fp16', False, 'Half-precision inference (CUDA only).', True),
     Param('inference_threads', 1, 'CPU threads for the model (torch intra-op); more only on an otherwise idle CPU.',
           True),
+    Param('model.iterations', 2, 'Model passes per tracking update, each from the pose the previous one gave '
+          '(1 halves the cost).', True),
+    Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
+          'slower, finds the robot more often in repetitive buildings).', True),
     Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'uwb'.",
           True),
     Param('update_rate', 10.0, 'Hz of model updates (pose, odometry, map->odom).', True),
@@ -83,10 +87,15 @@ LOCALIZER: tuple[Param, ...] = (
     Param('initial_pose.std_yaw', 0.3, 'rad, standard deviation of the initial heading.', True),
     Param('global_on_start', True, 'Localize globally when no initial pose is given (at start and after time '
           'jumps back); false: wait for /initialpose.', True),
-    Param('min_global_data', 1.0, 's of buffered data before a global localization attempt.', True),
+    Param('min_global_data', 1.0, 's of buffered exteroceptive data (scan, cloud, depth, UWB) before a global '
+          'localization attempt.', True),
     Param('global_max_std', 1.0, 'm, a global result is accepted when its position std is below this.', True),
     Param('lost_after_rejections', 5, 'Consecutive gated model poses that mean lost (then relocalize).', True),
     Param('lost_std', 3.0, 'm of position std that means lost (then relocalize).', True),
+    Param('max_hypotheses', 4, 'Poses kept after an ambiguous global localization (a symmetric building), each '
+          'tracked until the model scores one clearly ahead; the covariance spans them meanwhile. 1: the best only.',
+          True),
+    Param('hypothesis_lead', 3.0, 'Lead in accumulated model log-score that decides between those hypotheses.', True),
     Param('filter.process', 'auto', "Filter process model: 'auto' (IMU when IMU data arrives, else odometry), 'odom', 'imu'.",
           True),
 )

@@ -38,7 +38,9 @@ class Estimate:
     """pose (3,) x, y (m), yaw (rad) of base_link in the map frame at ``stamp``; cov (3, 3) its covariance (map
     axes, order x, y, yaw); health: modality -> [0, 1] (1 = consistent with the others and the map; 0.0 for
     modalities with no data in the window, see ``present``); mode 'tracking' or 'global'; latency s of wall time
-    spent in localize(); score in [0, 1] the model's belief that the pose is within ~0.5 m / 15 deg."""
+    spent in localize(); score in [0, 1] the model's belief that the pose is within ~0.5 m / 15 deg;
+    alternatives (global mode): the other refined hypotheses, poses (K, 3), covs (K, 3, 3), scores (K,), best first
+    (a symmetric building can look the same from several places)."""
 
     pose: np.ndarray
     cov: np.ndarray
@@ -49,25 +51,33 @@ class Estimate:
     stamp: float = 0.0
     present: dict[str, bool] = field(default_factory=dict)
     hypotheses: int = 1
+    alternatives: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class Localizer:
     """A loaded FLM model plus the numpy preprocessing around it (see the module docstring)."""
 
     def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], device: str = 'cpu',
-                 fp16: bool = False) -> None:
+                 fp16: bool = False, iterations: int = 2, global_candidates: int = 128, global_refine: int = 4) -> None:
+        """iterations: model passes per tracking update (each from the previous pass's pose); global_candidates:
+        pre-ranked hypotheses the model scores in global mode; global_refine: the best of them refined further."""
         self.module = module
         self.meta = meta
         self.device = device
         self.fp16 = fp16
+        self.iterations = int(iterations)
+        self.global_candidates = int(global_candidates)
+        self.global_refine = int(global_refine)
         self.tokens_cfg = TokenConfig(**meta['tokens'])
         self._index: tuple[Site, MapIndex] | None = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = 'cpu', fp16: bool = False) -> Localizer:
+    def load(cls, path: str | Path | None = None, device: str = 'cpu', fp16: bool = False,
+             **options: int) -> Localizer:
         """Load a TorchScript model written by flm-export (default: the shipped one). device: 'cpu', 'cuda' or
-        'auto'; fp16 (CUDA only) runs the network in half precision. Raises ModelFileError for anything that is not
-        an FLM TorchScript file of a supported version."""
+        'auto'; fp16 (CUDA only) runs the network in half precision; options: ``iterations``,
+        ``global_candidates``, ``global_refine`` (see the constructor). Raises ModelFileError for anything that is
+        not an FLM TorchScript file of a supported version."""
         if device == 'auto':
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         if device not in ('cpu', 'cuda') and not device.startswith('cuda:'):
@@ -81,7 +91,7 @@ class Localizer:
             module = module.half()
         elif meta.get('fp16'):
             module = module.float()
-        return cls(module, meta, device, fp16)
+        return cls(module, meta, device, fp16, **options)
 
     # ------------------------------------------------------------------ helpers
     def map_index(self, site: Site) -> MapIndex:
@@ -121,12 +131,16 @@ class Localizer:
     # ------------------------------------------------------------------ API
     def localize(self, window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t: float,
                  prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
-                 rig: Rig | None = None, iterations: int = 2, global_candidates: int = 64,
-                 global_refine: int = 4) -> Estimate:
+                 rig: Rig | None = None, iterations: int | None = None, global_candidates: int | None = None,
+                 global_refine: int | None = None) -> Estimate:
         """Localize base_link at time ``t`` from a window (``TimeBuffer.window`` output, streams named 'scan',
         'points', 'depth', 'uwb', 'imu', 'odom'; any may be missing). With ``prior_pose`` (3,) (and ``prior_cov``
-        (3, 3), default 0.25 m / 0.1 rad std) the tracking mode is used, else the global mode."""
+        (3, 3), default 0.25 m / 0.1 rad std) the tracking mode is used, else the global mode. The other arguments
+        default to the instance's settings."""
         t0 = time.perf_counter()
+        iterations = self.iterations if iterations is None else iterations
+        global_candidates = self.global_candidates if global_candidates is None else global_candidates
+        global_refine = self.global_refine if global_refine is None else global_refine
         index = self.map_index(site)
         frame = prepare(window, site, t, rig, self.tokens_cfg, index)
         if prior_pose is not None:
@@ -139,9 +153,25 @@ class Localizer:
                                                           global_refine)
             k, mode = int(np.argmax(score)), 'global'
         h = {m: (float(health[k, i]) if frame.present[m] else 0.0) for i, m in enumerate(MODALITIES)}
+        alt = None
+        if mode == 'global' and len(poses) > 1:
+            rest = [i for i in np.argsort(-score) if i != k]
+            alt = (poses[rest].copy(), 0.5 * (covs[rest] + covs[rest].transpose(0, 2, 1)), score[rest].copy())
         return Estimate(pose=poses[k].copy(), cov=0.5 * (covs[k] + covs[k].T), health=h, mode=mode,
                         latency=time.perf_counter() - t0, score=float(score[k]), stamp=float(t),
-                        present=dict(frame.present), hypotheses=nh)
+                        present=dict(frame.present), hypotheses=nh, alternatives=alt)
+
+    def track_many(self, window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t: float,
+                   poses: np.ndarray, covs: np.ndarray, rig: Rig | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tracking mode for K priors (poses (K, 3), covs (K, 3, 3)) in one batch -> poses (K, 3), covs (K, 3, 3)
+        map axes, scores (K,) in [0, 1] (how the pipeline weighs rival hypotheses after an ambiguous global
+        result)."""
+        index = self.map_index(site)
+        frame = prepare(window, site, t, rig, self.tokens_cfg, index)
+        out, covs, _, score = self._refine(frame, index, np.asarray(poses, float).reshape(-1, 3),
+                                           np.asarray(covs, float).reshape(-1, 3, 3), self.iterations)
+        return out, 0.5 * (covs + covs.transpose(0, 2, 1)), score
 
     # ------------------------------------------------------------------ global mode
     def proposals(self, frame: SensorFrame, index: MapIndex, max_positions: int = 6000, n_yaw: int = 36,

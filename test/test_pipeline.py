@@ -1,0 +1,155 @@
+"""The pipeline's relocalization logic (flm_core.pipeline): what it does with the pose source's answers.
+
+The pose source here is a scripted stand-in with a known world (the pipeline is the thing under test; the real model
+is exercised by the node, fault and evaluation tests): the robot stands at ``truth``; in tracking mode the source
+answers the prior it was given with a high score near the truth and a low one elsewhere, or a pose far from the
+prior after a kidnap; in global mode it returns a scripted winner and alternatives. Measurements are real
+``RangeSample``/``OdometrySample`` objects through the real front end, time buffer and filter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from flm_core.frontend import SensorFrontEnd
+from flm_core.geometry import yaw_to_quat
+from flm_core.measurements import OdometrySample, RangeSample
+from flm_core.pipeline import Pipeline, PipelineConfig, State, max_position_std
+from flm_core.site import Anchor, Site
+from flm_core.timebuffer import TimeBufferConfig
+from flm_core.validation import Expectations
+
+SITE = Site(name='box', anchors=(Anchor('a0', np.array([0.0, 0.0, 2.5])), Anchor('a1', np.array([10.0, 0.0, 2.5]))))
+SMALL = np.diag([0.05, 0.05, 0.02]) ** 2
+
+
+@dataclass
+class Est:
+    pose: np.ndarray
+    cov: np.ndarray
+    score: float
+    alternatives: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+class Scripted:
+    """A world with the robot standing at ``truth`` (the truth moves to ``kidnap_to`` at ``kidnap_at``)."""
+
+    def __init__(self, truth, global_pose, alternatives=(), alt_scores=(), kidnap_at=None, kidnap_to=None):
+        self.truth, self.kidnap_at, self.kidnap_to = np.asarray(truth, float), kidnap_at, kidnap_to
+        self.global_pose = np.asarray(global_pose, float)
+        self.alternatives, self.alt_scores = [np.asarray(a, float) for a in alternatives], list(alt_scores)
+        self.global_windows: list[dict] = []
+
+    def where(self, t):
+        return self.kidnap_to if self.kidnap_at is not None and t >= self.kidnap_at else self.truth
+
+    def score(self, pose, t):
+        return 0.95 if np.hypot(*(np.asarray(pose)[:2] - self.where(t)[:2])) < 0.5 else 0.4
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        if prior_pose is None:
+            self.global_windows.append(window)
+            alt = None
+            if self.alternatives:
+                alt = (np.stack(self.alternatives), np.stack([SMALL] * len(self.alternatives)),
+                       np.asarray(self.alt_scores, float))
+            return Est(self.global_pose.copy(), SMALL.copy(), 0.9, alt)
+        here = self.where(t)
+        if self.kidnap_at is not None and t >= self.kidnap_at and np.hypot(*(prior_pose[:2] - here[:2])) > 3.0:
+            return Est(np.asarray(here, float).copy(), SMALL.copy(), 0.9)   # the sensors see another place
+        # (before that, a symmetric world: any prior fits, and only the score tells the places apart)
+        return Est(np.asarray(prior_pose, float).copy(), SMALL.copy(), self.score(prior_pose, t))
+
+    def track_many(self, window, site, t, poses, covs, rig=None):
+        return poses.copy(), np.stack([SMALL] * len(poses)), np.array([self.score(p, t) for p in poses])
+
+
+def _pipeline(source, **cfg) -> Pipeline:
+    front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
+    config = PipelineConfig(process='odom', absolute_streams=('uwb',), model_streams=('uwb', 'odom'), **cfg)
+    return Pipeline(config, SITE, source, front, ['uwb', 'odom'])
+
+
+def _feed(pipe: Pipeline, t0: float, t1: float, rate: float = 10.0) -> list:
+    """A standing robot: odometry and a UWB range every 1/rate s from t0 to t1, a step after each; the results."""
+    out = []
+    for t in np.arange(t0, t1, 1.0 / rate):
+        t = float(round(t, 6))
+        pipe.offer('odom', OdometrySample(stamp=t, frame_id='odom', child_frame_id='base_link', position=np.zeros(3),
+                                          orientation=yaw_to_quat(0.0), linear_velocity=np.zeros(3),
+                                          angular_velocity=np.zeros(3)), t)
+        pipe.offer('uwb', RangeSample(stamp=t, anchor_id='a0', range=5.0), t)
+        r = pipe.step()
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def _events(pipe: Pipeline) -> list[str]:
+    return [w for _, w in pipe.events]
+
+
+def test_an_ambiguous_global_result_keeps_the_rival_and_switches_to_it_when_it_wins():
+    truth, wrong = np.array([2.0, 6.0, 0.5]), np.array([2.0, -6.0, 0.5])     # a mirror image of each other
+    src = Scripted(truth, global_pose=wrong, alternatives=[truth, [2.3, -6.2, 0.6], [9.0, 9.0, 0.0]],
+                   alt_scores=[0.85, 0.84, 0.2])
+    pipe = _pipeline(src)
+    first = _feed(pipe, 0.0, 1.05)
+    assert first and first[-1].update == 'global'
+    # the winner, one distinct rival close in score; the near-duplicate and the poorly scored one are not kept
+    assert first[-1].hypotheses == 2 and pipe.state == State.RELOCALIZING
+    assert 'ambiguous: 2 hypotheses' in _events(pipe)
+    assert max_position_std(first[-1].cov) >= 5.0       # the published covariance spans both places
+    later = _feed(pipe, 1.05, 3.0)
+    ev = _events(pipe)
+    assert 'switched to a rival hypothesis' in ev and 'ambiguity resolved' in ev
+    assert pipe.state == State.TRACKING and later[-1].hypotheses == 1
+    assert np.hypot(*(later[-1].pose[:2] - truth[:2])) < 0.1 and max_position_std(later[-1].cov) < 0.2
+    # while undecided, every published pose covers the truth
+    for r in later:
+        if r.hypotheses > 1:
+            assert np.hypot(*(r.pose[:2] - truth[:2])) <= 3 * max_position_std(r.cov)
+
+
+def test_a_confirmed_global_result_is_tracked_alone():
+    truth = np.array([2.0, 6.0, 0.5])
+    src = Scripted(truth, global_pose=truth, alternatives=[[2.0, -6.0, 0.5]], alt_scores=[0.3])
+    pipe = _pipeline(src)
+    res = _feed(pipe, 0.0, 2.0)
+    assert pipe.state == State.TRACKING and all(r.hypotheses == 1 for r in res)
+    assert not any('ambiguous' in w for w in _events(pipe))
+
+
+@pytest.mark.parametrize('max_hypotheses', [1])
+def test_rivals_can_be_switched_off(max_hypotheses):
+    src = Scripted([2.0, 6.0, 0.5], global_pose=[2.0, -6.0, 0.5], alternatives=[[2.0, 6.0, 0.5]], alt_scores=[0.85])
+    pipe = _pipeline(src, max_hypotheses=max_hypotheses)
+    res = _feed(pipe, 0.0, 1.5)
+    assert pipe.state == State.TRACKING and all(r.hypotheses == 1 for r in res)
+
+
+def test_after_a_kidnap_relocalization_uses_only_data_from_the_first_failure_on():
+    here, there = np.array([2.0, 6.0, 0.5]), np.array([8.0, -4.0, -1.0])
+    src = Scripted(here, global_pose=there, kidnap_at=3.0, kidnap_to=there)
+    pipe = _pipeline(src, lost_after_rejections=5)
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    res = _feed(pipe, 0.0, 6.0)
+    ev = _events(pipe)
+    assert 'lost' in ev and 'relocalized' in ev
+    first_rejected = min(r.stamp for r in res if r.update == 'rejected')
+    assert first_rejected >= 3.0
+    assert len(src.global_windows) == 1
+    uwb = [s for s, _ in src.global_windows[0]['uwb']]
+    assert uwb and min(uwb) >= first_rejected                   # nothing from before the kidnap
+    assert max(uwb) - min(uwb) >= 1.0 - 1e-9                    # min_global_data of post-kidnap data
+    odom = [s for s, _ in src.global_windows[0]['odom']]
+    assert min(odom) < first_rejected                          # odometry (relative motion) is kept whole
+    # between 'lost' and the relocalization the published pose says it is not to be trusted
+    lost_t = next(t for t, w in pipe.events if w == 'lost')
+    reloc_t = next(t for t, w in pipe.events if w == 'relocalized')
+    between = [r for r in res if lost_t < r.stamp < reloc_t]
+    assert SITE.extent() == pytest.approx(10.0)                  # the anchors' spread: the robot may be anywhere
+    assert between and all(max_position_std(r.cov) >= 5.0 for r in between)
+    assert np.hypot(*(res[-1].pose[:2] - there[:2])) < 0.1 and pipe.state == State.TRACKING
