@@ -60,7 +60,8 @@ class Localizer:
     def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], device: str = 'cpu',
                  fp16: bool = False, iterations: int = 2, global_candidates: int = 128, global_refine: int = 4) -> None:
         """iterations: model passes per tracking update (each from the previous pass's pose); global_candidates:
-        pre-ranked hypotheses the model scores in global mode; global_refine: the best of them refined further."""
+        pre-ranked hypotheses the model scores in global mode; global_refine: the best of them refined further
+        (with at least 2 passes)."""
         self.module = module
         self.meta = meta
         self.device = device
@@ -269,5 +270,5 @@ class Localizer:
         refined = compose_correction(hyps, corr)
         covs = rotate_cov(c, hyps[:, 2])
         top = np.argsort(-score)[:n_refine]
-        poses, covs2, health, score2 = self._refine(frame, index, refined[top], covs[top], iterations)
+        poses, covs2, health, score2 = self._refine(frame, index, refined[top], covs[top], max(2, iterations))
         return poses, covs2, health, score2, len(hyps)
