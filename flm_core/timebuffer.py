@@ -194,6 +194,10 @@ class TimeBuffer:
         s = self._streams.get(stream)
         return s.stamps[-1] if s and s.stamps else None
 
+    def newest(self) -> dict[str, list[tuple[float, Any]]]:
+        """The newest measurement of every non-empty stream, as a one-item window (stream -> [(stamp, m)])."""
+        return {name: [(s.stamps[-1], s.items[-1])] for name, s in self._streams.items() if s.stamps}
+
     def window(self, t: float, width: float | None = None,
                streams: list[str] | None = None) -> dict[str, list[tuple[float, Any]]]:
         """All measurements with stamps in [t - width, t] (width defaults to the configured window), per stream,

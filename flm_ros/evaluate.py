@@ -154,8 +154,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
             continue
         while t_recv >= next_step:
             next_step += period
-            latest = pipe.front.buffer.latest
-            pipe.rig = rig.rig(frames_in(pipe.front.buffer.window(latest)) if latest is not None else (), camera_info)
+            pipe.rig = rig.rig(frames_in(pipe.front.buffer.newest()), camera_info)
             res = pipe.step()
             if res is not None:
                 if res.model_latency is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -123,6 +124,7 @@ class LocalizerNode(LifecycleNode):
         self._initialpose_rejected = 0
         self._last_stats: dict[str, dict] = {}
         self._path = Path()
+        self._path_sent = -math.inf       # monotonic s of the last path message
         self._map_sub = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -211,6 +213,7 @@ class LocalizerNode(LifecycleNode):
         if not self.p.get('site_file'):
             self.site = None
         self._path = Path()
+        self._path_sent = -math.inf       # monotonic s of the last path message
         self._last_tf_ns = 0
 
     def _lookup(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -336,8 +339,7 @@ class LocalizerNode(LifecycleNode):
             last_stamp, last_clock = latest, now
             try:
                 with self.pipeline.front.lock:
-                    latest = self.pipeline.front.buffer.latest
-                    frames = frames_in(self.pipeline.front.buffer.window(latest)) if latest is not None else set()
+                    frames = frames_in(self.pipeline.front.buffer.newest())
                 self.pipeline.rig = self.rig.rig(frames, self.inputs.camera_info if self.inputs else None)
                 res = self.pipeline.step()
             except Exception as e:  # noqa: BLE001 (a model failure must not kill the node)
@@ -348,19 +350,20 @@ class LocalizerNode(LifecycleNode):
             if not self.context.ok() or self._stop.is_set():
                 break  # shutting down (Ctrl-C shuts the context down before the executor returns)
             try:
-                if res is not None:
-                    self._publish(res)
-                self._publish_tf()
+                if res is None or not self._publish(res):
+                    self._publish_tf()    # no new estimate: re-send the last one
             except RCLError:
                 if self.context.ok():
                     raise
                 break
 
-    def _publish(self, r: StepResult) -> None:
+    def _publish(self, r: StepResult) -> bool:
+        """Publish a new estimate: pose and map->odom first (what navigation waits for), then odometry and the
+        path (at most every path_period s: a long path costs milliseconds to serialise). False if not new."""
         new = self._last is None or r.stamp != self._last.stamp
         self._last = r
         if not new:
-            return
+            return False
         stamp = conv.sec_to_stamp(r.stamp)
         msg = PoseWithCovarianceStamped()
         msg.header.stamp, msg.header.frame_id = stamp, self.p['map_frame']
@@ -371,6 +374,7 @@ class LocalizerNode(LifecycleNode):
         msg.pose.covariance = pose_cov_6x6(r.cov)
         if self.pose_pub is not None:
             self.pose_pub.publish(msg)
+        self._publish_tf()
         od = Odometry()
         od.header = msg.header
         od.child_frame_id = self.p['base_frame']
@@ -382,8 +386,11 @@ class LocalizerNode(LifecycleNode):
         self._path.poses.append(ps)
         if len(self._path.poses) > int(self.p['path_length']):
             del self._path.poses[0]
-        if self.path_pub is not None:
+        now = time.monotonic()
+        if self.path_pub is not None and now - self._path_sent >= float(self.p['path_period']):
+            self._path_sent = now
             self.path_pub.publish(self._path)
+        return True
 
     def _publish_tf(self) -> None:
         """map->odom of the newest estimate, post-dated; re-sent on every tick; stamps strictly increase."""

@@ -79,6 +79,7 @@ LOCALIZER: tuple[Param, ...] = (
     Param('path_topic', 'flm/path', 'nav_msgs/Path of the estimates (visualisation).', True),
     Param('markers_topic', 'flm/markers', 'MarkerArray: anchors and the uncertainty ellipse.', True),
     Param('path_length', 2000, 'Poses kept in the published path.'),
+    Param('path_period', 1.0, 's between path messages (a 2000-pose path takes ~7 ms to serialise).'),
     Param('set_initial_pose', False, 'Start from initial_pose.* instead of global localization (as AMCL).', True),
     Param('initial_pose.x', 0.0, 'm, initial pose in map_frame when set_initial_pose is true.', True),
     Param('initial_pose.y', 0.0, 'm', True),

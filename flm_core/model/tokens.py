@@ -282,8 +282,9 @@ class _OdomTrack:
         if not self.ok:
             return
         self.t = np.array([s for s, _ in samples], dtype=np.float64)
-        pose = np.array([[o.position[0], o.position[1], float(quat_to_yaw(o.orientation))] for _, o in samples])
-        pose[:, 2] = np.unwrap(pose[:, 2])
+        pose = np.empty((len(samples), 3))
+        pose[:, :2] = [o.position[:2] for _, o in samples]
+        pose[:, 2] = np.unwrap(quat_to_yaw(np.array([o.orientation for _, o in samples])))
         self.pose = pose
         self.twist = np.array([[o.linear_velocity[0], o.linear_velocity[1], o.angular_velocity[2]]
                                for _, o in samples])
