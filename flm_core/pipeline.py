@@ -55,6 +55,7 @@ class PoseSource(Protocol):
 
 
 MAX_EVENTS = 200
+RIVAL_REJECTIONS = 3     # consecutive gated model poses that rule a rival hypothesis out
 
 
 class State(str, Enum):
@@ -374,7 +375,7 @@ class Pipeline:
             self.filter, self._logscore = best.filter, best.logscore
             self._event(t, 'switched to a rival hypothesis')
         self._rivals = [r for r in self._rivals if r.logscore >= self._logscore - lead
-                        and r.filter.consecutive_rejections('model') < self.config.lost_after_rejections]
+                        and r.filter.consecutive_rejections('model') < RIVAL_REJECTIONS]
         if not self._rivals:
             self.state = State.TRACKING
             self._event(t, 'ambiguity resolved')
