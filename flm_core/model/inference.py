@@ -101,17 +101,26 @@ class Localizer:
             self._index = (site, MapIndex(site, self.tokens_cfg.map_voxel))
         return self._index[1]
 
-    def forward(self, tok: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def forward(self, tok: Tokens, chunk: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Run the network on a token batch -> corr (K, 3), cov (K, 3, 3) in hypothesis axes, health (K, 6) in
-        [0, 1], score (K,) in [0, 1]."""
+        [0, 1], score (K,) in [0, 1]. Hypotheses go through ``chunk`` at a time: attention memory grows with the
+        batch (128 global candidates at once held ~0.3 GB that the allocator then kept)."""
+        parts = [self._forward(tok.feats[a:a + chunk], tok.dt[a:a + chunk], tok.types[a:a + chunk],
+                               tok.mask[a:a + chunk]) for a in range(0, max(len(tok.feats), 1), chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
+
+    def _forward(self, feats: np.ndarray, dt: np.ndarray, types: np.ndarray, mask: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         dev = self.device
-        f = torch.from_numpy(tok.feats).to(dev)
-        d = torch.from_numpy(tok.dt).to(dev)
+        f = torch.from_numpy(np.ascontiguousarray(feats)).to(dev)
+        d = torch.from_numpy(np.ascontiguousarray(dt)).to(dev)
         if self.fp16:
             f, d = f.half(), d.half()
         with torch.inference_mode():
-            corr, cov, health, score = self.module(f, d, torch.from_numpy(tok.types).to(dev),
-                                                   torch.from_numpy(tok.mask).to(dev))
+            corr, cov, health, score = self.module(f, d, torch.from_numpy(np.ascontiguousarray(types)).to(dev),
+                                                   torch.from_numpy(np.ascontiguousarray(mask)).to(dev))
         return (corr.float().cpu().numpy().astype(np.float64), cov.float().cpu().numpy().astype(np.float64),
                 torch.sigmoid(health.float()).cpu().numpy(), torch.sigmoid(score.float()).cpu().numpy())
 
