@@ -125,6 +125,7 @@ class LocalizerNode(LifecycleNode):
         self._last_stats: dict[str, dict] = {}
         self._path = Path()
         self._path_sent = -math.inf       # monotonic s of the last path message
+        self._events_logged = 0           # pipeline events already logged
         self._map_sub = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -155,6 +156,7 @@ class LocalizerNode(LifecycleNode):
 
     def _new_pipeline(self) -> None:
         self.pipeline = make_pipeline(self.p, self.site, self.source)
+        self._events_logged = 0
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.site is None:
@@ -214,6 +216,7 @@ class LocalizerNode(LifecycleNode):
             self.site = None
         self._path = Path()
         self._path_sent = -math.inf       # monotonic s of the last path message
+        self._events_logged = 0           # pipeline events already logged
         self._last_tf_ns = 0
 
     def _lookup(self, target: str, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -347,6 +350,7 @@ class LocalizerNode(LifecycleNode):
                 res = None
             if res is not None and res.model_latency is not None:
                 self._latencies.append(res.model_latency)
+            self._log_events()
             if not self.context.ok() or self._stop.is_set():
                 break  # shutting down (Ctrl-C shuts the context down before the executor returns)
             try:
@@ -356,6 +360,20 @@ class LocalizerNode(LifecycleNode):
                 if self.context.ok():
                     raise
                 break
+
+    def _log_events(self) -> None:
+        """Log the pipeline's new events (lost, relocalized, ambiguous, time jumps) once each."""
+        pl = self.pipeline
+        if pl is None:
+            return
+        new = pl.events_total - self._events_logged
+        for stamp, what in (pl.events[-new:] if 0 < new <= len(pl.events) else []):
+            msg = f'localization: {what} (stamp {stamp:.3f})'
+            if what == 'lost' or what.startswith('time jumped'):   # (rclpy: one severity per call site)
+                self.get_logger().warning(msg)
+            else:
+                self.get_logger().info(msg)
+        self._events_logged = pl.events_total
 
     def _publish(self, r: StepResult) -> bool:
         """Publish a new estimate: pose and map->odom first (what navigation waits for), then odometry and the
