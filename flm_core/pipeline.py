@@ -381,10 +381,9 @@ class Pipeline:
             self._event(t, 'ambiguity resolved')
 
     def _spread(self, t: float, pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
-        """The covariance about ``pose`` of the mixture of it and the rivals (weights: softmax of log-scores)."""
-        ls = np.array([self._logscore] + [r.logscore for r in self._rivals])
-        w = np.exp(ls - ls.max())
-        w /= w.sum()
+        """The covariance about ``pose`` of an equal mixture of it and the rivals (the model's scores are not
+        calibrated probabilities: while undecided, every hypothesis counts)."""
+        w = np.full(1 + len(self._rivals), 1.0 / (1 + len(self._rivals)))
         out = w[0] * cov
         for wi, r in zip(w[1:], self._rivals):
             p, c = r.filter.pose_at(t)

@@ -12,10 +12,9 @@ transient local, depth 1), ``nav_msgs/Odometry``, ``map->odom`` on ``/tf`` post-
 ``transform_tolerance`` and re-sent when no new estimate arrives (never going back in time), ``/diagnostics``,
 a ``nav_msgs/Path`` and a ``MarkerArray`` (anchors, uncertainty ellipse).
 
-Sensor callbacks run on the executor; the model runs on an inference thread, so a callback never waits for
-inference. The thread steps as soon as a measurement of an exteroceptive sensor (scan, cloud, depth, UWB) is
-accepted, at most ``update_rate`` times per second, so a pose leaves the node one model run after its newest
-measurement; the update timer re-sends map->odom and steps when no such measurement arrives (dead reckoning). (A MultiThreadedExecutor with callback groups would do the same on paper,
+Sensor callbacks run on the executor; the model runs on an inference thread woken by the update timer, so a
+callback never waits for inference. (Stepping as soon as an exteroceptive measurement arrived cut the latency but
+ran the model before the odometry and IMU of the same instant had arrived; the estimate drifted in the fault runs.) (A MultiThreadedExecutor with callback groups would do the same on paper,
 but rclpy's dropped most best-effort sensor messages on 2 cores in test_sensor_hub.)
 """
 from __future__ import annotations
@@ -46,7 +45,6 @@ from flm_core.geometry import quat_to_yaw, yaw_to_quat
 from flm_core.pipeline import Pipeline, PipelineConfig, State, StepResult, max_position_std
 from flm_core.rig import RigBuilder, frames_in
 from flm_core.site import Site, SiteError, load_site
-from flm_core.timebuffer import Verdict
 from flm_ros import conversions as conv
 from flm_ros import params as P
 from flm_ros.sensor_hub import diagnostics_for
@@ -114,9 +112,6 @@ class LocalizerNode(LifecycleNode):
         self._entities: list[Any] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._data_due = False     # an exteroceptive measurement was accepted since the last step
-        self._tick = False         # the update timer fired
-        self._force = False        # step now (initial pose, relocalization request)
         self._worker: threading.Thread | None = None
         self._last: StepResult | None = None
         self._last_tf_ns = 0
@@ -164,11 +159,11 @@ class LocalizerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._new_pipeline()
         assert self.pipeline is not None
-        self.inputs = SensorInput(self, self.p, self.site, front=self.pipeline.front, sink=self._offer)
+        self.inputs = SensorInput(self, self.p, self.site, front=self.pipeline.front, sink=self.pipeline.offer)
         self._entities = [
             self.create_subscription(PoseWithCovarianceStamped, '/initialpose', self._on_initialpose, 10),
             self.create_service(Empty, 'reinitialize_global_localization', self._on_global),
-            self.create_timer(1.0 / float(self.p['update_rate']), self._on_tick),
+            self.create_timer(1.0 / float(self.p['update_rate']), self._wake.set),
             self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics,
                               clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while /clock is silent,
         ]
@@ -277,31 +272,16 @@ class LocalizerNode(LifecycleNode):
         c, r = m.world_to_cell(xy)
         return 0 <= c < m.grid.shape[1] and 0 <= r < m.grid.shape[0]
 
-    def _offer(self, stream: str, m: Any, now: float | None) -> Any:
-        """Sensor callbacks: buffer the measurement; an accepted exteroceptive one wakes the inference thread."""
-        assert self.pipeline is not None
-        v = self.pipeline.offer(stream, m, now)
-        if v == Verdict.ACCEPTED and stream in self.pipeline.config.absolute_streams:
-            self._data_due = True
-            self._wake.set()
-        return v
-
-    def _on_tick(self) -> None:
-        self._tick = True
-        self._wake.set()
-
     def _set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None) -> None:
         assert self.pipeline is not None
         self.pipeline.set_initial_pose(pose, cov, stamp)
         self.get_logger().info(f'initial pose set: x={pose[0]:.2f} y={pose[1]:.2f} yaw={pose[2]:.2f}')
-        self._force = True
         self._wake.set()
 
     def _on_global(self, request: Empty.Request, response: Empty.Response) -> Empty.Response:
         if self.pipeline is not None:
             self.pipeline.request_global()
             self.get_logger().info('global relocalization requested')
-            self._force = True
             self._wake.set()
         return response
 
@@ -321,25 +301,11 @@ class LocalizerNode(LifecycleNode):
 
     # ------------------------------------------------------------------ inference thread
     def _run(self) -> None:
-        period = 1.0 / float(self.p['update_rate'])
-        last_stamp: float | None = None        # newest measurement stamp at the last step
-        last_clock = -math.inf                 # node clock at the last step
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
             if self._stop.is_set() or self.pipeline is None:
                 break
-            tick, self._tick = self._tick, False
-            latest, now = self.pipeline.front.buffer.latest, self._now()
-            # data: at most update_rate steps per second of measurement time (or at once after a time jump back);
-            # timer: a step when none ran for a period (no exteroceptive data: the filter dead-reckons)
-            by_data = self._data_due and (last_stamp is None or latest is None or latest < last_stamp
-                                          or latest - last_stamp >= 0.9 * period)
-            by_timer = tick and not (0.0 <= now - last_clock < 0.9 * period)
-            if not (by_data or by_timer or self._force):
-                continue
-            self._data_due = self._force = False
-            last_stamp, last_clock = latest, now
             try:
                 with self.pipeline.front.lock:
                     frames = frames_in(self.pipeline.front.buffer.newest())
@@ -495,7 +461,7 @@ class LocalizerNode(LifecycleNode):
 def main(args: list[str] | None = None) -> int:
     # The executor thread (sensor callbacks) and the inference thread share the GIL; Python's default 5 ms switch
     # interval would let a busy callback thread hold a finished model result back by up to 5 ms per hand-over.
-    sys.setswitchinterval(0.0005)
+    pass  # sys.setswitchinterval(0.0005)
     rclpy.init(args=sys.argv if args is None else args)
     node = LocalizerNode()
     ex = SingleThreadedExecutor()
