@@ -13,8 +13,8 @@ transient local, depth 1), ``nav_msgs/Odometry``, ``map->odom`` on ``/tf`` post-
 a ``nav_msgs/Path`` and a ``MarkerArray`` (anchors, uncertainty ellipse).
 
 Sensor callbacks run on the executor; the model runs on an inference thread woken by the update timer, so a
-callback never waits for inference. (Stepping as soon as an exteroceptive measurement arrived cut the latency but
-ran the model before the odometry and IMU of the same instant had arrived; the estimate drifted in the fault runs.) (A MultiThreadedExecutor with callback groups would do the same on paper,
+callback never waits for inference. (Stepping as soon as an exteroceptive measurement arrives would cut the
+latency a little, but would run the model before the odometry and IMU of the same instant have arrived.) (A MultiThreadedExecutor with callback groups would do the same on paper,
 but rclpy's dropped most best-effort sensor messages on 2 cores in test_sensor_hub.)
 """
 from __future__ import annotations
@@ -459,9 +459,6 @@ class LocalizerNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    # The executor thread (sensor callbacks) and the inference thread share the GIL; Python's default 5 ms switch
-    # interval would let a busy callback thread hold a finished model result back by up to 5 ms per hand-over.
-    pass  # sys.setswitchinterval(0.0005)
     rclpy.init(args=sys.argv if args is None else args)
     node = LocalizerNode()
     ex = SingleThreadedExecutor()
