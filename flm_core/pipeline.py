@@ -16,11 +16,11 @@ triggers ``relocalizing`` (global localization, then tracking again; until it su
 is at least half the site's extent, or ``lost_std``: the robot may be anywhere, as AMCL's spread-out particles
 say). A relocalization after the model's poses kept failing the gate uses only exteroceptive data stamped from the
 first failure on: data from before a kidnap describes another place and would pull the global result between the
-two. A global result can be ambiguous (a
-symmetric building looks the same from several places): rival hypotheses that scored close to the winner are kept,
-tracked in one batch beside the filter, and weighed by the model's score over the following updates; the pipeline
-switches to a rival that pulls ahead, drops those that fall behind, and stays ``relocalizing`` with a covariance
-that spans all of them until one is left. A time jump backwards (bag loop) resets everything to ``initializing``.
+two. A global result can be ambiguous (a symmetric building looks the same from several places): rival hypotheses
+that scored close to the winner are kept, each with a filter of its own, tracked in one model batch and weighed by
+the model's score over the following updates; the pipeline switches to a rival that pulls ahead, drops those that
+fall behind or fail the gate, and stays ``relocalizing`` with a covariance that spans all of them until one is
+left. A time jump backwards (bag loop) resets everything to ``initializing``.
 
 No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
@@ -37,7 +37,7 @@ import numpy as np
 from flm_core.estimation.eskf import Eskf, EskfConfig
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
-from flm_core.geometry import quat_to_yaw, se2_compose, se2_inverse, wrap_angle
+from flm_core.geometry import quat_to_yaw, wrap_angle
 from flm_core.measurements import ImuSample, OdometrySample
 from flm_core.site import Site
 from flm_core.timebuffer import Verdict
@@ -69,12 +69,13 @@ class State(str, Enum):
 class PipelineConfig:
     """global_on_start: localize globally when no initial pose is given (at start and after a time jump back; when
     False the pipeline waits for :meth:`set_initial_pose`, as AMCL without global initialisation); min_global_data:
-    s of buffered absolute (exteroceptive) data before a global attempt; global_max_std: m, a global result is accepted when its position std is below this;
-    lost_after_rejections: consecutive gated model poses that mean 'lost'; lost_std: m of filter position std
-    that means 'lost'; max_hypotheses: poses kept after a global result (the winner and rivals whose score is
-    within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away; 1 = the winner only); hypothesis_lead:
-    the lead in accumulated log-score (forgetting factor 0.9 per update) that decides between them; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry), 'odom' or
-    'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams: the streams
+    s of buffered absolute (exteroceptive) data before a global attempt; global_max_std: m, a global result is
+    accepted when its position std is below this; lost_after_rejections: consecutive gated model poses that mean
+    'lost'; lost_std: m of filter position std that means 'lost'; max_hypotheses: poses kept after a global result
+    (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
+    1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
+    decides between them; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry),
+    'odom' or 'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams: the streams
     that localize (without any of them in the window the pose source is not asked: IMU/odometry only propagate)."""
 
     global_on_start: bool = True

@@ -122,10 +122,9 @@ def test_a_confirmed_global_result_is_tracked_alone():
     assert not any('ambiguous' in w for w in _events(pipe))
 
 
-@pytest.mark.parametrize('max_hypotheses', [1])
-def test_rivals_can_be_switched_off(max_hypotheses):
+def test_rivals_can_be_switched_off():
     src = Scripted([2.0, 6.0, 0.5], global_pose=[2.0, -6.0, 0.5], alternatives=[[2.0, 6.0, 0.5]], alt_scores=[0.85])
-    pipe = _pipeline(src, max_hypotheses=max_hypotheses)
+    pipe = _pipeline(src, max_hypotheses=1)
     res = _feed(pipe, 0.0, 1.5)
     assert pipe.state == State.TRACKING and all(r.hypotheses == 1 for r in res)
 
