@@ -36,6 +36,7 @@ from flm_ros import params as P
 from flm_ros.bagio import BagError, info, messages, open_bag
 from flm_ros.bringup import default_params_file
 from flm_ros.localizer_node import load_pose_source, make_pipeline
+from flm_ros.runner import stop_processes
 from flm_ros.sensor_input import convert
 
 EXIT_OK, EXIT_INPUT, EXIT_ARGS, EXIT_THRESHOLD, EXIT_PARTIAL = 0, 1, 2, 3, 4
@@ -242,11 +243,7 @@ def replay_live(bag: Path, site_path: Path, params_file: Path, p: dict[str, Any]
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
     finally:
-        graph.send_signal(2)
-        try:
-            graph.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            graph.kill()
+        stop_processes([graph], grace=20.0)
         node.destroy_node()
         rclpy.try_shutdown()
     wall = time.perf_counter() - t0

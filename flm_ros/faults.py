@@ -1190,7 +1190,6 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     do not get through."""
     import os  # noqa: PLC0415
     import shutil  # noqa: PLC0415
-    import signal  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
     import rclpy  # noqa: PLC0415
@@ -1198,6 +1197,7 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
 
     from flm_core.model.inference import DEFAULT_MODEL  # noqa: PLC0415
     from flm_core.site import save_site  # noqa: PLC0415
+    from flm_ros.runner import stop_processes  # noqa: PLC0415
 
     t_start = time.monotonic()
     out = Path(out)
@@ -1254,13 +1254,7 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     finally:
         inj.close()
         rclpy.shutdown(context=ctx)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes([proc], grace=30.0)
         log.close()
     text = log_path.read_text(errors='replace')
     lifecycle.add('the configure failure is logged with the reason',

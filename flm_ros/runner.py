@@ -32,6 +32,20 @@ def command_for(spec: NodeSpec, log_level: str | None = None) -> list[str]:
     return [sys.executable, '-c', code, *spec.ros_args(log_level)]
 
 
+def stop_processes(procs: list[subprocess.Popen], grace: float = GRACE_S) -> None:
+    """Stop child processes as Ctrl-C would: SIGINT, then SIGTERM, then SIGKILL, each after ``grace`` s for the
+    ones still running; returns when all have exited."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        if all(p.poll() is not None for p in procs):
+            return
+
+
 def _pump(name: str, stream) -> None:
     for line in stream:
         sys.stdout.write(f'[{name}] {line}')
@@ -98,15 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         stopping.wait(0.2)
     print('[flm-run] stopping all nodes', flush=True)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        for _, p in procs:
-            if p.poll() is None:
-                p.send_signal(sig)
-        deadline = time.monotonic() + GRACE_S
-        while time.monotonic() < deadline and any(p.poll() is None for _, p in procs):
-            time.sleep(0.05)
-        if all(p.poll() is not None for _, p in procs):
-            break
+    stop_processes([p for _, p in procs])
     for n, p in procs:
         print(f'[flm-run] {n} stopped (code {p.returncode})', flush=True)
     return rc
