@@ -65,7 +65,7 @@ def run(rate: float, duration: float, model: str, seed: int) -> dict:
                              lambda m: lat.append(time.time() - conv.stamp_to_sec(m.header.stamp)), latched)
     static = StaticTransformBroadcaster(node)
     reader = open_bag(bag)
-    for _, _, msg in messages(reader, ['/tf_static'], []):
+    for _, _, msg in messages(reader, ['/tf_static'], [], ros_objects=True):
         static.sendTransform(list(msg.transforms))  # the robot's sensor mounts, as the bag recorded them
     reader.close()
     events = []

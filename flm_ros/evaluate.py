@@ -37,7 +37,7 @@ from flm_ros.bagio import BagError, info, messages, open_bag
 from flm_ros.bringup import default_params_file
 from flm_ros.localizer_node import load_pose_source, make_pipeline
 from flm_ros.runner import stop_processes
-from flm_ros.sensor_input import convert
+from flm_ros.sensor_input import MESSAGES, convert
 
 EXIT_OK, EXIT_INPUT, EXIT_ARGS, EXIT_THRESHOLD, EXIT_PARTIAL = 0, 1, 2, 3, 4
 TABLE = P.COMMON + P.LOCALIZER
@@ -60,6 +60,17 @@ class Replay:
 class _Logger:
     def info(self, msg: str) -> None:
         print(f'[flm-eval] {msg}', file=sys.stderr)
+
+
+#: Message types read as ground truth, and as transforms.
+GT_TYPES = ('geometry_msgs/msg/PoseStamped', 'geometry_msgs/msg/PoseWithCovarianceStamped', 'nav_msgs/msg/Odometry')
+TF_TYPES = ('tf2_msgs/msg/TFMessage',)
+
+
+def _msgtype(stream: str) -> str:
+    """'sensor_msgs/msg/LaserScan' for 'scan': the message type the node subscribes to for a stream."""
+    cls = MESSAGES[stream][0]
+    return f'{cls.__module__.split(".")[0]}/msg/{cls.__name__}'
 
 
 def _gt_pose(msg: Any) -> np.ndarray:
@@ -111,7 +122,10 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     base_impl = None
     rig = RigBuilder(lambda a, b: tree.lookup(a, b, 0.0), p['base_frame'], p['sensors.uwb.tag_frame'])
     period = 1.0 / float(p['update_rate'])
-    topics = list(present) + ['/tf', '/tf_static'] + ([gt_topic] if gt_topic in binfo.topics else [])
+    topics = {t: (_msgtype(stream_of[t]),) for t in present}
+    topics.update({'/tf': TF_TYPES, '/tf_static': TF_TYPES})
+    if gt_topic in binfo.topics:
+        topics[gt_topic] = GT_TYPES
     est_rows: list[tuple[float, np.ndarray, np.ndarray]] = []
     gt_rows: list[tuple[float, np.ndarray, None]] = []
     latencies: list[float] = []
@@ -261,12 +275,12 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
         rows = _gt_from_tum(gt_spec[4:], problems)
     elif gt_spec.startswith('tf:'):
         tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
-        for topic, _, msg in messages(reader, ['/tf', '/tf_static'], problems):
+        for topic, _, msg in messages(reader, {'/tf': TF_TYPES, '/tf_static': TF_TYPES}, problems):
             _add_transforms(tree, msg, topic == '/tf_static')
         rows = _gt_from_tree(tree, tuple(gt_spec[3:].split(':')), binfo.start, binfo.end, problems)
     elif gt_spec in binfo.topics:
         rows = [(conv.stamp_to_sec(m.header.stamp), _gt_pose(m), None) for _, _, m in
-                messages(reader, [gt_spec], problems)]
+                messages(reader, {gt_spec: GT_TYPES}, problems)]
     else:
         problems.append(f'no ground truth: topic {gt_spec} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE or '
                         '--gt tum:FILE)')

@@ -70,7 +70,7 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
 
         path = p['model_path'] or str(DEFAULT_MODEL)
         loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']), iterations=int(p['model.iterations']),
-                             global_candidates=int(p['model.global_candidates']))
+                             converge=float(p['model.converge']), global_candidates=int(p['model.global_candidates']))
         logger.info(f'model {path} on {loc.device}')
         return loc
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415

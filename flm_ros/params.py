@@ -65,8 +65,10 @@ LOCALIZER: tuple[Param, ...] = (
     Param('fp16', False, 'Half-precision inference (CUDA only).', True),
     Param('inference_threads', 1, 'CPU threads for the model (torch intra-op); more only on an otherwise idle CPU.',
           True),
-    Param('model.iterations', 2, 'Model passes per tracking update, each from the pose the previous one gave (1 '
-          'halves the cost; same replay accuracy on two bags, otherwise unvalidated).', True),
+    Param('model.iterations', 2, 'Most model passes per tracking update, each from the pose the previous one gave.',
+          True),
+    Param('model.converge', 1.0, 'Stop those passes early once the correction is within this many standard '
+          "deviations of the model's own covariance (0: always run model.iterations).", True),
     Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
           'slower, finds the robot more often in repetitive buildings).', True),
     Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'uwb'.",
