@@ -26,6 +26,7 @@ No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ class Rival:
 
 def odom_pose(m: OdometrySample) -> np.ndarray:
     """(3,) x, y, yaw of an odometry sample."""
-    return np.array([m.position[0], m.position[1], float(quat_to_yaw(m.orientation))])
+    x, y, z, w = np.asarray(m.orientation, dtype=np.float64).tolist()   # quat_to_yaw on scalars (per sample)
+    return np.array([float(m.position[0]), float(m.position[1]), math.atan2(2.0 * (w * z + x * y),
+                                                                          1.0 - 2.0 * (y * y + z * z))])
 
 
 class Pipeline:

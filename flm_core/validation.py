@@ -6,6 +6,7 @@ some NaN beams, a cloud with NaN points) is not rejected: those elements are mas
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,19 @@ class Expectations:
 
 
 def _finite(*arrays: np.ndarray) -> bool:
-    return all(bool(np.all(np.isfinite(a))) for a in arrays)
+    # small arrays (vectors, covariances: the per-IMU-sample checks) through Python floats: ~5x cheaper than numpy
+    for a in arrays:
+        a = np.asarray(a)
+        if a.size <= 64:
+            if not all(map(math.isfinite, a.ravel().tolist())):
+                return False
+        elif not np.isfinite(a).all():
+            return False
+    return True
+
+
+def _norm(q: np.ndarray) -> float:
+    return math.hypot(*np.asarray(q, dtype=np.float64).ravel().tolist())
 
 
 def rejection_reason(m: object, exp: Expectations) -> str | None:
@@ -77,7 +90,7 @@ def rejection_reason(m: object, exp: Expectations) -> str | None:
         if not _finite(m.angular_velocity, m.linear_acceleration):
             return 'nonfinite'
         if m.orientation is not None:
-            n = float(np.linalg.norm(m.orientation)) if _finite(m.orientation) else 0.0
+            n = _norm(m.orientation) if _finite(m.orientation) else 0.0
             if abs(n - 1.0) > 0.1:
                 return 'bad_quaternion'
         if not _finite(m.angular_velocity_covariance, m.linear_acceleration_covariance):
@@ -88,7 +101,7 @@ def rejection_reason(m: object, exp: Expectations) -> str | None:
             return 'wrong_frame'
         if not _finite(m.position, m.orientation, m.linear_velocity, m.angular_velocity):
             return 'nonfinite'
-        if abs(float(np.linalg.norm(m.orientation)) - 1.0) > 0.1:
+        if abs(_norm(m.orientation) - 1.0) > 0.1:
             return 'bad_quaternion'
         if not _finite(m.pose_covariance, m.twist_covariance):
             return 'nonfinite_covariance'

@@ -49,6 +49,18 @@ PX, PY, YAW, VX, VY, BG, BAX, BAY = range(8)
 DIM = 8
 _S = np.array([[0.0, -1.0], [1.0, 0.0]])  # d R(th) / d th = S R(th)
 _I8 = np.eye(DIM)
+_Z8 = np.zeros((DIM, DIM))
+# flat indices of the IMU step's transition matrix entries, in the order _imu_step writes them
+_F_IDX = np.array([r * DIM + c for r, c in (
+    (PX, VX), (PX, YAW), (PX, BG), (PX, BAX), (PX, BAY),
+    (PY, VY), (PY, YAW), (PY, BG), (PY, BAX), (PY, BAY),
+    (VX, YAW), (VX, BG), (VX, BAX), (VX, BAY),
+    (VY, YAW), (VY, BG), (VY, BAX), (VY, BAY),
+    (YAW, BG))])
+# flat indices of its process noise entries, grouped by value: position, position-velocity, velocity, yaw, biases
+_Q_GROUPS = (((PX, PX), (PY, PY)), ((PX, VX), (VX, PX), (PY, VY), (VY, PY)), ((VX, VX), (VY, VY)), ((YAW, YAW),),
+             ((BG, BG),), ((BAX, BAX), (BAY, BAY)))
+_Q_IDX = np.array([r * DIM + c for g in _Q_GROUPS for r, c in g])
 
 #: A measurement model: nominal state (8,) -> (predicted measurement (m,), Jacobian wrt the error state (m, 8)).
 MeasurementModel = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -144,7 +156,7 @@ class _Core:
     x: np.ndarray
     P: np.ndarray
     initialized: bool = False
-    imu: tuple[float, np.ndarray] | None = None          # held (gyro_z rad/s, accel_xy (2,) m/s^2)
+    imu: tuple[float, tuple[float, float]] | None = None  # held (gyro_z rad/s, (accel x, y) m/s^2)
     odom_t: float | None = None                          # stamp of the last odometry sample
     odom_pose: np.ndarray | None = None                  # (3,) odometry pose at odom_t (odom frame)
     odom_twist: np.ndarray | None = None                 # (3,) held body twist vx vy wz
@@ -318,8 +330,8 @@ class Eskf:
         then holds this one. Ignored in 'odom' mode."""
         if self.config.process != 'imu':
             return self._count('imu', UpdateResult.IGNORED)
-        a = np.asarray(accel_xy, dtype=np.float64).reshape(-1)[:2].copy()
-        return self._add(_Event(float(stamp), 0, 0, 'imu', 'imu', (float(gyro_z), a)))
+        a = np.asarray(accel_xy, dtype=np.float64).reshape(-1)
+        return self._add(_Event(float(stamp), 0, 0, 'imu', 'imu', (float(gyro_z), (float(a[0]), float(a[1])))))
 
     def predict_odom(self, stamp: float, pose: Sequence[float], twist: Sequence[float] | None = None
                      ) -> UpdateResult:
@@ -387,14 +399,15 @@ class Eskf:
         base_t = self._base.t
         if base_t is not None and ev.stamp < base_t:
             return self._count(ev.source, UpdateResult.TOO_LATE, ev.kind == 'meas')
-        i = bisect.bisect_right(self._keys, ev.key)
+        key = ev.key
+        i = len(self._keys) if not self._keys or key > self._keys[-1] else bisect.bisect_right(self._keys, key)
         if i < len(self._events):
             # out of order: restore the state before it and re-apply everything after it
             src = self._events[i - 1].snapshot if i > 0 else self._base
             assert src is not None
             self._core = src.copy()
             self._events.insert(i, ev)
-            self._keys.insert(i, ev.key)
+            self._keys.insert(i, key)
             for j in range(i, len(self._events)):
                 e = self._events[j]
                 old = e.verdict
@@ -408,7 +421,7 @@ class Eskf:
                 e.snapshot = self._core.copy()
         else:
             self._events.append(ev)
-            self._keys.append(ev.key)
+            self._keys.append(key)
             ev.verdict = self._apply(self._core, ev)
             ev.snapshot = self._core.copy()
         assert ev.verdict is not None
@@ -422,7 +435,10 @@ class Eskf:
         return self._count(ev.source, ev.verdict, ev.kind in ('meas', 'odom'))
 
     def _count(self, source: str, v: UpdateResult, is_measurement: bool = False) -> UpdateResult:
-        self._counts.setdefault(source, Counter())[v.value] += 1
+        counts = self._counts.get(source)
+        if counts is None:
+            counts = self._counts[source] = Counter()
+        counts[v.value] += 1
         if is_measurement:
             if v == UpdateResult.REJECTED:
                 self._consecutive[source] += 1
@@ -433,6 +449,8 @@ class Eskf:
     def _prune(self) -> None:
         assert self._latest is not None
         horizon = self._latest - self.config.history
+        if not self._keys or self._keys[0][0] >= horizon:
+            return
         k = bisect.bisect_left(self._keys, (horizon, -1, -1))
         if k > 0:
             self._base = self._events[k - 1].snapshot.copy()  # type: ignore[union-attr]
@@ -495,7 +513,7 @@ class Eskf:
         if self.config.process == 'odom':
             self._propagate_odom_to(core, t)
             return
-        w, a = core.imu if core.imu is not None else (0.0, np.zeros(2))
+        w, a = core.imu if core.imu is not None else (0.0, (0.0, 0.0))
         total = t - core.t
         n = max(1, int(math.ceil(total / self.config.max_step - 1e-9)))
         dt = total / n
@@ -503,37 +521,39 @@ class Eskf:
             self._imu_step(core, dt, w, a)
         core.t = t
 
-    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: np.ndarray) -> None:
+    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: Sequence[float]) -> None:
+        # scalar arithmetic and one fancy-index write per matrix: this runs for every IMU sample (200 Hz and more)
         c = self.config
         x = core.x
-        w = w_m - x[BG]
-        ab = a_m - x[BAX:BAY + 1]
-        th = x[YAW]
-        Rm = rot2(th + 0.5 * w * dt)
-        aw = Rm @ ab
-        x[PX:PY + 1] += x[VX:VY + 1] * dt + 0.5 * aw * dt * dt
-        x[VX:VY + 1] += aw * dt
-        x[YAW] = wrap_angle(th + w * dt)
-        Saw = _S @ aw
+        px, py, th, vx, vy, bg, bax, bay = x.tolist()
+        w = w_m - bg
+        abx, aby = a_m[0] - bax, a_m[1] - bay
+        cm, sm = math.cos(th + 0.5 * w * dt), math.sin(th + 0.5 * w * dt)
+        awx, awy = cm * abx - sm * aby, sm * abx + cm * aby       # R(th + w dt / 2) (a - ba)
+        dt2 = dt * dt
+        x[PX] = px + vx * dt + 0.5 * awx * dt2
+        x[PY] = py + vy * dt + 0.5 * awy * dt2
+        x[VX] = vx + awx * dt
+        x[VY] = vy + awy * dt
+        x[YAW] = _wrap(th + w * dt)
+        sx, sy = -awy, awx                                        # S aw
+        h2, h3 = 0.5 * dt2, -0.25 * dt2 * dt
         F = _I8.copy()
-        F[0:2, 3:5] = np.eye(2) * dt
-        F[0:2, YAW] = 0.5 * dt * dt * Saw
-        F[0:2, BG] = -0.25 * dt ** 3 * Saw
-        F[0:2, BAX:] = -0.5 * dt * dt * Rm
-        F[3:5, YAW] = dt * Saw
-        F[3:5, BG] = -0.5 * dt * dt * Saw
-        F[3:5, BAX:] = -dt * Rm
-        F[YAW, BG] = -dt
-        qa, qg = c.accel_noise ** 2, c.gyro_noise ** 2
-        Q = np.zeros((DIM, DIM))
-        Q[0, 0] = Q[1, 1] = qa * dt ** 3 / 3.0
-        Q[0, 3] = Q[3, 0] = Q[1, 4] = Q[4, 1] = qa * dt * dt / 2.0
-        Q[3, 3] = Q[4, 4] = qa * dt
-        Q[YAW, YAW] = qg * dt
-        Q[BG, BG] = c.gyro_bias_rw ** 2 * dt
-        Q[BAX, BAX] = Q[BAY, BAY] = c.accel_bias_rw ** 2 * dt
-        P = F @ core.P @ F.T + Q
-        core.P = 0.5 * (P + P.T)
+        F.ravel()[_F_IDX] = (dt, h2 * sx, h3 * sx, -h2 * cm, h2 * sm,
+                             dt, h2 * sy, h3 * sy, -h2 * sm, -h2 * cm,
+                             dt * sx, -h2 * sx, -dt * cm, dt * sm,
+                             dt * sy, -h2 * sy, -dt * sm, -dt * cm,
+                             -dt)
+        qa = c.accel_noise ** 2
+        Q = _Z8.copy()
+        q_p, q_pv, q_v, q_b = qa * dt2 * dt / 3.0, qa * dt2 / 2.0, qa * dt, c.accel_bias_rw ** 2 * dt
+        Q.ravel()[_Q_IDX] = (q_p, q_p, q_pv, q_pv, q_pv, q_pv, q_v, q_v, c.gyro_noise ** 2 * dt,
+                             c.gyro_bias_rw ** 2 * dt, q_b, q_b)
+        P = F @ core.P @ F.T
+        P += Q
+        P += P.T
+        P *= 0.5
+        core.P = P
 
     def _odom_extrapolate(self, core: _Core, t: float) -> np.ndarray:
         """Odometry pose at t >= odom_t by holding the last twist (arc) for at most ``odom_max_hold`` s: past that
@@ -641,10 +661,10 @@ class Eskf:
         S = H @ PHt + R
         Sg = S if gate_R is None else H @ PHt + gate_R
         try:
-            Sinv_y = np.linalg.solve(Sg, y)
+            Sinv = _inv(S)
+            d2 = float(y @ (Sinv if gate_R is None else _inv(Sg)) @ y)
         except np.linalg.LinAlgError:
             return UpdateResult.REJECTED
-        d2 = float(y @ Sinv_y)
         if gate and self._gate:
             thr = self._gate.get(len(y))
             if thr is None:
@@ -652,15 +672,36 @@ class Eskf:
                 self._gate[len(y)] = thr
             if not math.isfinite(d2) or d2 > thr:
                 return UpdateResult.REJECTED
-        K = np.linalg.solve(S, PHt.T).T
+        K = PHt @ Sinv
         dx = K @ y
         x = core.x
         x += dx
-        x[YAW] = wrap_angle(x[YAW])
+        x[YAW] = _wrap(float(x[YAW]))
         IKH = _I8 - K @ H
         Pn = IKH @ P @ IKH.T + K @ R @ K.T
         core.P = 0.5 * (Pn + Pn.T)
         return UpdateResult.ACCEPTED
+
+
+def _wrap(a: float) -> float:
+    """A scalar angle wrapped to [-pi, pi) (as :func:`wrap_angle`, without numpy's per-call cost)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def _inv(S: np.ndarray) -> np.ndarray:
+    """Inverse of a small symmetric innovation covariance (closed form up to 2x2; LinAlgError if singular)."""
+    m = S.shape[0]
+    if m == 1:
+        if not S[0, 0] != 0.0:
+            raise np.linalg.LinAlgError('singular')
+        return 1.0 / S
+    if m == 2:
+        a, b, c, d = S.ravel().tolist()
+        det = a * d - b * c
+        if not (det != 0.0 and math.isfinite(det)):
+            raise np.linalg.LinAlgError('singular')
+        return np.array([[d, -b], [-c, a]]) / det
+    return np.linalg.inv(S)
 
 
 def state_error(x_est: np.ndarray, x_true: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ strided; UWB by stamp).
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -342,6 +343,20 @@ def _stride_by_azimuth(pts: np.ndarray, n: int) -> np.ndarray:
     return order[pick]
 
 
+def _until(items: Sequence[tuple[float, Any]], t: float) -> Sequence[tuple[float, Any]]:
+    """The (stamp, item) pairs of a stamp-sorted list with stamp <= t."""
+    return items[:bisect.bisect_right(items, t, key=_stamp)]
+
+
+def _since(items: Sequence[tuple[float, Any]], t: float) -> Sequence[tuple[float, Any]]:
+    """The (stamp, item) pairs of a stamp-sorted list with stamp >= t."""
+    return items[bisect.bisect_left(items, t, key=_stamp):]
+
+
+def _stamp(e: tuple[float, Any]) -> float:
+    return e[0]
+
+
 def _empty3() -> np.ndarray:
     return np.zeros((0, 3))
 
@@ -349,14 +364,13 @@ def _empty3() -> np.ndarray:
 def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref: float, rig: Rig | None = None,
             cfg: TokenConfig | None = None, index: MapIndex | None = None) -> SensorFrame:
     """Put a window (``TimeBuffer.window`` output: stream -> [(stamp, measurement)], streams named as in
-    :data:`MODALITIES`) into base_link at ``t_ref``. Streams with other names are ignored; missing or empty streams
-    are simply absent (their modality gets no tokens). Measurements stamped after t_ref are ignored."""
+    :data:`MODALITIES`, each oldest first) into base_link at ``t_ref``. Streams with other names are ignored;
+    missing or empty streams are simply absent (their modality gets no tokens). Measurements stamped after t_ref are ignored."""
     cfg = cfg or TokenConfig()
     rig = rig or Rig()
     index = index or MapIndex(site, cfg.map_voxel)
-    w = {k: [(s, m) for s, m in (window.get(k) or []) if s <= t_ref + 1e-9] for k in MODALITIES}
-    odom = _OdomTrack([(s, m) for s, m in w['odom'] if s >= t_ref - cfg.window - 0.5], t_ref,
-                      cfg.max_odom_extrapolation)
+    w = {k: _until(window.get(k) or [], t_ref + 1e-9) for k in MODALITIES}
+    odom = _OdomTrack(_since(w['odom'], t_ref - cfg.window - 0.5), t_ref, cfg.max_odom_extrapolation)
     P_pts, P_org, P_rng, P_dt, P_type = [], [], [], [], []
     present = {k: False for k in MODALITIES}
 
@@ -427,27 +441,28 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
         ut_arr = _empty3()
 
     fixed, fdt, ftype = [], [], []
-    imu = [(s, m) for s, m in w['imu'] if s >= t_ref - cfg.window]
+    imu = _since(w['imu'], t_ref - cfg.window)
     if imu:
-        st = np.array([s for s, _ in imu])
         yawm = rig.mount(imu[0][1].frame_id)[3]
-        acc = np.array([m.linear_acceleration[:2] for _, m in imu])
+        rows = np.array([(s, m.linear_acceleration[0], m.linear_acceleration[1], m.angular_velocity[2])
+                         for s, m in imu], dtype=np.float64)                  # (n, 4) stamp, accel x y, gyro z
+        st = rows[:, 0].copy()
+        rows[:, 0] -= t_ref                             # relative stamps: epoch seconds would lose ~1e-7 s in sums
         c, s = math.cos(yawm), math.sin(yawm)
-        acc = np.stack([c * acc[:, 0] - s * acc[:, 1], s * acc[:, 0] + c * acc[:, 1]], -1)
-        gz = np.array([m.angular_velocity[2] for _, m in imu])
         edges = np.linspace(t_ref - cfg.window, t_ref, cfg.imu_bins + 1)
         b = np.clip(np.searchsorted(edges, st, side='right') - 1, 0, cfg.imu_bins - 1)
         cnt = np.bincount(b, minlength=cfg.imu_bins)
-        for k in np.nonzero(cnt)[0]:
-            sel = b == k
-            f = np.zeros(N_FEAT)
-            f[3:5] = acc[sel].mean(0)
-            f[5] = gz[sel].mean()
-            fixed.append(f)
-            fdt.append(st[sel].mean() - t_ref)
-            ftype.append(TYPE_ID['imu'])
+        used = np.nonzero(cnt)[0]
+        mean = np.stack([np.bincount(b, rows[:, j], cfg.imu_bins)[used] for j in range(4)], -1) / cnt[used, None]
+        f = np.zeros((len(used), N_FEAT))
+        f[:, 3] = c * mean[:, 1] - s * mean[:, 2]       # the mean accel turned from the IMU mount into base_link
+        f[:, 4] = s * mean[:, 1] + c * mean[:, 2]
+        f[:, 5] = mean[:, 3]
+        fixed.extend(f)
+        fdt.extend(mean[:, 0])
+        ftype.extend([TYPE_ID['imu']] * len(used))
         present['imu'] = True
-    od = [(s, m) for s, m in w['odom'] if s >= t_ref - cfg.window]
+    od = _since(w['odom'], t_ref - cfg.window)
     if od and odom.ok:
         st = np.array([s for s, _ in od])
         pick = np.unique(np.floor(np.linspace(0, len(od) - 1, min(cfg.odom_samples, len(od)))).astype(int))
