@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from flm_core import tftree
 from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, write_report
 from flm_core.evaluation.trajectory import Trajectory, read_tum
 from flm_core.geometry import quat_to_yaw
+from flm_core.pipeline import StepJob
 from flm_core.rig import RigBuilder, frames_in
 from flm_core.site import Site, SiteError, load_site
 from flm_core.timebuffer import Verdict
@@ -128,56 +130,90 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
         topics[gt_topic] = GT_TYPES
     est_rows: list[tuple[float, np.ndarray, np.ndarray]] = []
     gt_rows: list[tuple[float, np.ndarray, None]] = []
+    seen = {t: 0 for t in present}                     # messages per sensor topic
+    malformed: dict[str, list] = {}                    # topic -> [count, first error]
     latencies: list[float] = []
     next_step: float | None = None
     camera_info = None
+    # Each step's model work runs on a worker thread while the bag is read on (torch releases the GIL, so the
+    # network overlaps message decoding and filtering: two cores). The step is finished before the next one
+    # begins, and the filter applies its pose at its own stamp, so the result is the same as stepping in line.
+    worker = ThreadPoolExecutor(1, thread_name_prefix='flm-eval-model')
+    running: tuple[StepJob, Future | None] | None = None
+
+    def finish(run: tuple[StepJob, Future | None] | None) -> None:
+        if run is None:
+            return
+        job, future = run
+        if future is not None:
+            future.result()
+        res = pipe.finish_step(job)
+        if res is not None:
+            if res.model_latency is not None:
+                latencies.append(res.model_latency)
+            est_rows.append((res.stamp, res.pose, res.cov))
+
     t0 = time.perf_counter()
     bar = tqdm(total=binfo.count, unit='msg', desc='flm-eval', disable=not progress, mininterval=1.0)
-    for topic, t_recv, msg in messages(reader, topics, problems):
-        bar.update()
-        if topic in ('/tf', '/tf_static'):
-            _add_transforms(tree, msg, topic == '/tf_static')
-            continue
-        if topic == gt_topic:
-            gt_rows.append((conv.stamp_to_sec(msg.header.stamp), _gt_pose(msg), None))
-            continue
-        stream = stream_of[topic]
-        try:
-            m = convert(stream, msg)
-        except (ValueError, TypeError, OverflowError):
-            pipe.front.reject(stream, 'malformed')
-            continue
-        if next_step is None:
-            next_step = t_recv + period
-            if initial_pose is not None and baseline is None:
-                pipe.set_initial_pose(initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]), float(m.stamp))
-        v = pipe.offer(stream, m, t_recv)
-        if baseline is not None and v in (Verdict.ACCEPTED, Verdict.RESET):
-            if base_impl is None:
-                mounts = rig.rig(frames_in({stream: [(m.stamp, m)]})).mounts
-                base_impl = baseline(site, mounts)
-                base_impl.reset(float(m.stamp), initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]))
-            t0b = time.perf_counter()
-            base_impl.step(m)
-            latencies.append(time.perf_counter() - t0b)
-        if baseline is not None:
+    try:
+        for topic, t_recv, msg in messages(reader, topics, problems):
+            bar.update()
+            if topic in ('/tf', '/tf_static'):
+                _add_transforms(tree, msg, topic == '/tf_static')
+                continue
+            if topic == gt_topic:
+                gt_rows.append((conv.stamp_to_sec(msg.header.stamp), _gt_pose(msg), None))
+                continue
+            stream = stream_of[topic]
+            seen[topic] += 1
+            try:
+                m = convert(stream, msg)
+            except (ValueError, TypeError, OverflowError, AttributeError) as e:
+                # AttributeError: a bag whose definition of the type lacks fields of the standard one
+                pipe.front.reject(stream, 'malformed')
+                malformed.setdefault(topic, [0, f'{type(e).__name__}: {e}'])[0] += 1
+                continue
+            if next_step is None:
+                next_step = t_recv + period
+                if initial_pose is not None and baseline is None:
+                    pipe.set_initial_pose(initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]), float(m.stamp))
+            v = pipe.offer(stream, m, t_recv)
+            if baseline is not None and v in (Verdict.ACCEPTED, Verdict.RESET):
+                if base_impl is None:
+                    mounts = rig.rig(frames_in({stream: [(m.stamp, m)]})).mounts
+                    base_impl = baseline(site, mounts)
+                    base_impl.reset(float(m.stamp), initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]))
+                t0b = time.perf_counter()
+                base_impl.step(m)
+                latencies.append(time.perf_counter() - t0b)
+            if baseline is not None:
+                while t_recv >= next_step:
+                    next_step += period
+                    e = base_impl.estimate(pipe.front.buffer.latest) if base_impl is not None else None
+                    if e is not None:
+                        est_rows.append((e.stamp, e.pose, e.cov))
+                continue
             while t_recv >= next_step:
                 next_step += period
-                e = base_impl.estimate(pipe.front.buffer.latest) if base_impl is not None else None
-                if e is not None:
-                    est_rows.append((e.stamp, e.pose, e.cov))
-            continue
-        while t_recv >= next_step:
-            next_step += period
-            pipe.rig = rig.rig(frames_in(pipe.front.buffer.newest()), camera_info)
-            res = pipe.step()
-            if res is not None:
-                if res.model_latency is not None:
-                    latencies.append(res.model_latency)
-                est_rows.append((res.stamp, res.pose, res.cov))
+                finish(running)
+                pipe.rig = rig.rig(frames_in(pipe.front.buffer.newest()), camera_info)
+                job = pipe.begin_step()
+                running = None if job is None else (job, worker.submit(job.run) if job.mode is not None else None)
+        finish(running)
+    finally:
+        worker.shutdown(wait=False, cancel_futures=True)
     bar.close()
     wall = time.perf_counter() - t0
     reader.close()
+    for topic, (n, first) in malformed.items():
+        problems.append(f'{topic}: {n} of {seen[topic]} {binfo.topics[topic]} messages could not be converted '
+                        f'(first: {first}); the bag\'s definition of the type may differ from the standard one')
+    if not any(seen.values()) and not any('bag read error' in x for x in problems):
+        why = '; '.join(problems) if problems else 'was anything recording?'
+        raise BagError(f'{bag}: no messages on the sensor topics {sorted(seen)} could be read ({why})')
+    if gt_topic is not None and gt_topic in binfo.topics and not gt_rows and \
+            not any(x.startswith(f'{gt_topic}:') for x in problems):
+        problems.append(f'no ground truth: topic {gt_topic} holds no messages; metrics need ground truth')
     if gt_tf is not None:
         gt_rows = _gt_from_tree(tree, gt_tf, binfo.start, binfo.end, problems)
     elif gt_spec.startswith('tum:'):
@@ -281,6 +317,8 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
     elif gt_spec in binfo.topics:
         rows = [(conv.stamp_to_sec(m.header.stamp), _gt_pose(m), None) for _, _, m in
                 messages(reader, {gt_spec: GT_TYPES}, problems)]
+        if not rows and not any(x.startswith(f'{gt_spec}:') for x in problems):
+            problems.append(f'no ground truth: topic {gt_spec} holds no messages; metrics need ground truth')
     else:
         problems.append(f'no ground truth: topic {gt_spec} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE or '
                         '--gt tum:FILE)')
@@ -409,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'\nreport: {report}  (replay {header["realtime_factor"]:.1f}x real time)')
     if not evals or rep.problems:
         return EXIT_PARTIAL
-    if ns.fail_above is not None and evals[0].metrics['ape_m']['rmse'] > ns.fail_above:
+    if ns.fail_above is not None and not evals[0].metrics['ape_m']['rmse'] <= ns.fail_above:  # NaN fails too
         print(f'flm-eval: APE RMSE {evals[0].metrics["ape_m"]["rmse"]:.3f} m exceeds --fail-above {ns.fail_above}',
               file=sys.stderr)
         return EXIT_THRESHOLD
