@@ -117,44 +117,6 @@ class Rival:
     logscore: float = 0.0
 
 
-@dataclass
-class StepJob:
-    """The pose-source work of one step (see :meth:`Pipeline.step`): everything it needs was taken under the
-    pipeline's lock by :meth:`Pipeline.begin_step`, so :meth:`run` touches no pipeline state and may run on any
-    thread. ``mode`` None: nothing to run (no fresh absolute data, or waiting for an initial pose)."""
-
-    source: Any
-    site: Site
-    rig: Any
-    t: float
-    fresh: bool
-    window: dict[str, list[tuple[float, Any]]]
-    filt: Eskf                              # the filter the result is for (dropped if it was replaced)
-    mode: str | None                        # 'global', 'tracking' or None
-    prior: np.ndarray | None
-    prior_cov: np.ndarray | None
-    rivals: list[Rival]
-    rival_priors: list[tuple[np.ndarray, np.ndarray]]
-    est: Any = None
-    rival_out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    latency: float | None = None
-
-    def run(self) -> None:
-        """Run the pose source (the model) on the window; sets ``est``, ``rival_out`` and ``latency``."""
-        if self.mode is None:
-            return
-        t0 = time.perf_counter()
-        if self.mode == 'global':
-            self.est = self.source.localize(self.window, self.site, self.t, rig=self.rig)
-        else:
-            self.est = self.source.localize(self.window, self.site, self.t, self.prior, self.prior_cov, rig=self.rig)
-            if self.rivals and self.est is not None:
-                self.rival_out = self.source.track_many(
-                    self.window, self.site, self.t, np.stack([p for p, _ in self.rival_priors]),
-                    np.stack([c for _, c in self.rival_priors]), rig=self.rig)
-        self.latency = time.perf_counter() - t0
-
-
 def odom_pose(m: OdometrySample) -> np.ndarray:
     """(3,) x, y, yaw of an odometry sample."""
     x, y, z, w = np.asarray(m.orientation, dtype=np.float64).tolist()   # quat_to_yaw on scalars (per sample)
@@ -278,20 +240,7 @@ class Pipeline:
         the same window fused twice would shrink the covariance with no information) and only when the window holds
         data of an absolute sensor (``absolute_streams``); otherwise the filter dead-reckons on odometry/IMU and its
         covariance grows. The pose source runs outside the lock, so :meth:`offer` (sensor callbacks) never waits
-        for inference; a result is dropped when the filter was reset meanwhile (an initial pose, a time jump).
-
-        ``step`` is :meth:`begin_step`, :meth:`StepJob.run` and :meth:`finish_step` in a row; a caller may run the
-        job on another thread and keep offering measurements meanwhile (the filter applies the model pose at its
-        own stamp, re-applying what arrived after it, so the outcome does not depend on when the job finishes)."""
-        job = self.begin_step(t)
-        if job is None:
-            return None
-        job.run()
-        return self.finish_step(job)
-
-    def begin_step(self, t: float | None = None) -> StepJob | None:
-        """First part of :meth:`step`: decide what to do at stamp t and take the window and the priors (under the
-        lock). None when nothing is buffered yet."""
+        for inference; a result is dropped when the filter was reset meanwhile (an initial pose, a time jump)."""
         with self._lock:
             buf = self.front.buffer
             t = buf.latest if t is None else t
@@ -314,17 +263,21 @@ class Pipeline:
                     mode = 'tracking'
                     prior, prior_cov = filt.pose_at(t)
             rivals = list(self._rivals) if mode == 'tracking' else []
-            return StepJob(source=self.source, site=self.site, rig=self.rig, t=t, fresh=fresh, window=window,
-                           filt=filt, mode=mode, prior=prior, prior_cov=prior_cov, rivals=rivals,
-                           rival_priors=[r.filter.pose_at(t) for r in rivals])
-
-    def finish_step(self, job: StepJob) -> StepResult | None:
-        """Last part of :meth:`step`: apply the job's result (under the lock) and return the estimate at its stamp
-        (None before the first pose, or when the filter was reset while the job ran)."""
-        t, mode, est, rivals, rival_out = job.t, job.mode, job.est, job.rivals, job.rival_out
+            rival_priors = [r.filter.pose_at(t) for r in rivals]
+        latency, est, rival_out = None, None, None
+        if mode is not None:
+            t0 = time.perf_counter()
+            if mode == 'global':
+                est = self.source.localize(window, self.site, t, rig=self.rig)
+            else:
+                est = self.source.localize(window, self.site, t, prior, prior_cov, rig=self.rig)
+                if rivals and est is not None:
+                    rival_out = self.source.track_many(window, self.site, t, np.stack([p for p, _ in rival_priors]),
+                                                       np.stack([c for _, c in rival_priors]), rig=self.rig)
+            latency = time.perf_counter() - t0
         with self._lock:
             update, health = 'none', {}
-            if mode is not None and self.filter is not job.filt:
+            if mode is not None and self.filter is not filt:
                 return None  # reset while the pose source ran (initial pose, time jump): the result is obsolete
             elif mode == 'global':
                 if est is not None and max_position_std(est.cov) <= self.config.global_max_std:
@@ -340,7 +293,7 @@ class Pipeline:
                     self._suspect_since = t
                 if rival_out is not None and len(rivals) == len(self._rivals):
                     self._weigh_rivals(t, float(getattr(est, 'score', 0.0)), rival_out)
-            if job.fresh and self.state in (State.TRACKING, State.RELOCALIZING) and not self._global_requested \
+            if fresh and self.state in (State.TRACKING, State.RELOCALIZING) and not self._global_requested \
                     and self.filter.initialized and self._diverged():
                 self.state = State.LOST
                 self._event(t, 'lost')
@@ -358,8 +311,7 @@ class Pipeline:
                 cov[0, 0], cov[1, 1] = max(cov[0, 0], var), max(cov[1, 1], var)
                 cov[2, 2] = max(cov[2, 2], (np.pi / 2) ** 2)
             return StepResult(stamp=t, pose=pose, cov=cov, map_to_odom=self.map_to_odom(pose, t), state=self.state,
-                              model_latency=job.latency, update=update, health=health,
-                              hypotheses=1 + len(self._rivals))
+                              model_latency=latency, update=update, health=health, hypotheses=1 + len(self._rivals))
 
     def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(pose (3,), cov (3, 3)) of the filter at stamp t (e.g. the clock's now: the uncertainty while no data

@@ -18,7 +18,6 @@ import json
 import subprocess
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from flm_core import tftree
 from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, write_report
 from flm_core.evaluation.trajectory import Trajectory, read_tum
 from flm_core.geometry import quat_to_yaw
-from flm_core.pipeline import StepJob
 from flm_core.rig import RigBuilder, frames_in
 from flm_core.site import Site, SiteError, load_site
 from flm_core.timebuffer import Verdict
@@ -135,24 +133,6 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     latencies: list[float] = []
     next_step: float | None = None
     camera_info = None
-    # Each step's model work runs on a worker thread while the bag is read on (torch releases the GIL, so the
-    # network overlaps message decoding and filtering: two cores). The step is finished before the next one
-    # begins, and the filter applies its pose at its own stamp, so the result is the same as stepping in line.
-    worker = ThreadPoolExecutor(1, thread_name_prefix='flm-eval-model')
-    running: tuple[StepJob, Future | None] | None = None
-
-    def finish(run: tuple[StepJob, Future | None] | None) -> None:
-        if run is None:
-            return
-        job, future = run
-        if future is not None:
-            future.result()
-        res = pipe.finish_step(job)
-        if res is not None:
-            if res.model_latency is not None:
-                latencies.append(res.model_latency)
-            est_rows.append((res.stamp, res.pose, res.cov))
-
     t0 = time.perf_counter()
     bar = tqdm(total=binfo.count, unit='msg', desc='flm-eval', disable=not progress, mininterval=1.0)
     try:
@@ -195,14 +175,14 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
                 continue
             while t_recv >= next_step:
                 next_step += period
-                finish(running)
                 pipe.rig = rig.rig(frames_in(pipe.front.buffer.newest()), camera_info)
-                job = pipe.begin_step()
-                running = None if job is None else (job, worker.submit(job.run) if job.mode is not None else None)
-        finish(running)
+                res = pipe.step()
+                if res is not None:
+                    if res.model_latency is not None:
+                        latencies.append(res.model_latency)
+                    est_rows.append((res.stamp, res.pose, res.cov))
     finally:
-        worker.shutdown(wait=False, cancel_futures=True)
-    bar.close()
+        bar.close()
     wall = time.perf_counter() - t0
     reader.close()
     for topic, (n, first) in malformed.items():
