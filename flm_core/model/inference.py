@@ -26,7 +26,7 @@ import torch
 
 from ..site import Site
 from .checkpoint import load_torchscript
-from .tokens import (MODALITIES, N_FEAT, MapIndex, Rig, SensorFrame, TokenConfig, Tokens, compose_correction, prepare,
+from .tokens import (MODALITIES, MapIndex, Rig, SensorFrame, TokenConfig, Tokens, compose_correction, prepare,
                      rotate_cov, tokenize)
 
 #: The shipped model (TorchScript with its flm_meta.json record).
@@ -59,7 +59,7 @@ class Localizer:
 
     def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], device: str = 'cpu',
                  fp16: bool = False, iterations: int = 2, global_candidates: int = 128, global_refine: int = 4,
-                 converge: float = 1.0) -> None:
+                 converge: float = 0.0) -> None:
         """iterations: most model passes per tracking update (each from the previous pass's pose); converge: stop
         before that once every hypothesis's correction is within ``converge`` standard deviations of the model's own
         covariance (Mahalanobis distance; a further pass could not move the pose by more than the model can tell
@@ -96,25 +96,9 @@ class Localizer:
             module = module.half()
         elif meta.get('fp16'):
             module = module.float()
-        loc = cls(_for_inference(module), meta, device, fp16, **options)
-        loc.warmup()
-        return loc
+        return cls(module, meta, device, fp16, **options)
 
     # ------------------------------------------------------------------ helpers
-    def warmup(self, passes: int = 2) -> None:
-        """Run the network on a dummy token set: TorchScript profiles and optimises a graph on its first two
-        calls (~70 and ~25 ms here instead of ~2 ms), which belong to start-up, not to the first poses."""
-        n = 8
-        types = torch.zeros(1, n, dtype=torch.int64, device=self.device)
-        mask = torch.ones(1, n, dtype=torch.bool, device=self.device)
-        feats = torch.zeros(1, n, N_FEAT, device=self.device)
-        dt = torch.zeros(1, n, device=self.device)
-        if self.fp16:
-            feats, dt = feats.half(), dt.half()
-        with torch.inference_mode():
-            for _ in range(passes):
-                self.module(feats, dt, types, mask)
-
     def map_index(self, site: Site) -> MapIndex:
         """The (cached) map index of ``site``; rebuilt when a different Site object is passed."""
         if self._index is None or self._index[0] is not site:
@@ -304,15 +288,6 @@ class Localizer:
         top = np.argsort(-score)[:n_refine]
         poses, covs2, health, score2 = self._refine(frame, index, refined[top], covs[top], max(2, iterations))
         return poses, covs2, health, score2, len(hyps)
-
-
-def _for_inference(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
-    """The module frozen (weights folded in as constants) and optimised for inference (operator fusion): about 30 %
-    less time per CPU forward pass here, outputs equal to ~1e-6. A module that cannot be frozen is used as it is."""
-    try:
-        return torch.jit.optimize_for_inference(torch.jit.freeze(module.eval()))
-    except (RuntimeError, AttributeError):  # e.g. a module saved without a `forward`: keep the plain one
-        return module
 
 
 def _mahalanobis(corr: np.ndarray, cov: np.ndarray) -> np.ndarray:
