@@ -4,12 +4,26 @@ All angles in radians, positions in metres. Arrays broadcast over leading dimens
 """
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 
 
 def wrap_angle(a: np.ndarray | float) -> np.ndarray | float:
     """Wrap angle(s) to [-pi, pi)."""
     return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def wrap_angle_float(a: float) -> float:
+    """:func:`wrap_angle` of one Python float (no numpy call: for per-sample hot paths)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def quat_to_yaw_float(q: Sequence[float]) -> float:
+    """:func:`quat_to_yaw` of one quaternion (x, y, z, w) as Python floats (no numpy call: per-sample hot paths)."""
+    x, y, z, w = (float(v) for v in q)
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 def yaw_to_quat(yaw: np.ndarray | float) -> np.ndarray:

@@ -26,7 +26,6 @@ No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import numpy as np
 from flm_core.estimation.eskf import Eskf, EskfConfig
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
-from flm_core.geometry import quat_to_yaw, wrap_angle
+from flm_core.geometry import quat_to_yaw, quat_to_yaw_float, wrap_angle
 from flm_core.measurements import ImuSample, OdometrySample
 from flm_core.site import Site
 from flm_core.timebuffer import Verdict
@@ -47,8 +46,9 @@ from flm_core.timebuffer import Verdict
 class PoseSource(Protocol):
     """What the pipeline needs of a localizer (the FLM's ``Localizer`` or a classical baseline): the robot pose
     in the map at stamp ``t`` from the measurement window, with covariance; ``prior_pose`` None = global mode;
-    ``rig`` says where the sensors sit on the robot (:class:`flm_core.model.tokens.Rig`). Returns an object with ``pose`` (3,), ``cov`` (3, 3) and optionally ``health`` (dict) and ``mode``; or None
-    when it cannot localize from this window."""
+    ``rig`` says where the sensors sit on the robot (:class:`flm_core.model.tokens.Rig`). Returns an object with
+    ``pose`` (3,), ``cov`` (3, 3) and optionally ``health`` (dict) and ``mode``; or None when it cannot localize
+    from this window."""
 
     def localize(self, window: dict[str, list[tuple[float, Any]]], site: Site, t: float,
                  prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
@@ -76,8 +76,9 @@ class PipelineConfig:
     (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
     1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
     decides between them; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry),
-    'odom' or 'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams: the streams
-    that localize (without any of them in the window the pose source is not asked: IMU/odometry only propagate)."""
+    'odom' or 'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams:
+    the streams that localize (without any of them in the window the pose source is not asked: IMU/odometry only
+    propagate)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0
@@ -119,9 +120,7 @@ class Rival:
 
 def odom_pose(m: OdometrySample) -> np.ndarray:
     """(3,) x, y, yaw of an odometry sample."""
-    x, y, z, w = np.asarray(m.orientation, dtype=np.float64).tolist()   # quat_to_yaw on scalars (per sample)
-    return np.array([float(m.position[0]), float(m.position[1]), math.atan2(2.0 * (w * z + x * y),
-                                                                          1.0 - 2.0 * (y * y + z * z))])
+    return np.array([float(m.position[0]), float(m.position[1]), quat_to_yaw_float(m.orientation.tolist())])
 
 
 class Pipeline:

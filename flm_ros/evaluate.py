@@ -63,7 +63,8 @@ class _Logger:
 
 
 #: Message types read as ground truth, and as transforms.
-GT_TYPES = ('geometry_msgs/msg/PoseStamped', 'geometry_msgs/msg/PoseWithCovarianceStamped', 'nav_msgs/msg/Odometry')
+GT_TYPES = ('geometry_msgs/msg/PoseStamped', 'geometry_msgs/msg/PoseWithCovarianceStamped',
+            'nav_msgs/msg/Odometry')
 TF_TYPES = ('tf2_msgs/msg/TFMessage',)
 
 
@@ -191,9 +192,8 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     if not any(seen.values()) and not any('bag read error' in x for x in problems):
         why = '; '.join(problems) if problems else 'was anything recording?'
         raise BagError(f'{bag}: no messages on the sensor topics {sorted(seen)} could be read ({why})')
-    if gt_topic is not None and gt_topic in binfo.topics and not gt_rows and \
-            not any(x.startswith(f'{gt_topic}:') for x in problems):
-        problems.append(f'no ground truth: topic {gt_topic} holds no messages; metrics need ground truth')
+    if gt_topic is not None and gt_topic in binfo.topics:
+        _note_empty_gt(gt_topic, gt_rows, problems)
     if gt_tf is not None:
         gt_rows = _gt_from_tree(tree, gt_tf, binfo.start, binfo.end, problems)
     elif gt_spec.startswith('tum:'):
@@ -213,6 +213,12 @@ def _add_transforms(tree: tftree.TransformTree, msg: Any, static: bool) -> None:
                                [trans.x, trans.y, trans.z], [q.x, q.y, q.z, q.w], static=static)
         except ValueError:
             pass
+
+
+def _note_empty_gt(topic: str, rows: list, problems: list[str]) -> None:
+    """Say so when a ground-truth topic that is in the bag gave no pose (unless its topic was already named)."""
+    if not rows and not any(x.startswith(f'{topic}:') for x in problems):
+        problems.append(f'no ground truth: topic {topic} holds no messages; metrics need ground truth')
 
 
 def _gt_from_tum(path: str, problems: list[str]) -> list:
@@ -297,8 +303,7 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
     elif gt_spec in binfo.topics:
         rows = [(conv.stamp_to_sec(m.header.stamp), _gt_pose(m), None) for _, _, m in
                 messages(reader, {gt_spec: GT_TYPES}, problems)]
-        if not rows and not any(x.startswith(f'{gt_spec}:') for x in problems):
-            problems.append(f'no ground truth: topic {gt_spec} holds no messages; metrics need ground truth')
+        _note_empty_gt(gt_spec, rows, problems)
     else:
         problems.append(f'no ground truth: topic {gt_spec} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE or '
                         '--gt tum:FILE)')

@@ -14,8 +14,9 @@ a ``nav_msgs/Path`` and a ``MarkerArray`` (anchors, uncertainty ellipse).
 
 Sensor callbacks run on the executor; the model runs on an inference thread woken by the update timer, so a
 callback never waits for inference. (Stepping as soon as an exteroceptive measurement arrives would cut the
-latency a little, but would run the model before the odometry and IMU of the same instant have arrived.) (A MultiThreadedExecutor with callback groups would do the same on paper,
-but rclpy's dropped most best-effort sensor messages on 2 cores in test_sensor_hub.)
+latency a little, but would run the model before the odometry and IMU of the same instant have arrived.) (A
+MultiThreadedExecutor with callback groups would do the same on paper, but rclpy's dropped most best-effort sensor
+messages on 2 cores in test_sensor_hub.)
 """
 from __future__ import annotations
 

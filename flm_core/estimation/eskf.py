@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from ..geometry import se2_compose, se2_inverse, wrap_angle
+from ..geometry import se2_compose, se2_inverse, wrap_angle, wrap_angle_float
 
 #: State indices.
 PX, PY, YAW, VX, VY, BG, BAX, BAY = range(8)
@@ -535,7 +535,7 @@ class Eskf:
         x[PY] = py + vy * dt + 0.5 * awy * dt2
         x[VX] = vx + awx * dt
         x[VY] = vy + awy * dt
-        x[YAW] = _wrap(th + w * dt)
+        x[YAW] = wrap_angle_float(th + w * dt)
         sx, sy = -awy, awx                                        # S aw
         h2, h3 = 0.5 * dt2, -0.25 * dt2 * dt
         F = _I8.copy()
@@ -676,16 +676,11 @@ class Eskf:
         dx = K @ y
         x = core.x
         x += dx
-        x[YAW] = _wrap(float(x[YAW]))
+        x[YAW] = wrap_angle_float(float(x[YAW]))
         IKH = _I8 - K @ H
         Pn = IKH @ P @ IKH.T + K @ R @ K.T
         core.P = 0.5 * (Pn + Pn.T)
         return UpdateResult.ACCEPTED
-
-
-def _wrap(a: float) -> float:
-    """A scalar angle wrapped to [-pi, pi) (as :func:`wrap_angle`, without numpy's per-call cost)."""
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def _inv(S: np.ndarray) -> np.ndarray:

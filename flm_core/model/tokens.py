@@ -365,7 +365,8 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
             cfg: TokenConfig | None = None, index: MapIndex | None = None) -> SensorFrame:
     """Put a window (``TimeBuffer.window`` output: stream -> [(stamp, measurement)], streams named as in
     :data:`MODALITIES`, each oldest first) into base_link at ``t_ref``. Streams with other names are ignored;
-    missing or empty streams are simply absent (their modality gets no tokens). Measurements stamped after t_ref are ignored."""
+    missing or empty streams are simply absent (their modality gets no tokens). Measurements stamped after t_ref
+    are ignored."""
     cfg = cfg or TokenConfig()
     rig = rig or Rig()
     index = index or MapIndex(site, cfg.map_voxel)
