@@ -22,6 +22,11 @@ the model's score over the following updates; the pipeline switches to a rival t
 fall behind or fail the gate, and stays ``relocalizing`` with a covariance that spans all of them until one is
 left. A time jump backwards (bag loop) resets everything to ``initializing``.
 
+After a blackout (no measurement of any stream for ``blackout`` s) the filter has run on held inputs alone, so the
+first data back (often an IMU sample, before the first scan) would publish that stale dead-reckoning and the pose
+would jump when the model corrects it: until a model pose is accepted again (or the pipeline declares itself lost,
+with the covariance that says so) a step returns None, as before the first pose.
+
 No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
 from __future__ import annotations
@@ -78,7 +83,8 @@ class PipelineConfig:
     decides between them; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry),
     'odom' or 'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams:
     the streams that localize (without any of them in the window the pose source is not asked: IMU/odometry only
-    propagate)."""
+    propagate); blackout: s without any measurement after which nothing is published until the sensors have
+    re-anchored the estimate (see the module docstring)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0
@@ -88,6 +94,7 @@ class PipelineConfig:
     max_hypotheses: int = 4
     hypothesis_margin: float = 0.3
     hypothesis_lead: float = 3.0
+    blackout: float = 1.0
     process: str = 'auto'
     model_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
     absolute_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb')
@@ -147,17 +154,22 @@ class Pipeline:
         self._rivals: list[Rival] = []                    # after an ambiguous global result
         self._logscore = 0.0                              # the filter's hypothesis, accumulated like the rivals'
         self._last_step_t: float | None = None
+        self._reanchor = False                            # after a blackout: publish again once re-anchored
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
     # ------------------------------------------------------------------ inputs
     def offer(self, stream: str, m: Any, now: float | None) -> Verdict | str:
         """Check and buffer a measurement; odometry/IMU that are accepted also drive the filter."""
         with self._lock:
-            resets = self.front.buffer.resets
+            resets, before = self.front.buffer.resets, self.front.buffer.latest
             v = self.front.offer(stream, m, now)
             if v == Verdict.RESET or self.front.buffer.resets != resets:  # (the message may be from before it)
                 self._restart(float(m.stamp) if v == Verdict.RESET else float(now if now is not None else m.stamp),
                               'time jumped back: restarted')
+            if v == Verdict.ACCEPTED and before is not None and float(m.stamp) - before > self.config.blackout \
+                    and self.filter.initialized and self.source is not None and not self._reanchor:
+                self._reanchor = True
+                self._event(float(m.stamp), f'blackout of {float(m.stamp) - before:.1f} s: waiting for the sensors')
             if v in (Verdict.ACCEPTED, Verdict.RESET) and self.filter.initialized:
                 for filt in [self.filter] + [r.filter for r in self._rivals]:
                     self._propagate(filt, stream, m)
@@ -187,6 +199,7 @@ class Pipeline:
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
         self._global_since = self._suspect_since = None
         self._rivals = []
+        self._reanchor = False
         self._event(stamp, why)
 
     def set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None = None) -> None:
@@ -200,6 +213,7 @@ class Pipeline:
             self._global_requested = False
             self._global_since = self._suspect_since = None
             self._rivals = []
+            self._reanchor = False
             self._event(t, 'initial pose')
 
     def request_global(self) -> None:
@@ -299,7 +313,9 @@ class Pipeline:
                 self._global_requested = True
                 self._global_since = self._suspect_since
                 self._rivals = []
-            if not self.filter.initialized:
+            if self._reanchor and (update == 'accepted' or self.state == State.LOST):
+                self._reanchor = False
+            if not self.filter.initialized or (self._reanchor and not self._global_requested):
                 return None
             pose, cov = self.filter.pose_at(t)
             if self._rivals:
@@ -341,6 +357,7 @@ class Pipeline:
         self.state = State.TRACKING
         self._global_requested = False
         self._global_since = self._suspect_since = None
+        self._reanchor = False
 
     # ------------------------------------------------------------------ rival hypotheses
     def _keep_rivals(self, est: Any, t: float) -> None:

@@ -87,6 +87,7 @@ def make_pipeline(p: dict[str, Any], site: Site, source: Any) -> Pipeline:
         global_on_start=bool(p['global_on_start']),  # set_initial_pose: initialised at activation already
         min_global_data=float(p['min_global_data']), global_max_std=float(p['global_max_std']),
         lost_after_rejections=int(p['lost_after_rejections']), lost_std=float(p['lost_std']),
+        blackout=float(p['blackout']),
         max_hypotheses=int(p['max_hypotheses']), hypothesis_lead=float(p['hypothesis_lead']),
         process=p['filter.process'])
     return Pipeline(cfg, site, source, front, enabled)

@@ -95,6 +95,8 @@ LOCALIZER: tuple[Param, ...] = (
     Param('global_max_std', 1.0, 'm, a global result is accepted when its position std is below this.', True),
     Param('lost_after_rejections', 5, 'Consecutive gated model poses that mean lost (then relocalize).', True),
     Param('lost_std', 3.0, 'm of position std that means lost (then relocalize).', True),
+    Param('blackout', 1.0, 's without a message of any sensor after which no pose is published until the sensors '
+          'have re-anchored the estimate (a model pose accepted again, or lost).', True),
     Param('max_hypotheses', 4, 'Poses kept after an ambiguous global localization (a symmetric building), each '
           'tracked until the model scores one clearly ahead; the covariance spans them meanwhile. 1: the best only.',
           True),

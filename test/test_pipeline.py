@@ -152,3 +152,31 @@ def test_after_a_kidnap_relocalization_uses_only_data_from_the_first_failure_on(
     assert SITE.extent() == pytest.approx(10.0)                  # the anchors' spread: the robot may be anywhere
     assert between and all(max_position_std(r.cov) >= 5.0 for r in between)
     assert np.hypot(*(res[-1].pose[:2] - there[:2])) < 0.1 and pipe.state == State.TRACKING
+
+
+def test_after_a_blackout_nothing_is_published_until_the_sensors_re_anchor_the_estimate():
+    here = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Scripted(here, global_pose=here))
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    assert len(_feed(pipe, 0.0, 2.0)) > 10                       # tracking: a pose per step
+    # every sensor silent for 3 s; then odometry comes back first: its dead reckoning is not published
+    quiet = []
+    for t in (5.0, 5.1, 5.2):
+        pipe.offer('odom', OdometrySample(stamp=t, frame_id='odom', child_frame_id='base_link', position=np.zeros(3),
+                                          orientation=yaw_to_quat(0.0), linear_velocity=np.zeros(3),
+                                          angular_velocity=np.zeros(3)), t)
+        quiet.append(pipe.step())
+    assert quiet == [None, None, None]
+    assert any(w.startswith('blackout of 3.1 s') for w in _events(pipe))
+    back = _feed(pipe, 5.3, 6.0)                                 # UWB again: the model re-anchors it
+    assert back and back[0].update == 'accepted' and back[0].stamp == pytest.approx(5.3)
+    assert pipe.state == State.TRACKING
+
+
+def test_a_short_gap_is_not_a_blackout():
+    here = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Scripted(here, global_pose=here), blackout=1.0)
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    res = _feed(pipe, 0.0, 2.0) + _feed(pipe, 2.8, 3.5)          # 0.9 s without anything
+    assert not any('blackout' in w for w in _events(pipe))
+    assert any(r.stamp == pytest.approx(2.8) for r in res)
