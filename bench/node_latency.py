@@ -5,6 +5,11 @@ node running as its own process. For every pose the node publishes, latency = ar
 the pose's stamp (the newest sensor stamp the estimate used); map->odom on /tf is sent in the same update. CPU is
 the node process's CPU time over the run (100 % = one core).
 
+The node publishes the filter's estimate on each tick and runs the model beside it (flm_ros/localizer_node.py), so
+a model pose reaches the output one model run (plus at most one tick) after its window's stamp: the table also
+prints the model's own time per update (p50/p99, from the node's /diagnostics) and how many model poses per second
+the filter received.
+
     .venv/bin/python bench/node_latency.py [--rates 10 20] [--duration 20] [--model PATH]
 
 Target (issue 6): p99 <= 20 ms end to end at 20 Hz with 2D lidar + IMU + UWB on 2 cores.
@@ -27,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 def run(rate: float, duration: float, model: str, seed: int) -> dict:
     import psutil
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseWithCovarianceStamped
     from nav_msgs.msg import Odometry
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -63,6 +69,13 @@ def run(rate: float, duration: float, model: str, seed: int) -> dict:
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     node.create_subscription(PoseWithCovarianceStamped, '/amcl_pose',
                              lambda m: lat.append(time.time() - conv.stamp_to_sec(m.header.stamp)), latched)
+    diag: list[tuple[float, dict[str, str]]] = []   # (arrival, the node's localization status values)
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            if st.name.endswith(': localization'):
+                diag.append((time.time(), {kv.key: kv.value for kv in st.values}))
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 10)
     static = StaticTransformBroadcaster(node)
     reader = open_bag(bag)
     for _, _, msg in messages(reader, ['/tf_static'], [], ros_objects=True):
@@ -104,9 +117,16 @@ def run(rate: float, duration: float, model: str, seed: int) -> dict:
     a = np.array(lat[3:]) * 1e3  # skip start-up
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall * 100
     cpu_pub = (me1.user + me1.system - me0.user - me0.system) / wall * 100
+    during = [(t, d) for t, d in diag if t >= wall0]
+    model = {'model_p50': float('nan'), 'model_p99': float('nan'), 'model_hz': float('nan')}
+    if len(during) >= 2:
+        (ta, da), (tb, db) = during[0], during[-1]
+        fused = lambda d: int(d.get('model_poses_accepted', 0)) + int(d.get('model_poses_rejected', 0))  # noqa: E731
+        model = {'model_p50': float(db['model_latency_p50_ms']), 'model_p99': float(db['model_latency_p99_ms']),
+                 'model_hz': (fused(db) - fused(da)) / max(tb - ta, 1e-9)}
     return {'rate': rate, 'poses': len(a), 'p50': float(np.percentile(a, 50)) if len(a) else float('nan'),
             'p99': float(np.percentile(a, 99)) if len(a) else float('nan'),
-            'max': float(a.max()) if len(a) else float('nan'), 'cpu': cpu, 'cpu_pub': cpu_pub}
+            'max': float(a.max()) if len(a) else float('nan'), 'cpu': cpu, 'cpu_pub': cpu_pub, **model}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,12 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     seed = ns.seed if ns.seed is not None else int(evaluation_seeds(1)[0])
     rows = [run(r, ns.duration, ns.model, seed) for r in ns.rates]
     print(f'flm_localizer latency, 2D lidar + IMU + UWB + odometry, live over DDS, {os.cpu_count()} cores')
-    print('| update rate | poses | latency p50 [ms] | p99 [ms] | max [ms] | node CPU [% of one core] '
-          '| publisher + recorder CPU [%] |')
-    print('|---|---|---|---|---|---|---|')
+    print('| update rate | poses | latency p50 [ms] | p99 [ms] | max [ms] | model per update p50 / p99 [ms] '
+          '| model poses per s | node CPU [% of one core] | publisher + recorder CPU [%] |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for r in rows:
-        print(f'| {r["rate"]:.0f} Hz | {r["poses"]} | {r["p50"]:.1f} | {r["p99"]:.1f} | {r["max"]:.1f} | {r["cpu"]:.0f} '
-              f'| {r["cpu_pub"]:.0f} |')
+        print(f'| {r["rate"]:.0f} Hz | {r["poses"]} | {r["p50"]:.1f} | {r["p99"]:.1f} | {r["max"]:.1f} '
+              f'| {r["model_p50"]:.1f} / {r["model_p99"]:.1f} | {r["model_hz"]:.1f} | {r["cpu"]:.0f} | {r["cpu_pub"]:.0f} |')
     at20 = [r for r in rows if r['rate'] >= 20]
     verdict = 'not measured' if not at20 else ('met' if all(r['p99'] <= 20.0 for r in at20) else 'NOT met')
     print(f'target p99 <= 20 ms at 20 Hz: {verdict}')

@@ -117,6 +117,16 @@ class StepResult:
 
 
 @dataclass
+class Update:
+    """What one :meth:`Pipeline.update` did at ``stamp``."""
+
+    stamp: float                     # s, the stamp of the window the pose source saw
+    model_latency: float | None      # s of wall time the pose source took (None if not run)
+    update: str                      # what the filter did with the model pose ('accepted', 'rejected', 'global', ...)
+    health: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class Rival:
     """A rival hypothesis after an ambiguous global result: a filter of its own (fed the same odometry/IMU and
     its own model updates) and its accumulated model log-score."""
@@ -155,6 +165,7 @@ class Pipeline:
         self._logscore = 0.0                              # the filter's hypothesis, accumulated like the rivals'
         self._last_step_t: float | None = None
         self._reanchor = False                            # after a blackout: publish again once re-anchored
+        self._health: dict[str, float] = {}               # per-modality health of the last model pose
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
     # ------------------------------------------------------------------ inputs
@@ -247,13 +258,21 @@ class Pipeline:
         return map_to_odom(pose, np.array([p[0], p[1], float(quat_to_yaw(q))]))
 
     def step(self, t: float | None = None) -> StepResult | None:
-        """Localize at stamp t (default: the newest buffered stamp). Returns None before the first pose.
+        """Localize at stamp t (default: the newest buffered stamp): :meth:`update`, then :meth:`estimate` at the
+        same stamp. Returns None before the first pose (and while re-anchoring after a blackout)."""
+        u = self.update(t)
+        return None if u is None else self.estimate(u.stamp, u)
 
-        The pose source runs only on new data (a step at the stamp of the previous one returns the same estimate:
-        the same window fused twice would shrink the covariance with no information) and only when the window holds
-        data of an absolute sensor (``absolute_streams``); otherwise the filter dead-reckons on odometry/IMU and its
-        covariance grows. The pose source runs outside the lock, so :meth:`offer` (sensor callbacks) never waits
-        for inference; a result is dropped when the filter was reset meanwhile (an initial pose, a time jump)."""
+    def update(self, t: float | None = None) -> Update | None:
+        """Run the pose source on the window that ends at stamp t (default: the newest buffered stamp) and fuse its
+        answer into the filter; no output (see :meth:`estimate`). None when there is no data yet, or when the
+        filter was reset while the pose source ran (an initial pose, a time jump: the result is obsolete).
+
+        The pose source runs only on new data (an update at the stamp of the previous one does nothing: the same
+        window fused twice would shrink the covariance with no information) and only when the window holds data of
+        an absolute sensor (``absolute_streams``); otherwise the filter dead-reckons on odometry/IMU and its
+        covariance grows. The pose source runs outside the lock, so :meth:`offer` (sensor callbacks) and
+        :meth:`estimate` never wait for inference."""
         with self._lock:
             buf = self.front.buffer
             t = buf.latest if t is None else t
@@ -315,7 +334,20 @@ class Pipeline:
                 self._rivals = []
             if self._reanchor and (update == 'accepted' or self.state == State.LOST):
                 self._reanchor = False
-            if not self.filter.initialized or (self._reanchor and not self._global_requested):
+            if health:
+                self._health = health
+            return Update(stamp=t, model_latency=latency, update=update, health=health)
+
+    def estimate(self, t: float | None = None, update: Update | None = None) -> StepResult | None:
+        """The estimate at stamp t (default: the newest buffered stamp) from the filter as it stands: every
+        odometry/IMU sample and every fused pose so far, without running the pose source (cheap: the node publishes
+        it on every tick while the model runs on its own thread). ``update``: the :class:`Update` this estimate
+        follows, whose latency, verdict and health it reports. None before the first pose and while re-anchoring
+        after a blackout. While rival hypotheses remain the covariance spans them; while lost (or asked to
+        relocalize) it spans the site."""
+        with self._lock:
+            t = self.front.buffer.latest if t is None else t
+            if t is None or not self.filter.initialized or (self._reanchor and not self._global_requested):
                 return None
             pose, cov = self.filter.pose_at(t)
             if self._rivals:
@@ -326,7 +358,10 @@ class Pipeline:
                 cov[0, 0], cov[1, 1] = max(cov[0, 0], var), max(cov[1, 1], var)
                 cov[2, 2] = max(cov[2, 2], (np.pi / 2) ** 2)
             return StepResult(stamp=t, pose=pose, cov=cov, map_to_odom=self.map_to_odom(pose, t), state=self.state,
-                              model_latency=latency, update=update, health=health, hypotheses=1 + len(self._rivals))
+                              model_latency=update.model_latency if update else None,
+                              update=update.update if update else 'none',
+                              health=update.health if update else dict(self._health),
+                              hypotheses=1 + len(self._rivals))
 
     def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(pose (3,), cov (3, 3)) of the filter at stamp t (e.g. the clock's now: the uncertainty while no data

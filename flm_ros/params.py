@@ -73,7 +73,8 @@ LOCALIZER: tuple[Param, ...] = (
           'slower, finds the robot more often in repetitive buildings).', True),
     Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'uwb'.",
           True),
-    Param('update_rate', 10.0, 'Hz of model updates (pose, odometry, map->odom).', True),
+    Param('update_rate', 10.0, 'Hz of the output (pose, odometry, map->odom: the filter at the newest sensor stamp) '
+          'and, at most, of model updates (the model runs beside the output; a slow one skips ticks).', True),
     Param('transform_tolerance', 0.5, 's map->odom is post-dated (as AMCL), so lookups slightly ahead succeed.'),
     Param('tf_broadcast', True, 'Publish map->odom on /tf.'),
     Param('pose_topic', 'amcl_pose', 'PoseWithCovarianceStamped output (reliable, transient local, depth 1).', True),
