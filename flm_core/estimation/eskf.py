@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from ..geometry import se2_compose, se2_inverse, wrap_angle, wrap_angle_float
+from ..geometry import wrap_angle, wrap_angle_float
 
 #: State indices.
 PX, PY, YAW, VX, VY, BG, BAX, BAY = range(8)
@@ -61,6 +61,8 @@ _F_IDX = np.array([r * DIM + c for r, c in (
 _Q_GROUPS = (((PX, PX), (PY, PY)), ((PX, VX), (VX, PX), (PY, VY), (VY, PY)), ((VX, VX), (VY, VY)), ((YAW, YAW),),
              ((BG, BG),), ((BAX, BAX), (BAY, BAY)))
 _Q_IDX = np.array([r * DIM + c for g in _Q_GROUPS for r, c in g])
+# flat indices of the odometry step's process noise: x, y, yaw, vx, vy, gyro bias, accel biases
+_ODOM_Q_IDX = np.array([i * DIM + i for i in (PX, PY, YAW, VX, VY, BG, BAX, BAY)])
 
 #: A measurement model: nominal state (8,) -> (predicted measurement (m,), Jacobian wrt the error state (m, 8)).
 MeasurementModel = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -558,18 +560,21 @@ class Eskf:
     def _odom_extrapolate(self, core: _Core, t: float) -> np.ndarray:
         """Odometry pose at t >= odom_t by holding the last twist (arc) for at most ``odom_max_hold`` s: past that
         the odometry is missing, not moving (the covariance grows instead, see _propagate_odom_to)."""
+        # scalar arithmetic: this runs for every odometry sample and every replayed one
         assert core.odom_pose is not None and core.odom_t is not None
-        tw = core.odom_twist if core.odom_twist is not None else np.zeros(3)
+        vx, vy, wz = core.odom_twist.tolist() if core.odom_twist is not None else (0.0, 0.0, 0.0)
         tau = min(t - core.odom_t, self.config.odom_max_hold)
-        dth = tw[2] * tau
-        R = rot2(0.5 * dth)
-        d = np.array([*(R @ (tw[:2] * tau)), dth])
-        return se2_compose(core.odom_pose, d)
+        dth = wz * tau
+        c, s = math.cos(0.5 * dth), math.sin(0.5 * dth)
+        dx, dy = c * (vx * tau) - s * (vy * tau), s * (vx * tau) + c * (vy * tau)   # R(dth / 2) (v tau)
+        ox, oy, oth = core.odom_pose.tolist()
+        co, so = math.cos(oth), math.sin(oth)
+        return np.array([ox + co * dx - so * dy, oy + so * dx + co * dy, wrap_angle_float(oth + dth)])
 
     def _propagate_odom_to(self, core: _Core, t: float) -> None:
         if core.odom_pose is None:
             # no odometry yet: the pose stands still (its covariance grows by the floors only)
-            self._apply_increment(core, np.zeros(3), t - core.t if core.t is not None else 0.0)
+            self._apply_increment(core, (0.0, 0.0, 0.0), t - core.t if core.t is not None else 0.0)
             core.t = t
             return
         target = self._odom_extrapolate(core, t)
@@ -586,60 +591,61 @@ class Eskf:
         assert core.t is not None
         dt = t - core.t
         ref = core.odom_at_t if core.odom_at_t is not None else target
-        delta = se2_compose(se2_inverse(ref), target)
-        self._apply_increment(core, delta, dt)
+        self._apply_increment(core, _relative(ref, target), dt)
         core.odom_at_t = target
         core.t = t
 
-    def _apply_increment(self, core: _Core, delta: np.ndarray, dt: float) -> None:
+    def _apply_increment(self, core: _Core, delta: Sequence[float], dt: float) -> None:
+        """Move the state by the body-frame pose increment ``delta`` (dx, dy, dyaw) over dt s, with the odometry
+        random-walk noise; the velocity is the held twist rotated into the map. Scalar arithmetic and one write per
+        matrix entry: this runs for every odometry sample and every replayed one."""
         c = self.config
         x = core.x
-        R = rot2(x[YAW])
-        trans = math.hypot(delta[0], delta[1])
-        dp = R @ delta[:2]
+        d0, d1, d2 = float(delta[0]), float(delta[1]), float(delta[2])
+        th = float(x[YAW])
+        co, so = math.cos(th), math.sin(th)
+        trans = math.hypot(d0, d1)
+        dpx, dpy = co * d0 - so * d1, so * d0 + co * d1          # R(yaw) delta[:2]
+        x[PX] += dpx
+        x[PY] += dpy
+        thn = wrap_angle_float(th + d2)
+        x[YAW] = thn
+        tx, ty = core.odom_twist[:2].tolist() if core.odom_twist is not None else (0.0, 0.0)
+        cn, sn = math.cos(thn), math.sin(thn)
+        vx, vy = cn * tx - sn * ty, sn * tx + cn * ty              # R(new yaw) twist[:2]
+        x[VX], x[VY] = vx, vy
         F = _I8.copy()
-        F[0:2, YAW] = _S @ dp
-        x[PX:PY + 1] += dp
-        x[YAW] = wrap_angle(x[YAW] + delta[2])
-        tw = core.odom_twist if core.odom_twist is not None else np.zeros(3)
-        Rn = rot2(x[YAW])
-        v = Rn @ tw[:2]
-        x[VX:VY + 1] = v
-        F[3:5, 3:5] = 0.0
-        F[3:5, YAW] = _S @ v
+        F[PX, YAW], F[PY, YAW] = -dpy, dpx                         # S dp
+        F[VX, VX] = F[VY, VY] = 0.0
+        F[VX, YAW], F[VY, YAW] = -vy, vx                           # S v
         dtp = max(dt, 0.0)
         v_t = c.odom_trans_rel ** 2 * trans + c.odom_trans_floor ** 2 * dtp
-        v_r = c.odom_rot_rel ** 2 * abs(float(delta[2])) + c.odom_rot_per_m ** 2 * trans + c.odom_rot_floor ** 2 * dtp
-        Qb = np.diag([v_t, v_t, v_r])
-        G = np.zeros((DIM, 3))
-        G[0:2, 0:2] = R
-        G[YAW, 2] = 1.0
-        Q = G @ Qb @ G.T
-        sv = c.odom_vel_rel * math.hypot(tw[0], tw[1]) + c.odom_vel_abs
-        Q[VX, VX] += sv ** 2
-        Q[VY, VY] += sv ** 2
-        Q[BG, BG] += c.gyro_bias_rw ** 2 * dtp
-        Q[BAX, BAX] += c.accel_bias_rw ** 2 * dtp
-        Q[BAY, BAY] += c.accel_bias_rw ** 2 * dtp
-        P = F @ core.P @ F.T + Q
-        core.P = 0.5 * (P + P.T)
+        v_r = c.odom_rot_rel ** 2 * abs(d2) + c.odom_rot_per_m ** 2 * trans + c.odom_rot_floor ** 2 * dtp
+        sv2 = (c.odom_vel_rel * math.hypot(tx, ty) + c.odom_vel_abs) ** 2
+        qa, qg = c.accel_bias_rw ** 2 * dtp, c.gyro_bias_rw ** 2 * dtp
+        # G diag(v_t, v_t, v_r) G^T with G = [R(yaw) 0; 0 1] (rows x, y, yaw): rotation leaves v_t I unchanged
+        Q = _Z8.copy()
+        Q.ravel()[_ODOM_Q_IDX] = (v_t, v_t, v_r, sv2, sv2, qg, qa, qa)
+        P = F @ core.P @ F.T
+        P += Q
+        P += P.T
+        P *= 0.5
+        core.P = P
 
     def _apply_odom(self, core: _Core, stamp: float, pose: np.ndarray, twist: np.ndarray | None) -> UpdateResult:
         c = self.config
         prev_t, prev = core.odom_t, core.odom_pose
         if twist is None:
             if prev is not None and prev_t is not None and stamp > prev_t:
-                d = se2_compose(se2_inverse(prev), pose)
-                twist = d / (stamp - prev_t)
+                twist = np.array(_relative(prev, pose)) / (stamp - prev_t)
             else:
                 twist = np.zeros(3)
         if c.process == 'odom':
             # the core was brought to `stamp` by extrapolating the previous twist; replace that by the real pose
             if core.odom_at_t is not None and prev is not None:
                 # the extrapolated odometry pose at `stamp` was applied already; apply what it missed
-                corr = se2_compose(se2_inverse(core.odom_at_t), pose)
                 core.odom_twist = twist
-                self._apply_increment(core, corr, 0.0)
+                self._apply_increment(core, _relative(core.odom_at_t, pose), 0.0)
             core.odom_at_t = pose.copy()
             core.odom_t, core.odom_pose, core.odom_twist = stamp, pose, twist
             return UpdateResult.ACCEPTED
@@ -681,6 +687,15 @@ class Eskf:
         Pn = IKH @ P @ IKH.T + K @ R @ K.T
         core.P = 0.5 * (Pn + Pn.T)
         return UpdateResult.ACCEPTED
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Pose b (3,) expressed in pose a's frame, a^-1 (+) b, as floats."""
+    ax, ay, ath = a.tolist()
+    bx, by, bth = b.tolist()
+    c, s = math.cos(ath), math.sin(ath)
+    dx, dy = bx - ax, by - ay
+    return c * dx + s * dy, -s * dx + c * dy, wrap_angle_float(bth - ath)
 
 
 def _inv(S: np.ndarray) -> np.ndarray:
