@@ -5,10 +5,13 @@ Data flow::
     measurements --offer()--> SensorFrontEnd (checks, time buffer, counters)
                                  | accepted odometry / IMU: propagate the filter at their own stamps
                                  v
-    step(t) --window [t-W, t]--> pose source (the FLM; tracking with the filter's prior, or global)
-                                 | pose + covariance, gated into the filter at the window's stamp
-                                 v
-                     Eskf --> pose + covariance of base_link in map, map->odom (REP-105)
+    update(t) --window [t-W, t]--> pose source (the FLM; tracking with the filter's prior, or global)
+                                   | pose + covariance, gated into the filter at the window's stamp
+                                   v
+    estimate(t) <-- Eskf: pose + covariance of base_link in map, map->odom (REP-105)
+
+``step(t)`` is ``update(t)`` then ``estimate(t)`` (``flm-eval``); the node publishes ``estimate`` on every tick and
+runs ``update`` on its own thread, so the output never waits for the model.
 
 States: ``initializing`` (no pose yet: global localization once enough data is buffered, or an initial pose),
 ``tracking``, ``lost`` (the model's poses keep failing the gate, or the covariance grew past a bound) which
@@ -25,7 +28,7 @@ left. A time jump backwards (bag loop) resets everything to ``initializing``.
 After a blackout (no measurement of any stream for ``blackout`` s) the filter has run on held inputs alone, so the
 first data back (often an IMU sample, before the first scan) would publish that stale dead-reckoning and the pose
 would jump when the model corrects it: until a model pose is accepted again (or the pipeline declares itself lost,
-with the covariance that says so) a step returns None, as before the first pose.
+with the covariance that says so) :meth:`Pipeline.estimate` returns None, as before the first pose.
 
 No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
@@ -103,7 +106,7 @@ class PipelineConfig:
 
 @dataclass
 class StepResult:
-    """The output of one :meth:`Pipeline.step`: the estimate at ``stamp``."""
+    """The output of :meth:`Pipeline.estimate` (and :meth:`Pipeline.step`): the estimate at ``stamp``."""
 
     stamp: float                     # s, the stamp the estimate is for
     pose: np.ndarray                 # (3,) x, y, yaw of base_link in map

@@ -911,15 +911,24 @@ def analyze(plan: Plan, rec: Record, trained: bool = False, recover_within: floa
         pre = [_std(r[3]) for r in rows_in(t - 3.0, t)]
         return float(np.median(pre)) if pre else math.nan
 
+    def err_before(t: float) -> float:
+        pre = [_err(r) for r in rows_in(t - 3.0, t)]
+        return float(np.median(pre)) if pre else math.nan
+
     def recovery(c: CaseResult, t_back: float, seg_play0: float | None = None, err: bool = False,
                  within: float = recover_within, pre_std: float | None = None) -> None:
         pre = std_before(c.case.t0) if pre_std is None else pre_std
         limit = max(2.0 * pre, recover_std) if math.isfinite(pre) else recover_std
+        # "good" = back to what the node had before the fault: the error limit, like the std limit, follows the
+        # tracking just before it (the model drifts up to ~0.45 m along the fault world's corridor, a property of
+        # the model that the accuracy benches report, not of fault handling)
+        pre_err = err_before(c.case.t0)
+        err_limit = max(recover_err, pre_err + 0.5 * recover_err) if math.isfinite(pre_err) else recover_err
         after = rows_in(t_back, t_back + 10.0, seg_play0)
-        good = [r for r in after if _std(r[3]) <= limit and (not err or _err(r) <= recover_err)]
+        good = [r for r in after if _std(r[3]) <= limit and (not err or _err(r) <= err_limit)]
         c.recover_s = (good[0][1] - good[0][5].stamp_offset - t_back) if good else None
         what = f'a good estimate within {within:g} s of good data returning (std <= {limit:.2f} m' + \
-               (f', error <= {recover_err} m)' if err else ')')
+               (f', error <= {err_limit:.2f} m)' if err else ')')
         c.add(what, c.recover_s is not None and c.recover_s <= within,
               f'recovered after {c.recover_s if c.recover_s is not None else "never"} s '
               f'({len(after)} poses after)', needs_trained=err)

@@ -180,3 +180,32 @@ def test_a_short_gap_is_not_a_blackout():
     res = _feed(pipe, 0.0, 2.0) + _feed(pipe, 2.8, 3.5)          # 0.9 s without anything
     assert not any('blackout' in w for w in _events(pipe))
     assert any(r.stamp == pytest.approx(2.8) for r in res)
+
+
+class Offset:
+    """A pose source that always answers 0.2 m east of the truth (a correction the filter must take up)."""
+
+    def __init__(self, truth):
+        self.answer = np.asarray(truth, float) + np.array([0.2, 0.0, 0.0])
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        return Est(self.answer.copy(), SMALL.copy(), 0.9)
+
+
+def test_estimate_is_the_filter_as_it_stands_and_update_fuses_the_model_pose():
+    here = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Offset(here))
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    for t in (0.0, 0.1, 0.2):
+        pipe.offer('odom', OdometrySample(stamp=t, frame_id='odom', child_frame_id='base_link', position=np.zeros(3),
+                                          orientation=yaw_to_quat(0.0), linear_velocity=np.zeros(3),
+                                          angular_velocity=np.zeros(3)), t)
+        pipe.offer('uwb', RangeSample(stamp=t, anchor_id='a0', range=5.0), t)
+    before = pipe.estimate()                                    # no model run yet: the initial pose, carried on
+    assert before.stamp == pytest.approx(0.2) and before.update == 'none' and before.model_latency is None
+    assert np.hypot(*(before.pose[:2] - here[:2])) < 1e-6
+    u = pipe.update()
+    assert u.update == 'accepted' and u.model_latency is not None and u.stamp == pytest.approx(0.2)
+    after = pipe.estimate()                                     # the model's pose is in the filter now
+    assert after.pose[0] - here[0] > 0.05 and max_position_std(after.cov) < max_position_std(before.cov)
+    assert pipe.update().update == 'none'                       # the same window is not fused twice
