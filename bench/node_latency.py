@@ -43,7 +43,7 @@ def run(rate: float, duration: float, model: str, seed: int) -> dict:
     from flm_ros import conversions as conv
     from flm_ros.bagio import messages, open_bag
     from flm_ros.bringup import NodeSpec
-    from flm_ros.runner import command_for
+    from flm_ros.runner import command_for, stop_processes
     from flm_ros.tf import StaticTransformBroadcaster
 
     sc = generate_scenario(ScenarioConfig(duration=duration), seed)
@@ -110,8 +110,7 @@ def run(rate: float, duration: float, model: str, seed: int) -> dict:
         rclpy.spin_once(node, timeout_sec=0.02)
     cpu1, me1 = p.cpu_times(), me.cpu_times()
     wall = time.time() - wall0
-    proc.send_signal(2)
-    proc.wait(timeout=20)
+    stop_processes([proc])   # SIGINT, then SIGTERM, then SIGKILL: never leave a node running beside the next run
     node.destroy_node()
     rclpy.shutdown()
     a = np.array(lat[3:]) * 1e3  # skip start-up
