@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from rclpy.clock import Clock, ClockType
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
@@ -121,6 +120,7 @@ class LocalizerNode(LifecycleNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._diag_worker: threading.Thread | None = None
         self._last: StepResult | None = None
         self._last_tf_ns = 0
         self._latencies: deque[float] = deque(maxlen=200)
@@ -172,8 +172,6 @@ class LocalizerNode(LifecycleNode):
             self.create_subscription(PoseWithCovarianceStamped, '/initialpose', self._on_initialpose, 10),
             self.create_service(Empty, 'reinitialize_global_localization', self._on_global),
             self.create_timer(1.0 / float(self.p['update_rate']), self._on_tick),
-            self.create_timer(float(self.p['diagnostics_period']), self._publish_diagnostics,
-                              clock=Clock(clock_type=ClockType.STEADY_TIME))  # also while /clock is silent,
         ]
         if self.p['set_initial_pose']:
             self._set_initial_pose(np.array([self.p['initial_pose.x'], self.p['initial_pose.y'],
@@ -183,6 +181,8 @@ class LocalizerNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name='flm-inference', daemon=True)
         self._worker.start()
+        self._diag_worker = threading.Thread(target=self._run_diagnostics, name='flm-diagnostics', daemon=True)
+        self._diag_worker.start()
         self.get_logger().info(f'active: sensors {", ".join(self.inputs.enabled)}')
         return super().on_activate(state)
 
@@ -240,6 +240,9 @@ class LocalizerNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=5.0)
             self._worker = None
+        if self._diag_worker is not None:
+            self._diag_worker.join(timeout=5.0)
+            self._diag_worker = None
 
     # ------------------------------------------------------------------ inputs
     def _now(self) -> float:
@@ -404,6 +407,20 @@ class LocalizerNode(LifecycleNode):
                                              rclpy.time.Time(nanoseconds=ns), [m[0], m[1], 0.0], yaw_to_quat(m[2])))
 
     # ------------------------------------------------------------------ diagnostics and markers
+    def _run_diagnostics(self) -> None:
+        """The diagnostics thread: /diagnostics and markers every diagnostics_period s of steady time (also while
+        /clock is silent). Not an executor timer: building them takes 4-16 ms, and a tick queued behind them on the
+        executor thread would publish that much later (here they only share the GIL, 1 ms at a time)."""
+        while not self._stop.wait(float(self.p['diagnostics_period'])):
+            try:
+                self._publish_diagnostics()
+            except RCLError:
+                if self.context.ok():
+                    raise
+                return
+            except Exception as e:  # noqa: BLE001 (a diagnostics failure must not kill the node)
+                self.get_logger().error(f'diagnostics failed: {type(e).__name__}: {e}', throttle_duration_sec=5.0)
+
     def _publish_diagnostics(self) -> None:
         heap.trim()  # what a global search or a huge message left free goes back to the OS (~0.2 ms when idle)
         if self.inputs is None or self.pipeline is None or self.diag_pub is None:
@@ -413,7 +430,7 @@ class LocalizerNode(LifecycleNode):
         arr = diagnostics_for(self.get_name(), stats, now.to_msg(), self._last_stats)
         self._last_stats = stats
         r, pl = self._last, self.pipeline
-        lat = np.array(self._latencies) * 1e3 if self._latencies else np.zeros(1)
+        lat = np.array(list(self._latencies)) * 1e3 if self._latencies else np.zeros(1)  # (appended meanwhile)
         # the uncertainty now: the filter brought to the clock's time, so it grows while no data arrives
         age = self._now() - r.stamp if r is not None else float('nan')
         now_est = pl.pose_at(self._now()) if r is not None and age >= 0 else None  # (age < 0: time went back)
