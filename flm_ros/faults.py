@@ -907,13 +907,13 @@ def analyze(plan: Plan, rec: Record, trained: bool = False, recover_within: floa
     def diags_in(lo: float, hi: float) -> list:
         return [(recv, st) for recv, stamp, st in rec.diags if lo <= recv < hi]
 
-    def std_before(t: float) -> float:
-        pre = [_std(r[3]) for r in rows_in(t - 3.0, t)]
+    def median_before(t: float, of) -> float:
+        """Median of ``of(row)`` over the poses of the 3 s before t (nan without any)."""
+        pre = [of(r) for r in rows_in(t - 3.0, t)]
         return float(np.median(pre)) if pre else math.nan
 
-    def err_before(t: float) -> float:
-        pre = [_err(r) for r in rows_in(t - 3.0, t)]
-        return float(np.median(pre)) if pre else math.nan
+    def std_before(t: float) -> float:
+        return median_before(t, lambda r: _std(r[3]))
 
     def recovery(c: CaseResult, t_back: float, seg_play0: float | None = None, err: bool = False,
                  within: float = recover_within, pre_std: float | None = None) -> None:
@@ -922,7 +922,7 @@ def analyze(plan: Plan, rec: Record, trained: bool = False, recover_within: floa
         # "good" = back to what the node had before the fault: the error limit, like the std limit, follows the
         # tracking just before it (the model drifts up to ~0.45 m along the fault world's corridor, a property of
         # the model that the accuracy benches report, not of fault handling)
-        pre_err = err_before(c.case.t0)
+        pre_err = median_before(c.case.t0, _err)
         err_limit = max(recover_err, pre_err + 0.5 * recover_err) if math.isfinite(pre_err) else recover_err
         after = rows_in(t_back, t_back + 10.0, seg_play0)
         good = [r for r in after if _std(r[3]) <= limit and (not err or _err(r) <= err_limit)]

@@ -310,7 +310,7 @@ class LocalizerNode(LifecycleNode):
                 self.p[c.name] = c.value
         return SetParametersResult(successful=True)
 
-    # ------------------------------------------------------------------ inference thread
+    # ------------------------------------------------------------------ update tick and inference thread
     def _on_tick(self) -> None:
         """The update timer (executor thread): publish the estimate at the newest stamp, then wake the model."""
         if self.pipeline is None:
