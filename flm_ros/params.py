@@ -67,7 +67,7 @@ LOCALIZER: tuple[Param, ...] = (
           True),
     Param('model.iterations', 2, 'Most model passes per tracking update, each from the pose the previous one gave.',
           True),
-    Param('model.converge', 0.0, 'Stop those passes early once the correction is within this many standard '
+    Param('model.converge', 1.0, 'Stop those passes early once the correction is within this many standard '
           "deviations of the model's own covariance (0: always run model.iterations).", True),
     Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
           'slower, finds the robot more often in repetitive buildings).', True),
