@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flm_core.estimation.eskf import Eskf, EskfConfig
+from flm_core.estimation.eskf import VX, VY, Eskf, EskfConfig
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import quat_to_yaw, quat_to_yaw_float, wrap_angle
@@ -83,7 +83,8 @@ class PipelineConfig:
     'lost'; lost_std: m of filter position std that means 'lost'; max_hypotheses: poses kept after a global result
     (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
     1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
-    decides between them; process: the filter's process model, 'auto' (IMU when IMU data arrives, else odometry),
+    decides between them; process: the filter's process model, 'auto' (IMU-driven from the first IMU sample on, odometry-driven
+    until then),
     'odom' or 'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams:
     the streams that localize (without any of them in the window the pose source is not asked: IMU/odometry only
     propagate); blackout: s without any measurement after which nothing is published until the sensors have
@@ -184,10 +185,28 @@ class Pipeline:
                     and self.filter.initialized and self.source is not None and not self._reanchor:
                 self._reanchor = True
                 self._event(float(m.stamp), f'blackout of {float(m.stamp) - before:.1f} s: waiting for the sensors')
+            if v == Verdict.ACCEPTED and stream == 'imu' and self.config.process == 'auto' \
+                    and self.filter.initialized and self.filter.config.process == 'odom':
+                self._to_imu(float(m.stamp))
             if v in (Verdict.ACCEPTED, Verdict.RESET) and self.filter.initialized:
                 for filt in [self.filter] + [r.filter for r in self._rivals]:
                     self._propagate(filt, stream, m)
             return v
+
+    def _to_imu(self, stamp: float) -> None:
+        """Process model 'auto' and the first IMU sample after the filter started without one (an initial pose
+        given before any IMU data, e.g. ``set_initial_pose`` at activation): carry the pose, its covariance and the
+        velocity over to an IMU-driven filter at the sample's stamp, so that 'auto' means the same whichever came
+        first."""
+        def carried(filt: Eskf) -> Eskf:
+            x, P = filt.state_at(stamp)
+            fresh = self._new_filter()
+            fresh.reset(x[:3], P[:3, :3], stamp=stamp, velocity=x[VX:VY + 1])
+            return fresh
+        self.filter = carried(self.filter)
+        for r in self._rivals:
+            r.filter = carried(r.filter)
+        self._event(stamp, 'IMU data: the filter is IMU-driven from now on')
 
     @staticmethod
     def _propagate(filt: Eskf, stream: str, m: Any) -> None:

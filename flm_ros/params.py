@@ -102,8 +102,8 @@ LOCALIZER: tuple[Param, ...] = (
           'tracked until the model scores one clearly ahead; the covariance spans them meanwhile. 1: the best only.',
           True),
     Param('hypothesis_lead', 3.0, 'Lead in accumulated model log-score that decides between those hypotheses.', True),
-    Param('filter.process', 'auto', "Filter process model: 'auto' (IMU when IMU data arrives, else odometry), 'odom', 'imu'.",
-          True),
+    Param('filter.process', 'auto', "Filter process model: 'auto' (IMU-driven from the first IMU sample on, "
+          "odometry-driven until then), 'odom', 'imu'.", True),
 )
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import yaw_to_quat
-from flm_core.measurements import OdometrySample, RangeSample
+from flm_core.measurements import ImuSample, OdometrySample, RangeSample
 from flm_core.pipeline import Pipeline, PipelineConfig, State, max_position_std
 from flm_core.site import Anchor, Site
 from flm_core.timebuffer import TimeBufferConfig
@@ -209,3 +209,35 @@ def test_estimate_is_the_filter_as_it_stands_and_update_fuses_the_model_pose():
     after = pipe.estimate()                                     # the model's pose is in the filter now
     assert after.pose[0] - here[0] > 0.05 and max_position_std(after.cov) < max_position_std(before.cov)
     assert pipe.update().update == 'none'                       # the same window is not fused twice
+
+
+def test_auto_process_turns_to_the_imu_when_it_arrives_after_an_initial_pose():
+    """An initial pose before any IMU data (``set_initial_pose`` at activation) made 'auto' odometry-driven for good;
+    the first IMU sample now hands the pose, covariance and velocity over to an IMU-driven filter."""
+    here = np.array([2.0, 6.0, 0.5])
+    front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
+    pipe = Pipeline(PipelineConfig(process='auto', absolute_streams=('uwb',), model_streams=('uwb', 'odom', 'imu')),
+                    SITE, Offset(here), front, ['uwb', 'odom', 'imu'])
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    assert pipe.filter.config.process == 'odom'
+    v = np.array([0.5, 0.0, 0.0])                     # driving forward along the yaw at 0.5 m/s
+    for t in np.arange(0.0, 0.45, 0.05):
+        t = float(round(t, 6))
+        pos = np.array([0.5 * t, 0.0, 0.0])
+        pipe.offer('odom', OdometrySample(stamp=t, frame_id='odom', child_frame_id='base_link', position=pos,
+                                          orientation=yaw_to_quat(0.0), linear_velocity=v,
+                                          angular_velocity=np.zeros(3)), t)
+    before, cov_before = pipe.pose_at(0.4)
+    vel_before = pipe.filter.state_at(0.4)[0][3:5].copy()
+    pipe.offer('imu', ImuSample(stamp=0.4, frame_id='base_link', angular_velocity=np.zeros(3),
+                                linear_acceleration=np.array([0.0, 0.0, 9.81])), 0.4)
+    assert pipe.filter.config.process == 'imu'
+    assert any('IMU-driven' in w for w in _events(pipe))
+    after, cov_after = pipe.pose_at(0.4)
+    np.testing.assert_allclose(after, before, atol=1e-9)
+    np.testing.assert_allclose(cov_after, cov_before, atol=1e-12)
+    np.testing.assert_allclose(pipe.filter.state_at(0.4)[0][3:5], vel_before, atol=1e-9)
+    assert np.linalg.norm(vel_before) > 0.4          # the velocity was really carried, not zero
+    ahead, _ = pipe.pose_at(0.6)                     # and the IMU-driven filter keeps moving with it
+    assert np.hypot(*(ahead[:2] - after[:2])) > 0.05
+    assert pipe.estimate() is not None
