@@ -47,7 +47,7 @@ TOPICS = {'scan': '/scan', 'points': '/points', 'depth': '/camera/depth/image_ra
 STREAMS = tuple(TOPICS)
 REJECTION_VERDICTS = ('buffer.duplicate', 'buffer.too_late', 'buffer.future', 'buffer.reset',
                       'buffer.nonfinite_stamp')   # time-buffer verdicts reported with the rejections
-BIG_SENDS = 4                    # each huge message is sent this often (best effort may lose some)
+BIG_SENDS = 8                    # each huge message is sent this often (best effort may lose some)
 EXTEROCEPTIVE = ('scan', 'points', 'depth', 'uwb')   # the streams that localize; imu/odom only propagate
 SENSOR_STREAM = {'lidar2d': 'scan', 'lidar3d': 'points', 'depth': 'depth', 'uwb': 'uwb', 'imu': 'imu', 'odom': 'odom'}
 
