@@ -52,6 +52,7 @@ from flm_core.site import Site, SiteError, load_site
 from flm_ros import conversions as conv
 from flm_ros import heap
 from flm_ros import params as P
+from flm_ros.bond import start_bond
 from flm_ros.sensor_hub import diagnostics_for
 from flm_ros.sensor_input import SensorInput, buffer_config, expectations
 from flm_ros.tf import Buffer, TransformBroadcaster, TransformListener, make_transform, transform_to_arrays
@@ -121,6 +122,7 @@ class LocalizerNode(LifecycleNode):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._diag_worker: threading.Thread | None = None
+        self._bond: Any = None                     # the bond with nav2_lifecycle_manager while active
         self._last: StepResult | None = None
         self._last_tf_ns = 0
         self._latencies: deque[float] = deque(maxlen=200)
@@ -183,10 +185,15 @@ class LocalizerNode(LifecycleNode):
         self._worker.start()
         self._diag_worker = threading.Thread(target=self._run_diagnostics, name='flm-diagnostics', daemon=True)
         self._diag_worker.start()
+        self._bond = start_bond(self, float(self.p['bond_heartbeat_period']))
+        if self._bond is None and self.p['bond_heartbeat_period'] > 0:
+            self.get_logger().info('no bond to a lifecycle manager (neither bondpy nor the bond messages are '
+                                   'installed): run nav2_lifecycle_manager with bond_timeout: 0.0')
         self.get_logger().info(f'active: sensors {", ".join(self.inputs.enabled)}')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._break_bond()
         self._stop_worker()
         for e in self._entities:
             self._destroy(e)
@@ -201,6 +208,7 @@ class LocalizerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._break_bond()
         self._stop_worker()
         self._release()
         return TransitionCallbackReturn.SUCCESS
@@ -233,6 +241,11 @@ class LocalizerNode(LifecycleNode):
                     return
             except (TypeError, AttributeError):
                 continue
+
+    def _break_bond(self) -> None:
+        if self._bond is not None:
+            self._bond.shutdown()
+            self._bond = None
 
     def _stop_worker(self) -> None:
         self._stop.set()

@@ -60,6 +60,8 @@ def values(node: Node, table: tuple[Param, ...] = COMMON) -> dict[str, Any]:
 #: Parameters of the localizer node (in addition to COMMON). ``read_only`` ones are refused while active.
 LOCALIZER: tuple[Param, ...] = (
     Param('autostart', True, 'Configure and activate at start-up (false under nav2_lifecycle_manager).', True),
+    Param('bond_heartbeat_period', 0.1, 's between heartbeats of the bond nav2_lifecycle_manager holds with the '
+          'node while it is active, as Nav2\'s own nodes (bondpy, or the bond messages; 0: no bond).', True),
     Param('model_path', '', 'TorchScript model file; empty: the checkpoint shipped with the package.', True),
     Param('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'auto' (cuda when available).", True),
     Param('fp16', False, 'Half-precision inference (CUDA only).', True),

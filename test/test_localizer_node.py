@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from bond.msg import Status as BondStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from lifecycle_msgs.msg import State as LState
@@ -56,6 +57,8 @@ class Driver:
         self.node.create_subscription(TFMessage, '/tf', lambda m: self.tf.extend(
             t for t in m.transforms if t.child_frame_id == 'odom'), 100)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diags.append, 10)
+        self.bonds: list[tuple[float, BondStatus]] = []     # (monotonic s of arrival, heartbeat)
+        self.node.create_subscription(BondStatus, '/bond', lambda m: self.bonds.append((time.monotonic(), m)), 10)
         self.change = self.node.create_client(ChangeState, f'/{node_name}/change_state')
         self.get = self.node.create_client(GetState, f'/{node_name}/get_state')
         self.relocalize = self.node.create_client(Empty, '/reinitialize_global_localization')
@@ -111,8 +114,18 @@ def test_lifecycle_and_nothing_before_a_pose(rclpy_context, random_model, scenar
         assert d.poses == [] and d.tf == [], 'nothing is published before the first pose'
         status = d.localization_status()
         assert status.get('state') == 'initializing', status
+        # the bond nav2_lifecycle_manager waits for after activating a node (id: the node's name, as Nav2's nodes)
+        beats = [m for _, m in d.bonds if m.id == 'flm_localizer']
+        assert len(beats) >= 8 and all(m.active for m in beats), f'{len(beats)} heartbeats in 1.5 s at 0.1 s'
+        assert len({m.instance_id for m in beats}) == 1 and beats[-1].heartbeat_period == pytest.approx(0.1)
         assert d.transition(Transition.TRANSITION_DEACTIVATE)
         assert d.state() == LState.PRIMARY_STATE_INACTIVE
+        broken = time.monotonic()
+        d.spin(1.0)
+        after = [m for t, m in d.bonds if t > broken and m.id == 'flm_localizer']
+        assert after and not after[-1].active, 'deactivation breaks the bond (the manager is told)'
+        late = [m for t, m in d.bonds if t > broken + 0.5 and m.id == 'flm_localizer']
+        assert not any(m.active for m in late), 'no heartbeat after deactivation'
         assert d.transition(Transition.TRANSITION_CLEANUP)
         assert d.state() == LState.PRIMARY_STATE_UNCONFIGURED
         # configure again with a model that is not a model: refused, node stays up and unconfigured
