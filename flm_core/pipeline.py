@@ -84,10 +84,10 @@ class PipelineConfig:
     (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
     1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
     decides between them; process: the filter's process model, 'auto' (IMU-driven from the first IMU sample on,
-    odometry-driven until then), 'odom' or 'imu'; model_streams: streams handed to the model (others only drive the filter); absolute_streams:
-    the streams that localize (without any of them in the window the pose source is not asked: IMU/odometry only
-    propagate); blackout: s without any measurement after which nothing is published until the sensors have
-    re-anchored the estimate (see the module docstring)."""
+    odometry-driven until then), 'odom' or 'imu'; model_streams: streams handed to the model (others only drive the
+    filter); absolute_streams: the streams that localize (without any of them in the window the pose source is not
+    asked: IMU/odometry only propagate); blackout: s without any measurement after which nothing is published until
+    the sensors have re-anchored the estimate (see the module docstring)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0
