@@ -196,12 +196,10 @@ class Pipeline:
         """Process model 'auto' and the first IMU sample after the filter started without one (an initial pose
         given before any IMU data, e.g. ``set_initial_pose`` at activation): carry the pose, its covariance and the
         velocity over to an IMU-driven filter at the sample's stamp, so that 'auto' means the same whichever came
-        first."""
+        first. Odometry stamped after the sample and already buffered is re-applied on top."""
         def carried(filt: Eskf) -> Eskf:
             x, P = filt.state_at(stamp)
-            fresh = self._new_filter()
-            fresh.reset(x[:3], P[:3, :3], stamp=stamp, velocity=x[VX:VY + 1])
-            return fresh
+            return self._new_filter_at(x[:3], P[:3, :3], stamp, velocity=x[VX:VY + 1])
         self.filter = carried(self.filter)
         for r in self._rivals:
             r.filter = carried(r.filter)
@@ -397,10 +395,12 @@ class Pipeline:
         self.events_total += 1
         del self.events[:-MAX_EVENTS]
 
-    def _new_filter_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> Eskf:
-        """A fresh filter reset at pose/cov at stamp t, brought up to date with the buffered odometry/IMU."""
+    def _new_filter_at(self, pose: np.ndarray, cov: np.ndarray, t: float,
+                       velocity: np.ndarray | None = None) -> Eskf:
+        """A fresh filter reset at pose/cov (and velocity (2,) in the map, default 0) at stamp t, brought up to date
+        with the buffered odometry/IMU."""
         fresh = self._new_filter()
-        fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t)
+        fresh.reset(np.asarray(pose, float), np.asarray(cov, float), stamp=t, velocity=velocity)
         self._replay_inputs(fresh, t)
         return fresh
 
