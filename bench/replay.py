@@ -8,13 +8,14 @@ where the wall time went, and the most a perfect split of that work over the mac
 
 Target (issue 7): >= 20x real time on 2 cores.
 
-Where the time goes (wall-clock timers around the library's functions; they add ~1 %):
+Where the time goes (wall-clock timers around the library's functions; ~21,000 timed calls of ~1 us each):
 
 - model chain: per update, the tokens built from the prior and the network passes on them. Each update starts from
   the pose the previous one fused, so these run one after another whatever else runs beside them;
 - window preparation: the buffered window put into base_link (does not depend on the prior);
 - sensor input: the input checks, the time buffer and the filter's propagation on every message (``Pipeline.offer``);
-- the rest: reading and decoding the bag, message conversion, fusing the model poses, the progress bar.
+- the rest: reading and decoding the bag, message conversion, transforms, fusing the model poses, the estimates,
+  the progress bar.
 
 No split of this work over ``cores`` cores can finish before the model chain has run, nor before its CPU time
 (the process's, measured around the replay) divided by the cores: the bound printed is
