@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -63,7 +64,9 @@ class PoseSource(Protocol):
                  rig: Any = None) -> Any: ...
 
 
-MAX_EVENTS = 200
+MAX_EVENTS = 500        # events kept: the first FIRST_EVENTS and the newest; all are counted by kind
+FIRST_EVENTS = 50
+ROUTINE_KEEP = 20       # routine events (blackouts: a sparse log has hundreds) listed per kind; the rest only counted
 RIVAL_REJECTIONS = 3     # consecutive gated model poses that rule a rival hypothesis out
 
 
@@ -84,7 +87,8 @@ class PipelineConfig:
     (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
     1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
     decides between them; process: the filter's process model, 'auto' (IMU-driven from the first IMU sample on,
-    odometry-driven until then), 'odom' or 'imu'; model_streams: streams handed to the model (others only drive the
+    odometry-driven from the first odometry sample while there is no IMU, constant velocity while there is
+    neither), 'odom', 'imu' or 'cv'; model_streams: streams handed to the model (others only drive the
     filter); absolute_streams: the streams that localize (without any of them in the window the pose source is not
     asked: IMU/odometry only propagate); blackout: s without any measurement after which nothing is published until
     the sensors have re-anchored the estimate (see the module docstring)."""
@@ -154,13 +158,16 @@ class Pipeline:
         self.source = source
         self.front = front
         self.enabled = list(enabled)
-        if config.process not in ('auto', 'odom', 'imu'):
-            raise ValueError(f"PipelineConfig.process must be 'auto', 'odom' or 'imu', got {config.process!r}")
+        if config.process not in ('auto', 'odom', 'imu', 'cv'):
+            raise ValueError(f"PipelineConfig.process must be 'auto', 'odom', 'imu' or 'cv', got {config.process!r}")
+        self._process = 'cv'   # the process model of the current filter (set by _new_filter)
         self._lock = threading.RLock()
+        self._retired_counts: dict[str, Counter[str]] = {}
         self.filter = self._new_filter()
         self.state = State.INITIALIZING
         self.events: list[tuple[float, str]] = []       # (stamp, what): relocalizations, resets, initial poses
-        self.events_total = 0                           # all events ever; ``events`` keeps the last MAX_EVENTS
+        self.events_total = 0                           # events ever listed; ``events`` keeps the first and newest
+        self.event_counts: Counter[str] = Counter()     # every event by kind (see _event)
         self._global_requested = config.global_on_start
         self._global_since: float | None = None          # relocalize from absolute data stamped at or after this
         self._suspect_since: float | None = None         # stamp of the first of the current run of gated model poses
@@ -174,36 +181,44 @@ class Pipeline:
     # ------------------------------------------------------------------ inputs
     def offer(self, stream: str, m: Any, now: float | None) -> Verdict | str:
         """Check and buffer a measurement; odometry/IMU that are accepted also drive the filter."""
+        return self.admit(stream, m, now)[0]
+
+    def admit(self, stream: str, m: Any, now: float | None) -> tuple[Verdict | str, Any]:
+        """:meth:`offer`, also returning the measurement as the front end buffered it (an IMU sample levelled)."""
         with self._lock:
             resets, before = self.front.buffer.resets, self.front.buffer.latest
-            v = self.front.offer(stream, m, now)
+            v, m = self.front.admit(stream, m, now)
             if v == Verdict.RESET or self.front.buffer.resets != resets:  # (the message may be from before it)
                 self._restart(float(m.stamp) if v == Verdict.RESET else float(now if now is not None else m.stamp),
                               'time jumped back: restarted')
             if v == Verdict.ACCEPTED and before is not None and float(m.stamp) - before > self.config.blackout \
                     and self.filter.initialized and self.source is not None and not self._reanchor:
                 self._reanchor = True
-                self._event(float(m.stamp), f'blackout of {float(m.stamp) - before:.1f} s: waiting for the sensors')
-            if v == Verdict.ACCEPTED and stream == 'imu' and self.config.process == 'auto' \
-                    and self.filter.initialized and self.filter.config.process == 'odom':
-                self._to_imu(float(m.stamp))
+                self._event(float(m.stamp), f'blackout of {float(m.stamp) - before:.1f} s: waiting for the sensors',
+                            routine='blackout')
+            if v == Verdict.ACCEPTED and stream in ('imu', 'odom') and self.config.process == 'auto' \
+                    and self.filter.initialized and self._process != self._auto_process():
+                self._switch_process(float(m.stamp))
             if v in (Verdict.ACCEPTED, Verdict.RESET) and self.filter.initialized:
                 for filt in [self.filter] + [r.filter for r in self._rivals]:
                     self._propagate(filt, stream, m)
-            return v
+            return v, m
 
-    def _to_imu(self, stamp: float) -> None:
-        """Process model 'auto' and the first IMU sample after the filter started without one (an initial pose
-        given before any IMU data, e.g. ``set_initial_pose`` at activation): carry the pose, its covariance and the
-        velocity over to an IMU-driven filter at the sample's stamp, so that 'auto' means the same whichever came
-        first. Odometry stamped after the sample and already buffered is re-applied on top."""
+    def _switch_process(self, stamp: float) -> None:
+        """Process model 'auto' and the first IMU (or odometry) sample after the filter started without one (an
+        initial pose given before any such data, e.g. ``set_initial_pose`` at activation): carry the pose, its
+        covariance and the velocity over to a filter of the process the data now calls for, at the sample's stamp,
+        so that 'auto' means the same whichever came first. Inputs stamped after the sample and already buffered
+        are re-applied on top."""
         def carried(filt: Eskf) -> Eskf:
             x, P = filt.state_at(stamp)
             return self._new_filter_at(x[:3], P[:3, :3], stamp, velocity=x[VX:VY + 1])
+        self._retire(self.filter)
         self.filter = carried(self.filter)
         for r in self._rivals:
             r.filter = carried(r.filter)
-        self._event(stamp, 'IMU data: the filter is IMU-driven from now on')
+        label = {'imu': 'IMU', 'odom': 'odometry'}[self._process]   # 'cv' is never switched to: it means no data
+        self._event(stamp, f'{label} data: the filter is {label}-driven from now on')
 
     @staticmethod
     def _propagate(filt: Eskf, stream: str, m: Any) -> None:
@@ -213,17 +228,33 @@ class Pipeline:
         elif stream == 'imu' and isinstance(m, ImuSample):
             filt.predict_imu(m.stamp, float(m.angular_velocity[2]), m.linear_acceleration[:2])
 
-    def _new_filter(self) -> Eskf:
-        """A fresh filter. Process model 'auto': IMU-driven when IMU data is arriving (the gyro is not fooled by
+    @property
+    def process(self) -> str:
+        """The process model of the current filter: 'imu', 'odom' or 'cv' (what 'auto' resolved to)."""
+        return self._process
+
+    def _auto_process(self) -> str:
+        """The process model 'auto' stands for now: 'imu' when IMU data is arriving (the gyro is not fooled by
         wheel slip and the filter keeps moving through an odometry gap; odometry becomes a velocity measurement),
-        else odometry-driven."""
+        else 'odom' when odometry is, else 'cv' (neither: a constant-velocity model whose process noise is the
+        robot's own acceleration, as a UWB-only tag needs)."""
+        buf = self.front.buffer
+        if 'imu' in self.enabled and buf.last_stamp('imu') is not None:
+            return 'imu'
+        if 'odom' in self.enabled and buf.last_stamp('odom') is not None:
+            return 'odom'
+        return 'cv'
+
+    def _new_filter(self) -> Eskf:
+        """A fresh filter of the configured process model (see :meth:`_auto_process` for 'auto')."""
         proc = self.config.process
         if proc == 'auto':
-            has_imu = 'imu' in self.enabled and self.front.buffer.last_stamp('imu') is not None
-            proc = 'imu' if has_imu or 'odom' not in self.enabled else 'odom'
+            proc = self._auto_process()
+        self._process = proc
         return Eskf(_with_process(self.config.eskf, proc))
 
     def _restart(self, stamp: float, why: str) -> None:
+        self._retire(self.filter)
         self.filter = self._new_filter()
         self.state = State.INITIALIZING
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
@@ -390,10 +421,19 @@ class Pipeline:
                 return None
             return self.filter.pose_at(t)
 
-    def _event(self, stamp: float, what: str) -> None:
+    def _event(self, stamp: float, what: str, routine: str | None = None) -> None:
+        """Record an event. Every one is counted by kind (``routine``, else the text before its first ':');
+        routine ones (that recur with the data, as blackouts in a log of sparse keyframes) are listed only
+        ROUTINE_KEEP times, so that the first and the important ones (global localization, lost, ambiguous,
+        resolved) are never pushed out by them."""
+        kind = routine or what.split(':')[0]
+        self.event_counts[kind] += 1
+        if routine and self.event_counts[kind] > ROUTINE_KEEP:
+            return
         self.events.append((stamp, what))
         self.events_total += 1
-        del self.events[:-MAX_EVENTS]
+        if len(self.events) > MAX_EVENTS:
+            del self.events[FIRST_EVENTS]
 
     def _new_filter_at(self, pose: np.ndarray, cov: np.ndarray, t: float,
                        velocity: np.ndarray | None = None) -> Eskf:
@@ -405,7 +445,22 @@ class Pipeline:
         return fresh
 
     def _reset_filter(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
+        self._retire(self.filter)
         self.filter = self._new_filter_at(pose, cov, t)
+
+    def _retire(self, filt: Eskf) -> None:
+        """Keep the counters of a filter that is replaced (a reset, a relocalization), for :meth:`filter_counts`."""
+        for source, c in filt.counts.items():
+            self._retired_counts.setdefault(source, Counter()).update(c)
+
+    def filter_counts(self) -> dict[str, dict[str, int]]:
+        """What the filters did with each source (accepted, rejected, ...) over the whole run: the current filter's
+        counters plus those of every filter it replaced."""
+        with self._lock:
+            out = {k: Counter(v) for k, v in self._retired_counts.items()}
+            for source, c in self.filter.counts.items():
+                out.setdefault(source, Counter()).update(c)
+            return {k: dict(v) for k, v in out.items()}
 
     def _reset_at(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
         self._reset_filter(pose, cov, t)
@@ -493,5 +548,9 @@ def max_position_std(cov: np.ndarray) -> float:
 
 
 def _with_process(cfg: EskfConfig, process: str) -> EskfConfig:
+    """The filter configuration of a process model; 'cv' is the IMU model with no IMU: zero held input, and the
+    robot's own acceleration and turn rate (``cv_accel_noise``, ``cv_yaw_noise``) as its process noise."""
     import dataclasses
+    if process == 'cv':
+        return dataclasses.replace(cfg, process='imu', accel_noise=cfg.cv_accel_noise, gyro_noise=cfg.cv_yaw_noise)
     return dataclasses.replace(cfg, process=process)

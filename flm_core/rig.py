@@ -1,7 +1,9 @@
 """Sensor mounting from transforms: base_link -> sensor frame as the (x, y, z, yaw) the model's Rig takes.
 
 ``RigBuilder`` keeps the mounts it has found (sensor mounts are static) and asks a lookup function only for frames
-it has not seen, so it works with a live TF buffer and with ``/tf_static`` read from a bag alike.
+it has not seen, so it works with a live TF buffer and with ``/tf_static`` read from a bag alike. The UWB tag is the
+exception: a hand-held or flying tag moves against base_link, so its mount is looked up again on every call (the
+newest transform; the last one found is kept when a lookup fails), and ``tag_height`` can fix its height instead.
 """
 from __future__ import annotations
 
@@ -32,22 +34,48 @@ def frames_in(window: dict[str, list[tuple[float, Any]]]) -> set[str]:
 
 
 class RigBuilder:
-    def __init__(self, lookup: Lookup, base_frame: str = 'base_link', uwb_frame: str = 'uwb_tag') -> None:
+    """Sensor mounts from ``lookup`` (see the module docstring). ``tag_height``: m, the UWB tag's height above
+    base_link, overriding TF's (None: TF's)."""
+
+    def __init__(self, lookup: Lookup, base_frame: str = 'base_link', uwb_frame: str = 'uwb_tag',
+                 tag_height: float | None = None) -> None:
         self.lookup = lookup
         self.base_frame = base_frame
         self.uwb_frame = uwb_frame
+        self.tag_height = tag_height
         self.mounts: dict[str, tuple[float, ...]] = {}
+        self.rotations: dict[str, np.ndarray] = {}   # frame -> (4,) quaternion of the frame in base_link
         self.missing: set[str] = set()   # frames asked for and not (yet) found: taken at base_link meanwhile
+
+    def _find(self, f: str) -> bool:
+        try:
+            tr, q = self.lookup(self.base_frame, f)
+        except Exception:  # noqa: BLE001 (any lookup failure: not known yet)
+            if f not in self.mounts:
+                self.missing.add(f)
+            return False
+        mount = mount_from_transform(tr, q, f.endswith('_optical_frame'))
+        if f == self.uwb_frame and self.tag_height is not None:
+            mount = (mount[0], mount[1], float(self.tag_height), mount[3])
+        self.mounts[f] = mount
+        self.rotations[f] = np.asarray(q, float)
+        self.missing.discard(f)
+        return True
+
+    def rotation(self, frame: str) -> np.ndarray | None:
+        """(4,) quaternion (x, y, z, w) of ``frame`` in base_link, or None while the lookup does not know it."""
+        frame = frame.lstrip('/')
+        if frame == self.base_frame:
+            return np.array([0.0, 0.0, 0.0, 1.0])
+        if frame not in self.rotations:
+            self._find(frame)
+        return self.rotations.get(frame)
 
     def rig(self, frames: Iterable[str], depth_intrinsics: CameraIntrinsics | None = None) -> Rig:
         for f in set(frames) | {self.uwb_frame}:
-            if f in self.mounts or f == self.base_frame:
+            if f == self.base_frame or (f in self.mounts and f != self.uwb_frame):
                 continue
-            try:
-                tr, q = self.lookup(self.base_frame, f)
-            except Exception:  # noqa: BLE001 (any lookup failure: not known yet)
-                self.missing.add(f)
-                continue
-            self.mounts[f] = mount_from_transform(tr, q, f.endswith('_optical_frame'))
-            self.missing.discard(f)
+            self._find(f)
+        if self.uwb_frame not in self.mounts and self.tag_height is not None:
+            self.mounts[self.uwb_frame] = (0.0, 0.0, float(self.tag_height), 0.0)
         return Rig(mounts=dict(self.mounts), uwb_frame=self.uwb_frame, depth_intrinsics=depth_intrinsics)

@@ -5,13 +5,15 @@ and its clock's ``now``; the buffer has no clock of its own). What the buffer do
 
 * accepts it in stamp order, even when it arrives out of order, as long as it is at most ``max_lateness`` older
   than the newest stamp seen (``TOO_LATE`` otherwise);
-* drops exact duplicates (same stream, same stamp: ``DUPLICATE``);
+* drops exact duplicates (same stream, same stamp and same ``key``: ``DUPLICATE``); several items may share a stamp
+  when their keys differ (a UWB driver stamps all ranges of one ranging frame with one time: one item per anchor);
 * rejects stamps from the far future, more than ``max_future`` ahead of the caller's clock (``FUTURE``),
   when the caller gives one;
 * detects time jumping backwards (a bag loop, a ``/clock`` reset) and starts over (``RESET``): by the clock going
   back more than ``jump_back`` when the caller gives ``now`` (a message of the old timeline that arrives just after
-  the jump clears the buffer too but is refused as ``FUTURE``: watch :attr:`TimeBuffer.resets`); without a clock, when ``jump_confirm`` consecutive
-  messages all land more than ``jump_back`` before the newest stamp (a single stale message is only too late);
+  the jump clears the buffer too but is refused as ``FUTURE``: watch :attr:`TimeBuffer.resets`); without a clock,
+  when consecutive messages of ``jump_confirm`` distinct stamps all land more than ``jump_back`` before the newest
+  stamp (a single stale message, or one stale frame of ranges, is only too late);
 * forgets what is older than ``window + max_lateness`` behind the newest stamp, and never holds more than
   ``max_per_stream`` items per stream (the oldest go first, counted as ``evicted``).
 
@@ -26,7 +28,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 import numpy as np
 
@@ -48,7 +50,7 @@ class Verdict(str, Enum):
 class TimeBufferConfig:
     """window: s kept for the model; max_lateness: s a message may arrive behind the newest stamp;
     max_per_stream: hard bound on items per stream; jump_back: s backwards that count as a time jump;
-    jump_confirm: consecutive old messages that confirm a jump when no clock is given;
+    jump_confirm: consecutive old messages (of distinct stamps) that confirm a jump when no clock is given;
     max_future: s a stamp may be ahead of the caller's clock."""
 
     window: float = 2.0
@@ -72,11 +74,12 @@ class TimeBufferConfig:
 
 
 class _Stream(Generic[T]):
-    __slots__ = ('stamps', 'items', 'counts', 'last_arrival')
+    __slots__ = ('stamps', 'items', 'keys', 'counts', 'last_arrival')
 
     def __init__(self) -> None:
         self.stamps: list[float] = []
         self.items: list[T] = []
+        self.keys: list[Hashable] = []
         self.counts: Counter[str] = Counter()
         self.last_arrival: float | None = None
 
@@ -89,12 +92,13 @@ class TimeBuffer:
         self._streams: dict[str, _Stream[Any]] = {}
         self._latest: float | None = None      # newest accepted stamp over all streams
         self._last_now: float | None = None    # the caller's clock at the last add()
-        self._jump_candidates: list[tuple[str, float, Any]] = []
+        self._jump_candidates: list[tuple[str, float, Any, Hashable]] = []
         self.resets = 0
 
     # ------------------------------------------------------------------ writing
-    def add(self, stream: str, stamp: float, item: Any, now: float | None = None) -> Verdict:
-        """Offer one measurement; returns what happened to it (also counted per stream and verdict)."""
+    def add(self, stream: str, stamp: float, item: Any, now: float | None = None, key: Hashable = None) -> Verdict:
+        """Offer one measurement; returns what happened to it (also counted per stream and verdict). ``key``: what
+        tells items with the same stamp apart (e.g. the anchor id of a UWB range); None = one item per stamp."""
         cfg = self.config
         s = self._streams.setdefault(stream, _Stream())
         if not math.isfinite(stamp):
@@ -108,19 +112,19 @@ class TimeBuffer:
                     # sent before the jump and received after it: it belongs to the old timeline and must not
                     # start the new one (every later message would be too late behind it)
                     return self._count(s, Verdict.FUTURE)
-                self._insert(s, stamp, item)
+                self._insert(s, stamp, item, key=key)
                 return self._count(s, Verdict.RESET)
             self._last_now = now if self._last_now is None else max(self._last_now, now)
             if stamp > now + cfg.max_future:
                 return self._count(s, Verdict.FUTURE)
         latest = self._latest
         if latest is not None and stamp < latest - cfg.jump_back and now is None:
-            self._jump_candidates.append((stream, stamp, item))
-            if len(self._jump_candidates) >= cfg.jump_confirm:
+            self._jump_candidates.append((stream, stamp, item, key))
+            if len({c[1] for c in self._jump_candidates}) >= cfg.jump_confirm:  # distinct stamps: not one frame
                 candidates = self._jump_candidates
                 self._reset()
-                for name, st, it in candidates:
-                    self._insert(self._streams.setdefault(name, _Stream()), st, it)
+                for name, st, it, k in candidates:
+                    self._insert(self._streams.setdefault(name, _Stream()), st, it, key=k)
                 s = self._streams[stream]
                 return self._count(s, Verdict.RESET)
             return self._count(s, Verdict.TOO_LATE)
@@ -128,23 +132,27 @@ class TimeBuffer:
             return self._count(s, Verdict.TOO_LATE)
         self._jump_candidates.clear()
         i = bisect.bisect_left(s.stamps, stamp)
-        if i < len(s.stamps) and s.stamps[i] == stamp:
-            return self._count(s, Verdict.DUPLICATE)
-        self._insert(s, stamp, item, i)
+        j = i
+        while j < len(s.stamps) and s.stamps[j] == stamp:
+            if key is None or s.keys[j] == key:
+                return self._count(s, Verdict.DUPLICATE)
+            j += 1
+        self._insert(s, stamp, item, j, key)
         if now is not None:
             s.last_arrival = now
         return self._count(s, Verdict.ACCEPTED)
 
-    def _insert(self, s: _Stream[Any], stamp: float, item: Any, i: int | None = None) -> None:
+    def _insert(self, s: _Stream[Any], stamp: float, item: Any, i: int | None = None, key: Hashable = None) -> None:
         if i is None:
-            i = bisect.bisect_left(s.stamps, stamp)
+            i = bisect.bisect_right(s.stamps, stamp)
         s.stamps.insert(i, stamp)
         s.items.insert(i, item)
+        s.keys.insert(i, key)
         if self._latest is None or stamp > self._latest:
             self._latest = stamp
             self._prune()
         if len(s.stamps) > self.config.max_per_stream:
-            del s.stamps[0], s.items[0]
+            del s.stamps[0], s.items[0], s.keys[0]
             s.counts['evicted'] += 1
 
     def _prune(self) -> None:
@@ -153,12 +161,13 @@ class TimeBuffer:
         for s in self._streams.values():
             k = bisect.bisect_left(s.stamps, horizon)
             if k:
-                del s.stamps[:k], s.items[:k]
+                del s.stamps[:k], s.items[:k], s.keys[:k]
 
     def _reset(self) -> None:
         for s in self._streams.values():
             s.stamps.clear()
             s.items.clear()
+            s.keys.clear()
         self._latest = None
         self._last_now = None
         self._jump_candidates = []
@@ -193,6 +202,14 @@ class TimeBuffer:
     def last_stamp(self, stream: str) -> float | None:
         s = self._streams.get(stream)
         return s.stamps[-1] if s and s.stamps else None
+
+    def before(self, stream: str, stamp: float) -> tuple[float, Any] | None:
+        """(stamp, item) of the newest buffered item of ``stream`` stamped strictly before ``stamp``, or None."""
+        s = self._streams.get(stream)
+        if s is None:
+            return None
+        i = bisect.bisect_left(s.stamps, stamp)
+        return (s.stamps[i - 1], s.items[i - 1]) if i else None
 
     def newest(self) -> dict[str, list[tuple[float, Any]]]:
         """The newest measurement of every non-empty stream, as a one-item window (stream -> [(stamp, m)])."""

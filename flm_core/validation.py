@@ -26,11 +26,14 @@ MAX_IMAGE_PIXELS = 4_000_000
 
 @dataclass(frozen=True)
 class Expectations:
-    """What the node expects of its inputs: odometry frames and the known UWB anchor ids."""
+    """What the node expects of its inputs: odometry frames, the known UWB anchor ids, and the fastest the robot
+    moves (max_speed m/s, max_yaw_rate rad/s: odometry twists and pose increments beyond them are implausible)."""
 
     odom_frame: str = 'odom'
     base_frame: str = 'base_link'
     anchor_ids: frozenset[str] = frozenset()
+    max_speed: float = 5.0
+    max_yaw_rate: float = 6.0
 
 
 def _finite(*arrays: np.ndarray) -> bool:
@@ -52,6 +55,7 @@ def _norm(q: np.ndarray) -> float:
 def rejection_reason(m: object, exp: Expectations) -> str | None:
     """None if ``m`` is usable, else why not ('no_frame_id', 'nonfinite', 'bad_quaternion', 'wrong_frame',
     'unknown_anchor', 'invalid_range', 'empty', 'nonfinite_covariance', 'too_large', 'bad_shape',
+    'implausible_twist' (odometry faster than ``Expectations.max_speed`` / ``max_yaw_rate``),
     'no_valid_ranges' (a scan without one usable beam: every range NaN, negative or out of limits; +inf 'no return'
     beams count as usable, REP-117), 'no_finite_points' (a cloud whose points are all NaN/inf))."""
     if isinstance(m, RangeSample):
@@ -105,5 +109,8 @@ def rejection_reason(m: object, exp: Expectations) -> str | None:
             return 'bad_quaternion'
         if not _finite(m.pose_covariance, m.twist_covariance):
             return 'nonfinite_covariance'
+        if math.hypot(float(m.linear_velocity[0]), float(m.linear_velocity[1])) > exp.max_speed \
+                or abs(float(m.angular_velocity[2])) > exp.max_yaw_rate:
+            return 'implausible_twist'
         return None
     return None

@@ -28,14 +28,14 @@ from flm_core import tftree
 from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, write_report
 from flm_core.evaluation.trajectory import Trajectory, read_tum
 from flm_core.geometry import quat_to_yaw
-from flm_core.rig import RigBuilder, frames_in
+from flm_core.rig import frames_in
 from flm_core.site import Site, SiteError, load_site
 from flm_core.timebuffer import Verdict
 from flm_ros import conversions as conv
 from flm_ros import params as P
 from flm_ros.bagio import BagError, info, messages, open_bag
 from flm_ros.bringup import default_params_file
-from flm_ros.localizer_node import load_pose_source, make_pipeline
+from flm_ros.localizer_node import load_pose_source, make_pipeline, make_rig
 from flm_ros.runner import stop_processes
 from flm_ros.sensor_input import MESSAGES, convert
 
@@ -121,7 +121,8 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
         source = load_pose_source(p, _Logger())
     pipe = make_pipeline(p, site, source)
     base_impl = None
-    rig = RigBuilder(lambda a, b: tree.lookup(a, b, 0.0), p['base_frame'], p['sensors.uwb.tag_frame'])
+    rig = make_rig(p, lambda a, b: tree.lookup(a, b, 0.0))
+    pipe.front.mount = rig.rotation
     period = 1.0 / float(p['update_rate'])
     topics = {t: (_msgtype(stream_of[t]),) for t in present}
     topics.update({'/tf': TF_TYPES, '/tf_static': TF_TYPES})
@@ -158,7 +159,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
                 next_step = t_recv + period
                 if initial_pose is not None and baseline is None:
                     pipe.set_initial_pose(initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]), float(m.stamp))
-            v = pipe.offer(stream, m, t_recv)
+            v, m = pipe.admit(stream, m, t_recv)
             if baseline is not None and v in (Verdict.ACCEPTED, Verdict.RESET):
                 if base_impl is None:
                     mounts = rig.rig(frames_in({stream: [(m.stamp, m)]})).mounts
@@ -201,7 +202,9 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     return Replay(est=_trajectory(est_rows), gt=_trajectory(gt_rows), latencies=latencies, problems=problems,
                   events=[f'{t - binfo.start:.2f} s: {w}' for t, w in pipe.events], duration=binfo.end - binfo.start,
                   wall=wall, counts={'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
-                                     'filter': pipe.filter.counts})
+                                     'buffer': pipe.front.buffer.counts(),
+                                     'filter': pipe.filter_counts(),
+                                     'events': dict(pipe.event_counts)})
 
 
 def _add_transforms(tree: tftree.TransformTree, msg: Any, static: bool) -> None:

@@ -85,6 +85,12 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
     return make_pose_source(kind)
 
 
+def make_rig(p: dict[str, Any], lookup: Any) -> RigBuilder:
+    """The sensor mounts from TF (``lookup(target, source)``) as the parameters say (tag height)."""
+    h = float(p['sensors.uwb.tag_height'])
+    return RigBuilder(lookup, p['base_frame'], p['sensors.uwb.tag_frame'], tag_height=h if math.isfinite(h) else None)
+
+
 def make_pipeline(p: dict[str, Any], site: Site, source: Any) -> Pipeline:
     """The localizer pipeline configured from node parameters (used live by the node and offline by flm-eval)."""
     front = SensorFrontEnd(buffer_config(p), expectations(p, site))
@@ -155,12 +161,13 @@ class LocalizerNode(LifecycleNode):
         self.tf = TransformBroadcaster(self)
         self.tf_buffer = Buffer()
         self.tf_listener = TransformListener(self.tf_buffer, self)
-        self.rig = RigBuilder(self._lookup, self.p['base_frame'], self.p['sensors.uwb.tag_frame'])
+        self.rig = make_rig(self.p, self._lookup)
         self.get_logger().info('configured' + (f' for site {self.site.name!r}' if self.site else ''))
         return TransitionCallbackReturn.SUCCESS
 
     def _new_pipeline(self) -> None:
         self.pipeline = make_pipeline(self.p, self.site, self.source)
+        self.pipeline.front.mount = self.rig.rotation   # IMU samples are rotated by their TF mount
         self._events_logged = 0
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

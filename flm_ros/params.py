@@ -41,6 +41,11 @@ COMMON: tuple[Param, ...] = (
         Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream.', True),
     )),
     Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).', True),
+    Param('sensors.uwb.tag_height', float('nan'), 'm, height of the UWB tag above base_frame, overriding TF; NaN '
+          '(default): from TF, looked up again at every update, so a hand-held or flying tag follows /tf.', True),
+    Param('sensors.odom.max_speed', 5.0, 'm/s: odometry twists and pose increments faster than this are rejected '
+          '(counted as implausible_twist / implausible_increment).', True),
+    Param('sensors.odom.max_yaw_rate', 6.0, 'rad/s: the same bound for rotation.', True),
     Param('sensors.depth.camera_info_topic', '/camera/depth/camera_info', 'CameraInfo of the depth camera.', True),
 )
 
@@ -105,7 +110,8 @@ LOCALIZER: tuple[Param, ...] = (
           True),
     Param('hypothesis_lead', 3.0, 'Lead in accumulated model log-score that decides between those hypotheses.', True),
     Param('filter.process', 'auto', "Filter process model: 'auto' (IMU-driven from the first IMU sample on, "
-          "odometry-driven until then), 'odom', 'imu'.", True),
+          "else odometry-driven from the first odometry sample, else constant velocity), 'odom', 'imu', 'cv'.",
+          True),
 )
 
 

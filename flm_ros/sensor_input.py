@@ -45,7 +45,9 @@ def buffer_config(params: dict[str, Any]) -> TimeBufferConfig:
 
 def expectations(params: dict[str, Any], site: Site | None) -> Expectations:
     return Expectations(odom_frame=params['odom_frame'], base_frame=params['base_frame'],
-                        anchor_ids=frozenset(a.id for a in site.anchors) if site else frozenset())
+                        anchor_ids=frozenset(a.id for a in site.anchors) if site else frozenset(),
+                        max_speed=float(params['sensors.odom.max_speed']),
+                        max_yaw_rate=float(params['sensors.odom.max_yaw_rate']))
 
 
 def convert(stream: str, msg: Any) -> Any:

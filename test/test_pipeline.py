@@ -213,13 +213,14 @@ def test_estimate_is_the_filter_as_it_stands_and_update_fuses_the_model_pose():
 
 def test_auto_process_turns_to_the_imu_when_it_arrives_after_an_initial_pose():
     """An initial pose before any IMU data (``set_initial_pose`` at activation) made 'auto' odometry-driven for good;
-    the first IMU sample now hands the pose, covariance and velocity over to an IMU-driven filter."""
+    the first IMU sample now hands the pose, covariance and velocity over to an IMU-driven filter. Before any data
+    the filter is constant-velocity, and the first odometry sample makes it odometry-driven."""
     here = np.array([2.0, 6.0, 0.5])
     front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
     pipe = Pipeline(PipelineConfig(process='auto', absolute_streams=('uwb',), model_streams=('uwb', 'odom', 'imu')),
                     SITE, Offset(here), front, ['uwb', 'odom', 'imu'])
     pipe.set_initial_pose(here, SMALL, 0.0)
-    assert pipe.filter.config.process == 'odom'
+    assert pipe.process == 'cv'
     v = np.array([0.5, 0.0, 0.0])                     # driving forward along the yaw at 0.5 m/s
     for t in np.arange(0.0, 0.45, 0.05):
         t = float(round(t, 6))
@@ -227,11 +228,13 @@ def test_auto_process_turns_to_the_imu_when_it_arrives_after_an_initial_pose():
         pipe.offer('odom', OdometrySample(stamp=t, frame_id='odom', child_frame_id='base_link', position=pos,
                                           orientation=yaw_to_quat(0.0), linear_velocity=v,
                                           angular_velocity=np.zeros(3)), t)
+        assert pipe.process == 'odom' and pipe.filter.config.process == 'odom'
+    assert any('odometry-driven' in w for w in _events(pipe))
     before, cov_before = pipe.pose_at(0.4)
     vel_before = pipe.filter.state_at(0.4)[0][3:5].copy()
     pipe.offer('imu', ImuSample(stamp=0.4, frame_id='base_link', angular_velocity=np.zeros(3),
                                 linear_acceleration=np.array([0.0, 0.0, 9.81])), 0.4)
-    assert pipe.filter.config.process == 'imu'
+    assert pipe.process == 'imu' and pipe.filter.config.process == 'imu'
     assert any('IMU-driven' in w for w in _events(pipe))
     after, cov_after = pipe.pose_at(0.4)
     np.testing.assert_allclose(after, before, atol=1e-9)

@@ -109,6 +109,9 @@ class EskfConfig:
     max_step: s, longest single propagation step (longer gaps are split).
     odom_max_hold: s the last odometry twist is extrapolated when odometry stops ('odom' mode); after it the pose
     holds and its variance grows by odom_blind_pos (m/sqrt(s)) and odom_blind_yaw (rad/sqrt(s)) random walks.
+    cv_accel_noise (m/s^2/sqrt(Hz)), cv_yaw_noise (rad/s/sqrt(Hz)): the process noise of the constant-velocity
+    model that a pipeline without IMU and odometry runs (the 'imu' model with no IMU samples: the held input is
+    zero, so these stand for the robot's own acceleration and turn rate; see flm_core.pipeline).
     auto_init: a full pose measurement initialises an uninitialised filter (else it is ignored).
     """
 
@@ -133,6 +136,8 @@ class EskfConfig:
     odom_max_hold: float = 0.5
     odom_blind_pos: float = 0.3
     odom_blind_yaw: float = 0.1
+    cv_accel_noise: float = 1.0
+    cv_yaw_noise: float = 0.5
     auto_init: bool = True
 
     def __post_init__(self) -> None:
@@ -141,7 +146,7 @@ class EskfConfig:
         for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'odom_vel_rel', 'odom_vel_abs',
                      'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor', 'odom_rot_floor',
                      'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma', 'odom_max_hold',
-                     'odom_blind_pos', 'odom_blind_yaw'):
+                     'odom_blind_pos', 'odom_blind_yaw', 'cv_accel_noise', 'cv_yaw_noise'):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f'EskfConfig.{name} must be a finite number >= 0, got {v!r}')
