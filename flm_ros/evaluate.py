@@ -201,7 +201,8 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
         gt_rows = _gt_from_tum(gt_spec[4:], problems)
     return Replay(est=_trajectory(est_rows), gt=_trajectory(gt_rows), latencies=latencies, problems=problems,
                   events=[f'{t - binfo.start:.2f} s: {w}' for t, w in pipe.events], duration=binfo.end - binfo.start,
-                  wall=wall, counts={'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
+                  wall=wall, counts={'read': {stream_of[t]: n for t, n in seen.items()},
+                                     'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
                                      'buffer': pipe.front.buffer.counts(),
                                      'filter': pipe.filter_counts(),
                                      'events': dict(pipe.event_counts)})

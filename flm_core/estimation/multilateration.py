@@ -221,3 +221,24 @@ def multilaterate(anchors: np.ndarray, ranges: np.ndarray, sigma: float | np.nda
     ok = bool(len(sel) >= min_in and np.all(np.isfinite(cov)) and np.all(np.isfinite(x)))
     return MultilaterationResult(position=x, cov=0.5 * (cov + cov.T), inliers=inl, residuals=e_all, ok=ok,
                                  rms=float(np.sqrt(np.mean(e ** 2))) if len(e) else float('nan'), iterations=iters)
+
+
+def naive_fix(anchors: np.ndarray, ranges: np.ndarray, z: float, iterations: int = 10) -> np.ndarray | None:
+    """The naive reference: plain 2D least squares of one ranging frame, with no bias model, no outlier rejection
+    and no filter. anchors (A, 3) m, ranges (A,) m, z: the tag's known height (m) -> (2,) tag position, or None with
+    fewer than 3 usable ranges (a range shorter than the height difference). Gauss-Newton from the anchors' mean."""
+    anc = np.asarray(anchors, dtype=np.float64)
+    rho2 = np.asarray(ranges, dtype=np.float64) ** 2 - (anc[:, 2] - z) ** 2
+    ok = rho2 > 0
+    if ok.sum() < 3:
+        return None
+    a, rho = anc[ok, :2], np.sqrt(rho2[ok])
+    p = a.mean(axis=0)
+    for _ in range(iterations):
+        diff = p - a
+        dist = np.maximum(np.linalg.norm(diff, axis=1), 1e-9)
+        step, *_ = np.linalg.lstsq(diff / dist[:, None], rho - dist, rcond=None)
+        p = p + step
+        if float(np.linalg.norm(step)) < 1e-9:
+            break
+    return p
