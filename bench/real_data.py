@@ -153,7 +153,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog='real_data.py', description=__doc__.split('\n\n')[0],
-                                epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=__doc__.split('\n\n', 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', type=Path, default=ROOT.parent / 'shared' / 'data', help='folder of data sets')
     p.add_argument('--out', type=Path, default=ROOT / 'out' / 'real_data', help='output folder')
     p.add_argument('--seconds', type=float, default=0.0, help='replay only the first S s of each bag (0: all)')
