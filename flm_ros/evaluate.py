@@ -555,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f'flm-eval: error: model: {e} (give one with --model)', file=sys.stderr)
             return EXIT_INPUT
     gt_first = None
-    if init == 'gt':                                   # the ground truth first: the FLM starts from it
+    if isinstance(init, str):                          # 'gt': the ground truth first, the FLM starts from it
         try:
             gt_first = replay_ground_truth(ns.bag, p, ns.gt)
         except BagError as e:
@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             lat_k = np.array(r.latencies) * 1e3
             evals.append(evaluate(kind, r.est, rep.gt, threshold=ns.threshold, gt_max_gap=ns.gt_max_gap,
                                   duration=r.duration, extra={
-                'events': r.events, 'update_latency_ms': {'p50': float(np.percentile(lat_k, 50)),
+                'events': r.events, 'counts': r.counts, 'update_latency_ms': {'p50': float(np.percentile(lat_k, 50)),
                                                           'p99': float(np.percentile(lat_k, 99))} if len(lat_k) else {},
                 'initialisation': r.init, 'initialised_from_ground_truth': r.init['kind'] == 'ground_truth',
                 **_timing(r, False, ns.rate)}))
@@ -624,8 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     for prob in notes + rep.problems:
         print(f'flm-eval: warning: {prob}', file=sys.stderr)
     if evals:
-        print(metrics_table(evals))
-        print(f'\nreport: {report}  ({run_summary(header)})')
+        if any(ev.metrics['matched'] for ev in evals):   # else a table of NaN: the warnings say why
+            print(metrics_table(evals) + '\n')
+        print(f'report: {report}  ({run_summary(header)})')
     if not evals or rep.problems:
         return EXIT_PARTIAL
     if ns.fail_above is not None and not evals[0].metrics['ape_m']['rmse'] <= ns.fail_above:  # NaN fails too

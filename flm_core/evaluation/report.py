@@ -94,14 +94,16 @@ def unmatched_problem(ev: Evaluation, gt: Trajectory) -> str | None:
 
 
 def _plot_map(ax, site: Site | None) -> None:
-    if site is None or site.map is None:
+    """The site's occupancy map (if it has one) and its UWB anchors."""
+    if site is None:
         return
-    m = site.map
-    h, w = m.grid.shape
-    x0, y0 = m.origin[0], m.origin[1]
-    img = np.where(m.grid < 0, 0.8, 1.0 - m.grid / 100.0)
-    ax.imshow(img, cmap='gray', vmin=0, vmax=1, origin='lower',
-              extent=(x0, x0 + w * m.resolution, y0, y0 + h * m.resolution))
+    if site.map is not None:
+        m = site.map
+        h, w = m.grid.shape
+        x0, y0 = m.origin[0], m.origin[1]
+        img = np.where(m.grid < 0, 0.8, 1.0 - m.grid / 100.0)
+        ax.imshow(img, cmap='gray', vmin=0, vmax=1, origin='lower',
+                  extent=(x0, x0 + w * m.resolution, y0, y0 + h * m.resolution))
     if site.anchors:
         a = site.anchor_positions()
         ax.scatter(a[:, 0], a[:, 1], marker='^', c='tab:purple', s=40, label='UWB anchors', zorder=3)
@@ -119,11 +121,25 @@ def _position_errors(ev: Evaluation) -> np.ndarray:
     return np.hypot(*(ev.est.poses[:, :2] - ev.gt_at_est[:, :2]).T) if len(ev.est) else np.zeros(0)
 
 
+def _extent(evals: list[Evaluation], gt: Trajectory) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) m: the ground truth and every estimate, with a margin of 10 % (at least 2 m)."""
+    xy = np.concatenate([gt.poses[:, :2]] + [ev.est.poses[:, :2] for ev in evals])
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    if not len(xy):
+        return -1.0, 1.0, -1.0, 1.0
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = max(2.0, 0.1 * float(np.max(hi - lo)))
+    return lo[0] - pad, hi[0] + pad, lo[1] - pad, hi[1] + pad
+
+
 def plot_trajectory(path: Path, evals: list[Evaluation], gt: Trajectory, site: Site | None) -> Path:
-    """The map (and anchors), the first method's estimates as dots coloured by their error, the other methods as
-    lines, the ground truth drawn on top with its start and end marked; the legend below the map."""
+    """The map (and anchors) around the trajectories, the first method's estimates as dots coloured by their error,
+    the other methods as lines, the ground truth drawn on top with its start and end marked; the legend below."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 8))
+    x0, x1, y0, y1 = _extent(evals, gt)
+    ratio = (y1 - y0) / (x1 - x0)
+    width = min(9.0, 8.0 / ratio)                          # inches of map: at most 9 wide, 8 high
+    fig, ax = plt.subplots(figsize=(max(width, 4.5) + 1.6, max(width * ratio, 3.0) + 2.0), layout='constrained')
     _plot_map(ax, site)
     main = evals[0]
     e = main.est.poses
@@ -132,7 +148,7 @@ def plot_trajectory(path: Path, evals: list[Evaluation], gt: Trajectory, site: S
         sc = ax.scatter(e[:, 0], e[:, 1], c=np.nan_to_num(err, nan=0), cmap='viridis', s=7, vmin=0,
                         vmax=max(0.5, float(np.nanpercentile(err, 95)) if np.isfinite(err).any() else 0.5),
                         label=f'{main.name} (colour: position error)', zorder=3)
-        fig.colorbar(sc, ax=ax, label=f'{main.name} position error [m]', shrink=0.7)
+        fig.colorbar(sc, ax=ax, label=f'{main.name} position error [m]', shrink=0.9, pad=0.01)
         ax.plot(*e[0, :2], 'o', ms=10, mfc='none', mec='tab:green', mew=2, zorder=6,
                 label=f'{main.name} first estimate')
     for k, ev in enumerate(evals[1:]):
@@ -143,12 +159,14 @@ def plot_trajectory(path: Path, evals: list[Evaluation], gt: Trajectory, site: S
         ax.plot(g[:, 0], g[:, 1], '-', color='black', lw=1.1, zorder=5, label='ground truth')
         ax.plot(*g[0, :2], 'o', ms=9, color='tab:green', mec='black', zorder=7, label='start (ground truth)')
         ax.plot(*g[-1, :2], 's', ms=9, color='tab:red', mec='black', zorder=7, label='end (ground truth)')
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.set_aspect('equal')
     ax.set_xlabel('x [m]')
     ax.set_ylabel('y [m]')
-    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.09), ncol=3, fontsize=8, frameon=False)
     ax.set_title('trajectory in the map frame')
-    fig.savefig(path, dpi=110, bbox_inches='tight')
+    fig.legend(loc='outside lower center', ncol=4 if width > 7 else 2, fontsize=8, frameon=False)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
@@ -171,23 +189,24 @@ def parse_events(events: list[str]) -> list[tuple[float, str]]:
 
 
 def _event_kind(text: str) -> str:
-    return max((k for k in EVENT_COLOURS if text.startswith(k)), key=len)  # 'ambiguity resolved' before 'ambig..'
+    return max((k for k in EVENT_COLOURS if text.startswith(k)), key=len)  # the most specific kind
 
 
 def plot_errors(path: Path, evals: list[Evaluation], threshold: float = 1.0, t0: float | None = None) -> Path:
-    """Position and yaw error over time (s since ``t0``, default the first estimate) on linear axes: the failure
-    threshold, the first method's 3-sigma band (largest position std; yaw std) and its localization events (the
-    'T s: text' strings of its metrics' ``events``, T in s since the bag's start = ``t0``). Errors above the axis
-    are drawn as triangles on its top edge."""
+    """Position and yaw error over time (s since ``t0``, default the first estimate) on linear axes scaled to the
+    first method's errors (and the failure threshold): the threshold, the first method's 3-sigma band (largest
+    position std; yaw std) and its localization events (the 'T s: text' strings of its metrics' ``events``, T in s
+    since the bag's start = ``t0``; not drawn without ``t0``). Errors above the axis are drawn as triangles on its
+    top edge."""
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
     since_start = t0 is not None
     if t0 is None:
         t0 = min((ev.est.t[0] for ev in evals if len(ev.est)), default=0.0)
     errs = [_position_errors(ev) for ev in evals]
-    finite = np.concatenate([x[np.isfinite(x)] for x in errs]) if errs else np.zeros(0)
-    top = max(2.0 * threshold, 1.15 * float(np.percentile(finite, 99)) if len(finite) else 0.0)
     main = evals[0]
+    ok = np.isfinite(errs[0]) if errs else np.zeros(0, bool)
+    top = max(1.25 * threshold, 1.15 * float(np.percentile(errs[0][ok], 99)) if ok.any() else 0.0)
     if main.est.cov is not None and len(main.est):
         tm = main.est.t - t0
         a1.fill_between(tm, 0, np.minimum(3 * position_sigma(main.est.cov), 10 * top), color='0.8', alpha=0.6, lw=0,
