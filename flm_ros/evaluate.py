@@ -11,10 +11,10 @@ what the node publishes, and computes the same metrics: the ROS path itself is e
 How each method starts (recorded per method in metrics.json as 'initialisation'):
   the FLM localizes globally from nothing, unless --initial-pose X,Y,YAW (m, m, rad in the map frame; the
   parameters' initial_pose.std_xy/std_yaw, as the node's set_initial_pose) or, offline only, --initial-pose gt: the
-  ground truth interpolated at the first sensor stamp the pipeline accepts. The --compare baselines always start
-  from the ground truth interpolated at their own first accepted stamp (std 0.1 m, 0.05 rad). Sensor data the
-  ground truth does not cover yet (a bag that starts before its ground truth) is skipped for them, with a warning
-  that names the gap.
+  ground truth interpolated at the first sensor stamp the pipeline accepts (std 0.1 m, 0.05 rad). The --compare
+  baselines always start from the ground truth interpolated at their own first accepted stamp (same std). Sensor
+  data the ground truth does not cover yet (a bag that starts before its ground truth) is skipped for them, with a
+  warning that names the gap when it is one update period (1 / update_rate) or longer.
 
 Ground truth: each estimate is compared with the ground truth interpolated at its stamp, across gaps of the
 ground truth of at most --gt-max-gap s (default 0.5); estimates outside its time range or in a longer gap are not

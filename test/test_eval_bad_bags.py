@@ -12,7 +12,12 @@ Covered (test_faults.py covers unreadable bags, a malformed site file and a bad 
 - unknown or wrong message types: a sensor topic carrying another standard type, a custom (non-ROS) type or a type
   the bag has no definition of: the topic and the type are named, the topic is skipped, exit 4 and metrics.json lists
   the problem; a standard type name with another definition in the bag: the topic and the type are named, no crash;
-  a custom type on a topic flm-eval does not read is ignored.
+  a custom type on a topic flm-eval does not read is ignored;
+- ground truth that starts after the sensor data: the baselines (and the FLM with ``--initial-pose gt``) skip the data
+  before it with a warning naming the gap and start from the ground truth interpolated at their first accepted
+  stamp; ground truth too sparse for ``--gt-max-gap`` or on another clock: a named problem and exit 4;
+- what metrics.json records: how each method started, wall time and real-time factor, consistency figures, the
+  model's sha256, params.yaml beside it; the progress bar ends at its total on a bag with topics it does not read.
 
 The bags are variants of one generated scenario (as in test_faults.py), made by copying its raw messages with
 rosbags' rosbag2 Reader/Writer, each in its own folder with a copy of the site files next to it (so flm-eval finds

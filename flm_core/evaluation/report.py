@@ -121,9 +121,11 @@ def _position_errors(ev: Evaluation) -> np.ndarray:
     return np.hypot(*(ev.est.poses[:, :2] - ev.gt_at_est[:, :2]).T) if len(ev.est) else np.zeros(0)
 
 
-def _extent(evals: list[Evaluation], gt: Trajectory) -> tuple[float, float, float, float]:
-    """(x0, x1, y0, y1) m: the ground truth and every estimate, with a margin of 10 % (at least 2 m)."""
-    xy = np.concatenate([gt.poses[:, :2]] + [ev.est.poses[:, :2] for ev in evals])
+def _extent(evals: list[Evaluation], gt: Trajectory, site: Site | None) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) m: the ground truth, every estimate and the UWB anchors, with a margin of 10 % (at least
+    2 m)."""
+    anchors = site.anchor_positions()[:, :2] if site is not None and site.anchors else np.zeros((0, 2))
+    xy = np.concatenate([gt.poses[:, :2], anchors] + [ev.est.poses[:, :2] for ev in evals])
     xy = xy[np.all(np.isfinite(xy), axis=1)]
     if not len(xy):
         return -1.0, 1.0, -1.0, 1.0
@@ -133,10 +135,10 @@ def _extent(evals: list[Evaluation], gt: Trajectory) -> tuple[float, float, floa
 
 
 def plot_trajectory(path: Path, evals: list[Evaluation], gt: Trajectory, site: Site | None) -> Path:
-    """The map (and anchors) around the trajectories, the first method's estimates as dots coloured by their error,
+    """The map and anchors around the trajectories, the first method's estimates as dots coloured by their error,
     the other methods as lines, the ground truth drawn on top with its start and end marked; the legend below."""
     plt = _pyplot()
-    x0, x1, y0, y1 = _extent(evals, gt)
+    x0, x1, y0, y1 = _extent(evals, gt, site)
     ratio = (y1 - y0) / (x1 - x0)
     width = min(9.0, 8.0 / ratio)                          # inches of map: at most 9 wide, 8 high
     fig, ax = plt.subplots(figsize=(max(width, 4.5) + 1.6, max(width * ratio, 3.0) + 2.0), layout='constrained')
@@ -292,6 +294,11 @@ def _consistency(m: dict[str, Any]) -> str:
             f'{m["confidently_wrong_longest_s"]:.1f} s')
 
 
+#: How a method started (its metrics' initialisation.kind), in words.
+STARTS = {'global': 'nothing (global localization)', 'given': 'the given initial pose',
+          'ground_truth': 'the ground truth'}
+
+
 def write_report(out: Path, evals: list[Evaluation], gt: Trajectory, site: Site | None, header: dict[str, Any],
                  problems: list[str]) -> Path:
     """Write everything to ``out`` (created); returns the path of report.md. ``header['bag_start_s']`` (the bag's
@@ -315,6 +322,8 @@ def write_report(out: Path, evals: list[Evaluation], gt: Trajectory, site: Site 
     lines = [f'# flm-eval: {header.get("bag", "")}', '']
     if partial:
         lines += ['**Partial results.** Problems:', ''] + [f'- {p}' for p in problems] + ['']
+    if header.get('notes'):
+        lines += ['Warnings:', ''] + [f'- {n}' for n in header['notes']] + ['']
     lines += [f'- mode: {header.get("mode")}', f'- site: {header.get("site")}',
               f'- ground truth: {header.get("ground_truth")}', f'- data: {header.get("duration_s", 0):.1f} s',
               f'- {run_summary(header)}']
@@ -325,7 +334,7 @@ def write_report(out: Path, evals: list[Evaluation], gt: Trajectory, site: Site 
         init = ev.metrics.get('initialisation', {})
         segs = ev.metrics.get('failure_segments', [])
         ev_lines = ev.metrics.get('events', [])
-        lines.append(f'**{ev.name}**: started from {init.get("kind", "?")}'
+        lines.append(f'**{ev.name}**: started from {STARTS.get(init.get("kind"), "?")}'
                      + (f' {np.round(init["pose"], 3).tolist()}' if init.get('pose') is not None else '')
                      + f'; {len(segs)} failure segment(s)'
                      + (f'; {_consistency(ev.metrics)}' if _consistency(ev.metrics) else '')
