@@ -1,19 +1,39 @@
 """flm-eval: replay a bag through the localizer and measure it against ground truth.
 
     flm-eval BAG [--out DIR] [--mode offline|live] [--compare icp,uwb-ekf,amcl] [--fail-above 0.5]
+             [--initial-pose X,Y,YAW|gt] [--gt-max-gap 0.5]
 
 offline (default): drives the same pipeline the node runs (flm_core.pipeline via flm_ros.localizer_node.
 make_pipeline, same parameter file, same conversions) deterministically and as fast as the machine allows.
 live: starts the real graph (flm-run, use_sim_time) and plays the bag to it over DDS with /clock (flm-play), records
 what the node publishes, and computes the same metrics: the ROS path itself is evaluated.
 
-Outputs in --out: TUM trajectories (evo-compatible), metrics.json, trajectory.png, errors.png and report.md. Exit
-status: 0 ok; 1 the bag, the site or the model could not be used; 2 bad arguments; 3 a --fail-above threshold was crossed;
-4 partial results (missing ground truth, truncated bag, ...).
+How each method starts (recorded per method in metrics.json as 'initialisation'):
+  the FLM localizes globally from nothing, unless --initial-pose X,Y,YAW (m, m, rad in the map frame; the
+  parameters' initial_pose.std_xy/std_yaw, as the node's set_initial_pose) or, offline only, --initial-pose gt: the
+  ground truth interpolated at the first sensor stamp the pipeline accepts (std 0.1 m, 0.05 rad). The --compare
+  baselines always start from the ground truth interpolated at their own first accepted stamp (same std). Sensor
+  data the ground truth does not cover yet (a bag that starts before its ground truth) is skipped for them, with a
+  warning that names the gap when it is one update period (1 / update_rate) or longer.
+
+Ground truth: each estimate is compared with the ground truth interpolated at its stamp, across gaps of the
+ground truth of at most --gt-max-gap s (default 0.5); estimates outside its time range or in a longer gap are not
+scored. When no estimate of a method can be scored, flm-eval says why (the ground truth's time range and largest
+gap) and exits with status 4.
+
+Outputs in --out: TUM trajectories (evo-compatible), metrics.json (per method: APE/RPE, yaw error, failures, NEES
+of the pose (3 dof) and of the position (2 dof), the fraction of position errors inside the 1- and 2-sigma
+ellipses, the time it was confidently wrong (error > 0.5 m and > 3 of its own sigmas), wall time and real-time
+factor (live: the playback rate), initialisation; the model file's path and sha256), params.yaml (every parameter
+the localizer ran with, a ROS parameter file: --params-file takes it back), trajectory.png, errors.png and
+report.md. Exit status: 0 ok; 1 the bag, the site or the model could not be used; 2 bad arguments; 3 a --fail-above
+threshold was crossed; 4 partial results (missing ground truth, truncated bag, no estimate matched to ground
+truth, ...).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -25,8 +45,8 @@ from typing import Any
 import numpy as np
 
 from flm_core import tftree
-from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, write_report
-from flm_core.evaluation.trajectory import Trajectory, read_tum
+from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, run_summary, unmatched_problem, write_report
+from flm_core.evaluation.trajectory import Trajectory, interpolate, read_tum
 from flm_core.geometry import quat_to_yaw
 from flm_core.rig import frames_in
 from flm_core.site import Site, SiteError, load_site
@@ -41,6 +61,8 @@ from flm_ros.sensor_input import MESSAGES, convert
 
 EXIT_OK, EXIT_INPUT, EXIT_ARGS, EXIT_THRESHOLD, EXIT_PARTIAL = 0, 1, 2, 3, 4
 TABLE = P.COMMON + P.LOCALIZER
+#: Standard deviations (m, m, rad) of a start from the ground truth (baselines, --initial-pose gt).
+GT_START_STD = (0.1, 0.1, 0.05)
 
 
 @dataclass
@@ -53,8 +75,11 @@ class Replay:
     latencies: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     duration: float = 0.0
-    wall: float = 0.0
+    wall: float = 0.0                 # s the replay (live: the playback) took
     counts: dict[str, Any] = field(default_factory=dict)
+    start: float = 0.0                # s, the bag's first receive time
+    init: dict[str, Any] = field(default_factory=dict)   # how the method started (metrics.json 'initialisation')
+    notes: list[str] = field(default_factory=list)       # warnings that do not make the results partial
 
 
 class _Logger:
@@ -76,8 +101,8 @@ def _msgtype(stream: str) -> str:
 
 def _gt_pose(msg: Any) -> np.ndarray:
     p = msg.pose.pose if hasattr(msg.pose, 'pose') else msg.pose
-    return np.array([p.position.x, p.position.y,
-                     float(quat_to_yaw(np.array([p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w])))])
+    q = np.array([p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w])
+    return np.array([p.position.x, p.position.y, float(quat_to_yaw(q))])
 
 
 def _trajectory(rows: list[tuple[float, np.ndarray, np.ndarray | None]]) -> Trajectory:
@@ -88,12 +113,26 @@ def _trajectory(rows: list[tuple[float, np.ndarray, np.ndarray | None]]) -> Traj
     return Trajectory(np.array([r[0] for r in rows]), np.stack([r[1] for r in rows]), cov)
 
 
+def _start(kind: str, pose: np.ndarray | None = None, std: tuple[float, ...] | None = None) -> dict[str, Any]:
+    """metrics.json's 'initialisation' of a method: kind 'global' (localized from nothing), 'given' (an initial pose
+    from the user) or 'ground_truth'; the pose (x, y, yaw) and its std, the stamp it was applied at, and how many
+    sensor messages (and s of data) were skipped before it."""
+    return {'kind': kind, 'pose': None if pose is None else [float(v) for v in pose],
+            'std': None if std is None else [float(v) for v in std], 'stamp': None, 'skipped_messages': 0,
+            'skipped_s': 0.0}
+
+
 def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progress: bool = True,
-                   source: Any = None, initial_pose: np.ndarray | None = None, baseline: Any = None) -> Replay:
+                   source: Any = None, initial_pose: np.ndarray | Trajectory | None = None, baseline: Any = None,
+                   gt_max_gap: float = 0.5) -> Replay:
     """Drive the pipeline through the bag in receive order, stepping at ``update_rate`` of bag time.
 
-    ``source``: the pose source (default: the one the parameters name, i.e. the FLM). ``initial_pose`` (3,): start
-    tracking there at the first message instead of localizing globally. ``baseline``: a
+    ``source``: the pose source (default: the one the parameters name, i.e. the FLM). ``initial_pose``: None to
+    localize globally (or start where the parameters' ``set_initial_pose`` / ``initial_pose.*`` say, as the node
+    does); (3,) x, y, yaw: start tracking there (std :data:`GT_START_STD`); a :class:`Trajectory` (the ground truth):
+    start from it interpolated (across gaps of at most ``gt_max_gap`` s) at the first sensor stamp the pipeline
+    accepts. Sensor messages it does not cover yet are skipped (``Replay.notes`` names the gap). Either way the pose
+    is applied at the stamp of the first accepted sensor message. ``baseline``: a
     :class:`flm_core.estimation.baselines.Baseline` factory ``f(site, mounts) -> Baseline`` (e.g. AMCL) driven on
     the same measurements instead of the pipeline; it starts from ``initial_pose``."""
     from tqdm import tqdm  # noqa: PLC0415
@@ -101,6 +140,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     reader = open_bag(bag)
     binfo = info(reader, bag)
     problems: list[str] = []
+    notes: list[str] = []
     stream_of = {p[f'sensors.{s}.topic']: s for s in ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
                  if p[f'sensors.{s}.enabled']}
     present = [t for t in stream_of if t in binfo.topics]
@@ -128,6 +168,23 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     topics.update({'/tf': TF_TYPES, '/tf_static': TF_TYPES})
     if gt_topic in binfo.topics:
         topics[gt_topic] = GT_TYPES
+    # the messages read (of the accepted types): what the progress bar counts
+    total = sum(c.msgcount for c in reader.connections if c.topic in topics and c.msgtype in topics[c.topic])
+    gt_start = initial_pose if isinstance(initial_pose, Trajectory) else None
+    start_cov = np.diag(np.square(GT_START_STD))
+    if gt_start is not None:
+        init = _start('ground_truth', std=GT_START_STD)
+    elif initial_pose is not None:
+        init = _start('given', np.asarray(initial_pose, float), GT_START_STD)
+    elif baseline is None and p['set_initial_pose']:
+        std = (p['initial_pose.std_xy'], p['initial_pose.std_xy'], p['initial_pose.std_yaw'])
+        init = _start('given', np.array([p['initial_pose.x'], p['initial_pose.y'], p['initial_pose.yaw']], float),
+                      std)
+        start_cov = np.diag(np.square(std))
+    else:
+        init = _start('global')
+    started = init['kind'] == 'global'              # no initial pose to apply
+    first_sensor: float | None = None
     est_rows: list[tuple[float, np.ndarray, np.ndarray]] = []
     gt_rows: list[tuple[float, np.ndarray, None]] = []
     seen = {t: 0 for t in present}                     # messages per sensor topic
@@ -136,7 +193,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     next_step: float | None = None
     camera_info = None
     t0 = time.perf_counter()
-    bar = tqdm(total=binfo.count, unit='msg', desc='flm-eval', disable=not progress, mininterval=1.0)
+    bar = tqdm(total=total, unit='msg', desc='flm-eval', disable=not progress, mininterval=1.0)
     try:
         for topic, t_recv, msg in messages(reader, topics, problems):
             bar.update()
@@ -155,16 +212,28 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
                 pipe.front.reject(stream, 'malformed')
                 malformed.setdefault(topic, [0, f'{type(e).__name__}: {e}'])[0] += 1
                 continue
+            stamp = float(m.stamp)
+            first_sensor = stamp if first_sensor is None else first_sensor
+            if not started and gt_start is not None:
+                at, ok = interpolate(gt_start, np.array([stamp]), max_gap=gt_max_gap)
+                if not ok[0]:                          # no ground truth here yet: nothing to start from
+                    init['skipped_messages'] += 1
+                    continue
+                init['pose'] = [float(v) for v in at[0]]
             if next_step is None:
                 next_step = t_recv + period
-                if initial_pose is not None and baseline is None:
-                    pipe.set_initial_pose(initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]), float(m.stamp))
             v, m = pipe.admit(stream, m, t_recv)
-            if baseline is not None and v in (Verdict.ACCEPTED, Verdict.RESET):
+            accepted = v in (Verdict.ACCEPTED, Verdict.RESET)
+            if accepted and not started:
+                started = True
+                init['stamp'], init['skipped_s'] = stamp, stamp - first_sensor
+                if baseline is None:
+                    pipe.set_initial_pose(np.array(init['pose']), start_cov, stamp)
+            if baseline is not None and accepted and started:
                 if base_impl is None:
                     mounts = rig.rig(frames_in({stream: [(m.stamp, m)]})).mounts
                     base_impl = baseline(site, mounts)
-                    base_impl.reset(float(m.stamp), initial_pose, np.diag([0.1 ** 2, 0.1 ** 2, 0.05 ** 2]))
+                    base_impl.reset(stamp, None if init['pose'] is None else np.array(init['pose']), start_cov)
                 t0b = time.perf_counter()
                 base_impl.step(m)
                 latencies.append(time.perf_counter() - t0b)
@@ -193,6 +262,8 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     if not any(seen.values()) and not any('bag read error' in x for x in problems):
         why = '; '.join(problems) if problems else 'was anything recording?'
         raise BagError(f'{bag}: no messages on the sensor topics {sorted(seen)} could be read ({why})')
+    if gt_start is not None:
+        notes += _start_notes(init, gt_start, first_sensor, period)   # less than one update: no warning
     if gt_topic is not None and gt_topic in binfo.topics:
         _note_empty_gt(gt_topic, gt_rows, problems)
     if gt_tf is not None:
@@ -205,7 +276,22 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
                                      'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
                                      'buffer': pipe.front.buffer.counts(),
                                      'filter': pipe.filter_counts(),
-                                     'events': dict(pipe.event_counts)})
+                                     'events': dict(pipe.event_counts)},
+                  start=binfo.start, init=init, notes=notes)
+
+
+def _start_notes(init: dict[str, Any], gt: Trajectory, first_sensor: float | None, min_gap: float) -> list[str]:
+    """Warnings about a start from the ground truth: sensor data skipped until it began (when that is at least
+    ``min_gap`` s: less is recorded in ``init`` only), or no start at all."""
+    if init['stamp'] is None:
+        span = f'{gt.t[0]:.3f} to {gt.t[-1]:.3f} s' if len(gt) else 'empty'
+        return [f'never started: no accepted sensor message lies where the ground truth ({span}) can be interpolated '
+                f'(--gt-max-gap); {init["skipped_messages"]} sensor messages skipped']
+    if init['skipped_s'] < min_gap:
+        return []
+    return [f'the ground truth does not cover the first {init["skipped_s"]:.3f} s of sensor data (sensor data from '
+            f'{first_sensor:.3f} s, ground truth from {gt.t[0]:.3f} s): {init["skipped_messages"]} sensor '
+            f'message(s) skipped; started from the ground truth at {init["stamp"]:.3f} s']
 
 
 def _add_transforms(tree: tftree.TransformTree, msg: Any, static: bool) -> None:
@@ -252,7 +338,9 @@ def _gt_from_tree(tree: tftree.TransformTree, frames: tuple, start: float, end: 
 
 def replay_live(bag: Path, site_path: Path, params_file: Path, p: dict[str, Any], gt_spec: str, rate: float
                 ) -> Replay:
-    """Start the real graph and play the bag to it over DDS; record the node's pose output."""
+    """Start the real graph and play the bag to it over DDS; record the node's pose output. ``params_file``: the
+    parameters the node gets (flm-eval writes ``p`` there); ``Replay.wall``: s from the start of the playback to its
+    end (``counts['total_wall_s']``: with starting and stopping the graph)."""
     import rclpy  # noqa: PLC0415
     from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: PLC0415
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415
@@ -277,8 +365,10 @@ def replay_live(bag: Path, site_path: Path, params_file: Path, p: dict[str, Any]
             rclpy.spin_once(node, timeout_sec=0.1)
         play = subprocess.Popen([sys.executable, '-m', 'flm_ros.player', str(bag), '--clock', '100', '--rate',
                                  str(rate), '--delay', '1.0'])
+        t_play = time.perf_counter()
         while play.poll() is None:
             rclpy.spin_once(node, timeout_sec=0.05)
+        play_wall = time.perf_counter() - t_play
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -288,7 +378,11 @@ def replay_live(bag: Path, site_path: Path, params_file: Path, p: dict[str, Any]
         rclpy.try_shutdown()
     wall = time.perf_counter() - t0
     gt = replay_ground_truth(bag, p, gt_spec)
-    return Replay(est=_trajectory(rows), gt=gt.gt, problems=gt.problems, duration=gt.duration, wall=wall)
+    init = _start('given', np.array([p['initial_pose.x'], p['initial_pose.y'], p['initial_pose.yaw']], float),
+                  (p['initial_pose.std_xy'], p['initial_pose.std_xy'], p['initial_pose.std_yaw'])) \
+        if p['set_initial_pose'] else _start('global')
+    return Replay(est=_trajectory(rows), gt=gt.gt, problems=gt.problems, duration=gt.duration, wall=play_wall,
+                  counts={'total_wall_s': wall}, start=gt.start, init=init)
 
 
 def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
@@ -312,7 +406,8 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
         problems.append(f'no ground truth: topic {gt_spec} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE or '
                         '--gt tum:FILE)')
     reader.close()
-    return Replay(est=_trajectory([]), gt=_trajectory(rows), problems=problems, duration=binfo.end - binfo.start)
+    return Replay(est=_trajectory([]), gt=_trajectory(rows), problems=problems, duration=binfo.end - binfo.start,
+                  start=binfo.start)
 
 
 BASELINES = ('icp', 'icp2d', 'icp3d', 'uwb', 'uwb-ekf', 'amcl')
@@ -349,8 +444,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help='sensor topic, e.g. scan=/front/scan (streams: scan points depth uwb imu odom)')
     p.add_argument('--disable', default='', help='comma-separated streams to ignore, e.g. scan,points')
     p.add_argument('--compare', default='', help='comma-separated baselines to run on the same bag (offline mode; '
-                                                 'they start from the true initial pose): icp, icp2d, icp3d, '
-                                                 'uwb-ekf, amcl (Nav2 AMCL, the optional amcl package)')
+                                                 'each starts from the ground truth interpolated at its first '
+                                                 'accepted sensor stamp): icp, icp2d, icp3d, uwb-ekf, amcl (Nav2 '
+                                                 'AMCL, the optional amcl package)')
+    p.add_argument('--initial-pose', default=None, metavar='X,Y,YAW|gt',
+                   help='start the FLM there (m, m, rad in the map frame; std from the parameters '
+                        'initial_pose.std_xy/std_yaw) instead of localizing globally; gt (offline mode): from the '
+                        'ground truth interpolated at the first sensor stamp the pipeline accepts')
+    p.add_argument('--gt-max-gap', type=float, default=0.5, metavar='SECONDS',
+                   help='the longest gap in the ground truth across which it is interpolated to an estimate\'s stamp '
+                        '(estimates in longer gaps are not scored; default %(default)s)')
     p.add_argument('--fail-above', type=float, default=None, metavar='METRES',
                    help='exit with status 3 if the APE RMSE exceeds this')
     p.add_argument('--threshold', type=float, default=1.0, help='failure threshold in metres (default 1.0)')
@@ -358,9 +461,72 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _initial_pose(spec: str | None) -> np.ndarray | str | None:
+    """--initial-pose: None, 'gt' or (3,) x, y, yaw; raises ValueError."""
+    if spec is None or spec == 'gt':
+        return spec
+    try:
+        v = np.array([float(x) for x in spec.split(',')])
+    except ValueError:
+        v = np.zeros(0)
+    if v.shape != (3,) or not np.isfinite(v).all():
+        raise ValueError(f'--initial-pose {spec!r}: expected X,Y,YAW (m, m, rad, e.g. 1.5,-2,0.3) or gt')
+    return v
+
+
+def _model_info(p: dict[str, Any]) -> dict[str, str] | None:
+    """The model file the parameters name (path, sha256), None when the pose source is not the FLM."""
+    if p['pose_source'] != 'flm':
+        return None
+    path = p['model_path']
+    if not path:
+        from flm_core.model.inference import DEFAULT_MODEL  # noqa: PLC0415 (imports torch)
+
+        path = str(DEFAULT_MODEL)
+    h = hashlib.sha256()
+    try:
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                h.update(block)
+    except OSError as e:
+        return {'path': str(Path(path).resolve()), 'sha256': f'unreadable: {e}'}
+    return {'path': str(Path(path).resolve()), 'sha256': h.hexdigest()}
+
+
+def write_params(path: Path, p: dict[str, Any]) -> Path:
+    """Write the parameters ``p`` as a ROS parameter file for the flm_localizer node (what --params-file and
+    flm-run read)."""
+    import yaml  # noqa: PLC0415
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('# The parameters flm-eval ran the localizer with (every one, defaults included).\n'
+                    + yaml.safe_dump({'flm_localizer': {'ros__parameters': dict(p)}}, sort_keys=True))
+    return path
+
+
+def _timing(r: Replay, live: bool, rate: float) -> dict[str, Any]:
+    """A method's wall time (s) and real-time factor (s of data per s of wall; live: the playback rate instead)."""
+    if live:
+        return {'wall_s': r.wall, 'realtime_factor': None, 'playback_rate': rate}
+    return {'wall_s': r.wall, 'realtime_factor': r.duration / r.wall if r.wall > 0 else float('nan')}
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = _parse(sys.argv[1:] if argv is None else argv)
     out = ns.out or ns.bag.with_name(ns.bag.name + '_eval')
+    try:
+        init = _initial_pose(ns.initial_pose)
+    except ValueError as e:
+        print(f'flm-eval: error: {e}', file=sys.stderr)
+        return EXIT_ARGS
+    if isinstance(init, str) and ns.mode == 'live':
+        print('flm-eval: error: --initial-pose gt needs the offline mode (the live node gets X,Y,YAW)',
+              file=sys.stderr)
+        return EXIT_ARGS
+    if not ns.gt_max_gap > 0:
+        print(f'flm-eval: error: --gt-max-gap {ns.gt_max_gap}: expected a positive number of seconds',
+              file=sys.stderr)
+        return EXIT_ARGS
     site_path = ns.site or (ns.bag if ns.bag.is_dir() else ns.bag.parent).parent / 'site.yaml'
     if not site_path.is_file():
         site_path = (ns.bag if ns.bag.is_dir() else ns.bag.parent) / 'site.yaml'
@@ -370,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'flm-eval: error: site: {e} (give one with --site)', file=sys.stderr)
         return EXIT_INPUT
     p = P.from_yaml(str(ns.params_file), 'flm_localizer', TABLE)
+    p['site_file'] = str(site_path.resolve())
     if ns.model:
         p['model_path'] = ns.model
     for spec in ns.topic:
@@ -381,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         p[f'sensors.{stream}.topic'] = topic
     for stream in filter(None, ns.disable.split(',')):
         p[f'sensors.{stream}.enabled'] = False
+    if isinstance(init, np.ndarray):                   # as the node takes it: its set_initial_pose parameters
+        p['set_initial_pose'] = True
+        p['initial_pose.x'], p['initial_pose.y'], p['initial_pose.yaw'] = (float(v) for v in init)
     source = None
     if ns.mode == 'offline':
         try:
@@ -388,52 +558,79 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError, RuntimeError, ImportError) as e:  # ModelFileError is a ValueError
             print(f'flm-eval: error: model: {e} (give one with --model)', file=sys.stderr)
             return EXIT_INPUT
+    gt_first = None
+    if isinstance(init, str):                          # 'gt': the ground truth first, the FLM starts from it
+        try:
+            gt_first = replay_ground_truth(ns.bag, p, ns.gt)
+        except BagError as e:
+            print(f'flm-eval: error: {e}', file=sys.stderr)
+            return EXIT_INPUT
+        if len(gt_first.gt) < 2:
+            print(f'flm-eval: error: --initial-pose gt: no ground truth to start from ('
+                  f'{"; ".join(gt_first.problems) or "fewer than two poses"})', file=sys.stderr)
+            return EXIT_INPUT
+    live = ns.mode == 'live'
     try:
-        if ns.mode == 'offline':
-            rep = replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress, source=source)
+        if live:
+            rep = replay_live(ns.bag, site_path, write_params(out / 'params.yaml', p), p, ns.gt, ns.rate)
         else:
-            rep = replay_live(ns.bag, site_path, ns.params_file, p, ns.gt, ns.rate)
+            rep = replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress, source=source,
+                                 initial_pose=None if gt_first is None else gt_first.gt, gt_max_gap=ns.gt_max_gap)
+            write_params(out / 'params.yaml', p)
     except BagError as e:
         print(f'flm-eval: error: {e}', file=sys.stderr)
         return EXIT_INPUT
+    notes = [f'flm: {n}' for n in rep.notes]
     compared: list[tuple[str, Replay]] = []
     kinds = [k for k in ns.compare.split(',') if k]
     if kinds and ns.mode == 'offline' and len(rep.gt):
-        gt0 = rep.gt.poses[0]
         for kind in kinds:
             try:
-                compared.append((kind, replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress,
-                                                      initial_pose=gt0, **_baseline(kind))))
+                r = replay_offline(ns.bag, site, p, ns.gt, progress=not ns.no_progress, initial_pose=rep.gt,
+                                   gt_max_gap=ns.gt_max_gap, **_baseline(kind))
             except (ValueError, ImportError, BagError) as e:
                 rep.problems.append(f'--compare {kind}: {e}')
+                continue
+            compared.append((kind, r))
+            notes += [f'{kind}: {n}' for n in r.notes]
     elif kinds:
-        rep.problems.append('--compare needs the offline mode and ground truth (the baselines start from the true '
-                            'initial pose)')
+        rep.problems.append('--compare needs the offline mode and ground truth (the baselines start from the ground '
+                            'truth)')
     evals: list[Evaluation] = []
     header = {'bag': str(ns.bag), 'site': str(site_path), 'mode': ns.mode, 'ground_truth': ns.gt,
-              'duration_s': rep.duration, 'wall_s': rep.wall,
-              'realtime_factor': rep.duration / rep.wall if rep.wall > 0 else float('nan')}
+              'gt_max_gap_s': ns.gt_max_gap, 'bag_start_s': rep.start, 'duration_s': rep.duration, 'wall_s': rep.wall,
+              'model': _model_info(p), 'params_file': 'params.yaml', 'notes': notes}
+    if live:
+        header.update(playback_rate=ns.rate, playback_wall_s=rep.wall, wall_s=rep.counts.get('total_wall_s'))
+    else:
+        header['realtime_factor'] = rep.duration / rep.wall if rep.wall > 0 else float('nan')
     if len(rep.gt):
         lat = np.array(rep.latencies) * 1e3
-        extra = {'events': rep.events, 'counts': rep.counts,
+        extra = {'events': rep.events, 'counts': rep.counts, 'initialisation': rep.init,
+                 **_timing(rep, live, ns.rate),
                  'model_latency_ms': {'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99))}
                  if len(lat) else {}}
-        evals.append(evaluate('flm', rep.est, rep.gt, threshold=ns.threshold, duration=rep.duration, extra=extra))
+        evals.append(evaluate('flm', rep.est, rep.gt, threshold=ns.threshold, gt_max_gap=ns.gt_max_gap,
+                              duration=rep.duration, extra=extra))
         for kind, r in compared:
             lat_k = np.array(r.latencies) * 1e3
-            evals.append(evaluate(kind, r.est, rep.gt, threshold=ns.threshold, duration=r.duration, extra={
-                'events': r.events, 'update_latency_ms': {'p50': float(np.percentile(lat_k, 50)),
+            evals.append(evaluate(kind, r.est, rep.gt, threshold=ns.threshold, gt_max_gap=ns.gt_max_gap,
+                                  duration=r.duration, extra={
+                'events': r.events, 'counts': r.counts, 'update_latency_ms': {'p50': float(np.percentile(lat_k, 50)),
                                                           'p99': float(np.percentile(lat_k, 99))} if len(lat_k) else {},
-                'initialised_from_ground_truth': True}))
+                'initialisation': r.init, 'initialised_from_ground_truth': r.init['kind'] == 'ground_truth',
+                **_timing(r, False, ns.rate)}))
+        rep.problems += [x for x in (unmatched_problem(ev, rep.gt) for ev in evals) if x]
     report = write_report(out, evals, rep.gt, site, header, rep.problems) if evals else None
     if not evals:
         out.mkdir(parents=True, exist_ok=True)
         (out / 'metrics.json').write_text(json.dumps({**header, 'partial': True, 'problems': rep.problems}, indent=2))
-    for prob in rep.problems:
+    for prob in notes + rep.problems:
         print(f'flm-eval: warning: {prob}', file=sys.stderr)
     if evals:
-        print(metrics_table(evals))
-        print(f'\nreport: {report}  (replay {header["realtime_factor"]:.1f}x real time)')
+        if any(ev.metrics['matched'] for ev in evals):   # else a table of NaN: the warnings say why
+            print(metrics_table(evals) + '\n')
+        print(f'report: {report}  ({run_summary(header)})')
     if not evals or rep.problems:
         return EXIT_PARTIAL
     if ns.fail_above is not None and not evals[0].metrics['ape_m']['rmse'] <= ns.fail_above:  # NaN fails too

@@ -59,8 +59,20 @@ def test_offline_report_is_complete_and_matches_evo(bag, tmp_path, capsys):
 
 def test_live_mode_agrees_with_offline(bag, tmp_path, capsys):
     assert flm_eval([str(bag), '--out', str(tmp_path / 'offline'), '--no-progress']) == 0
-    assert flm_eval([str(bag), '--out', str(tmp_path / 'live'), '--mode', 'live']) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    code = flm_eval([str(bag), '--out', str(tmp_path / 'live'), '--mode', 'live'])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
     off, live = _metrics(tmp_path / 'offline'), _metrics(tmp_path / 'live')
     assert live['matched'] > 50, live
     assert live['ape_m']['rmse'] < MAX_ATE, live['ape_m']
     assert abs(live['ape_m']['rmse'] - off['ape_m']['rmse']) < LIVE_OFFLINE_TOL, (live['ape_m'], off['ape_m'])
+    # live: the playback rate and the wall time, no real-time factor of a replay that did not happen
+    doc = json.loads((tmp_path / 'live' / 'metrics.json').read_text())
+    assert doc['playback_rate'] == 1.0 and 'realtime_factor' not in doc, doc
+    assert doc['playback_wall_s'] >= 0.9 * doc['duration_s'] and doc['wall_s'] >= doc['playback_wall_s'], doc
+    assert live['playback_rate'] == 1.0 and live['realtime_factor'] is None and live['wall_s'] == doc['playback_wall_s']
+    assert 'live: the bag played at 1x' in cap.out and 'real time' not in cap.out and '| live 1x |' in cap.out, cap.out
+    # the node ran with the parameters written beside the results
+    assert (tmp_path / 'live' / 'params.yaml').is_file()
+    assert doc['model'] == json.loads((tmp_path / 'offline' / 'metrics.json').read_text())['model'], doc['model']

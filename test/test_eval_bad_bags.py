@@ -12,7 +12,12 @@ Covered (test_faults.py covers unreadable bags, a malformed site file and a bad 
 - unknown or wrong message types: a sensor topic carrying another standard type, a custom (non-ROS) type or a type
   the bag has no definition of: the topic and the type are named, the topic is skipped, exit 4 and metrics.json lists
   the problem; a standard type name with another definition in the bag: the topic and the type are named, no crash;
-  a custom type on a topic flm-eval does not read is ignored.
+  a custom type on a topic flm-eval does not read is ignored;
+- ground truth that starts after the sensor data: the baselines (and the FLM with ``--initial-pose gt``) skip the data
+  before it with a warning naming the gap and start from the ground truth interpolated at their first accepted
+  stamp; ground truth too sparse for ``--gt-max-gap`` or on another clock: a named problem and exit 4;
+- what metrics.json records: how each method started, wall time and real-time factor, consistency figures, the
+  model's sha256, params.yaml beside it; the progress bar ends at its total on a bag with topics it does not read.
 
 The bags are variants of one generated scenario (as in test_faults.py), made by copying its raw messages with
 rosbags' rosbag2 Reader/Writer, each in its own folder with a copy of the site files next to it (so flm-eval finds
@@ -21,6 +26,7 @@ site.yaml by default). The model is conftest's ``random_model``: the weights do 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import traceback
@@ -30,10 +36,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flm_ros.evaluate import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, main
+from flm_ros.evaluate import EXIT_ARGS, EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, main
 
 SENSOR_TOPICS = ('/scan', '/uwb/ranges', '/imu/data', '/odom')        # the ones the generated scenario has
 GT_TOPIC = '/ground_truth/pose'
+LATE_GT = 1.5                                                         # s, the 'late_gt' bag's ground truth starts
 BLOB_MSG = 'uint8[] payload\nstring note\n'                            # my_msgs/msg/Blob: not a ROS type
 OTHER_LASERSCAN_MSG = 'float32[] ranges\nstring note\n'                # a LaserScan that is not sensor_msgs' one
 
@@ -53,13 +60,16 @@ def _typestores() -> tuple[Any, Any]:
 def _variant(good: Path, root: Path, name: str, *, drop: tuple[str, ...] = (), silent: tuple[str, ...] = (),
              rename: dict[str, str] | None = None, retype: dict[str, tuple[str, Any, Any]] | None = None,
              extra: dict[str, tuple[str, Any, Any]] | None = None, storage: str = 'mcap',
-             undefined: tuple[str, ...] = ()) -> Path:
+             undefined: tuple[str, ...] = (), cut: dict[str, float] | None = None,
+             every: dict[str, int] | None = None) -> Path:
     """A copy of bag ``good`` as ``root/name/bag_<storage>`` with the site files of ``good.parent`` next to it.
 
     ``drop``: topics left out; ``silent``: topics kept as connections without messages; ``rename``: old -> new topic
     name; ``retype``: topic -> (message type, typestore, message): the topic carries that message instead, at the
     original receive times; ``extra``: topic -> (message type, typestore, message): a new topic, 10 messages spread
-    over the bag; ``undefined``: message types whose definition is deleted from the (sqlite3) bag afterwards."""
+    over the bag; ``undefined``: message types whose definition is deleted from the (sqlite3) bag afterwards;
+    ``cut``: topic -> s after the bag's start before which its messages are left out; ``every``: topic -> n: only
+    every n-th message of it is kept."""
     from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
     rename = rename or {}
@@ -84,7 +94,15 @@ def _variant(good: Path, root: Path, name: str, *, drop: tuple[str, ...] = (), s
             else:
                 conns[c.id] = (writer.add_connection(topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest,
                                                      offered_qos_profiles=c.ext.offered_qos_profiles), None)
-        rows = [(t, conns[c.id], raw) for c, t, raw in reader.messages() if c.id in conns and c.topic not in silent]
+        cut, every = cut or {}, every or {}
+        seen: dict[str, int] = {}
+        rows = []
+        for c, t, raw in reader.messages():
+            if c.id not in conns or c.topic in silent or t < reader.start_time + cut.get(c.topic, 0.0) * 1e9:
+                continue
+            seen[c.topic] = seen.get(c.topic, -1) + 1
+            if seen[c.topic] % every.get(c.topic, 1) == 0:
+                rows.append((t, conns[c.id], raw))
         for topic, (msgtype, ts, msg) in (extra or {}).items():
             conn, data = writer.add_connection(topic, msgtype, typestore=ts), bytes(ts.serialize_cdr(msg, msgtype))
             rows += [(int(t), (conn, data), b'') for t in np.linspace(reader.start_time, reader.end_time, 10)]
@@ -131,6 +149,8 @@ def bags(tmp_path_factory) -> dict[str, Path]:
         'scan_undefined': dict(storage='sqlite3', undefined=('sensor_msgs/msg/LaserScan',)),
         'scan_other_definition': dict(retype={'/scan': other_scan}),
         'foreign_topics': dict(extra={'/my/blob': blob, '/chatter': string}),
+        'late_gt': dict(cut={GT_TOPIC: LATE_GT}),                # the ground truth starts 1.5 s after the sensors
+        'sparse_gt': dict(every={GT_TOPIC: 50}),                 # 50 Hz -> 1 Hz
     }
     return {'good': good, **{name: _variant(good, root, name, **kw) for name, kw in v.items()}}
 
@@ -283,3 +303,160 @@ def test_eval_ignores_custom_types_on_topics_it_does_not_read(bags, random_model
     assert 'flm-eval: warning' not in err and 'Traceback' not in err, err
     m = _metrics(tmp_path / 'out')
     assert m['partial'] is False and m['methods']['flm']['estimates'] > 0, m
+
+
+# ------------------------------------------------------------------------------------------------ how methods start
+def _bag_ground_truth(bag: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(t (N,), poses (N, 3)) of the bag's ground-truth topic, read with rosbags (not with flm-eval's reader)."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    from flm_core.geometry import quat_to_yaw
+    rows = []
+    with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as r:
+        for c, _, raw in r.messages([c for c in r.connections if c.topic == GT_TOPIC]):
+            m = r.deserialize(raw, c.msgtype)
+            q = m.pose.orientation
+            rows.append((m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec, m.pose.position.x, m.pose.position.y,
+                         float(quat_to_yaw(np.array([q.x, q.y, q.z, q.w])))))
+    a = np.array(sorted(rows))
+    return a[:, 0], a[:, 1:]
+
+
+def _gt_at(bag: Path, stamp: float) -> np.ndarray:
+    t, p = _bag_ground_truth(bag)
+    yaw = np.unwrap(p[:, 2])
+    return np.array([np.interp(stamp, t, p[:, 0]), np.interp(stamp, t, p[:, 1]), np.interp(stamp, t, yaw)])
+
+
+def test_eval_methods_start_from_ground_truth_at_their_own_first_stamp(bags, random_model, tmp_path, capsys):
+    """The ground truth starts 1.5 s after the sensor data: the baselines (and the FLM with --initial-pose gt) skip
+    the sensor data before it, say so, and start from the ground truth interpolated at their first accepted stamp,
+    not from the first ground-truth pose applied 1.5 s too early."""
+    bag = bags['late_gt']
+    code, out, err = _eval(capsys, bag, random_model, tmp_path / 'out', '--compare', 'icp,uwb-ekf',
+                           '--initial-pose', 'gt')
+    assert code == EXIT_OK, err
+    m = _metrics(tmp_path / 'out')
+    gt_t, _ = _bag_ground_truth(bag)
+    for name in ('flm', 'icp', 'uwb-ekf'):
+        init = m['methods'][name]['initialisation']
+        assert init['kind'] == 'ground_truth', init
+        assert init['stamp'] >= gt_t[0] and init['skipped_messages'] > 0, init
+        assert init['skipped_s'] == pytest.approx(LATE_GT, abs=0.1), init
+        assert _said(err, f'{name}: the ground truth does not cover the first {init["skipped_s"]:.3f} s'), err
+        want = _gt_at(bag, init['stamp'])
+        np.testing.assert_allclose(init['pose'][:2], want[:2], atol=1e-6)
+        assert abs(np.angle(np.exp(1j * (init['pose'][2] - want[2])))) < 1e-6
+    assert m['methods']['icp']['initialised_from_ground_truth'] is True
+    # ICP started where the robot is: its first estimate is right to a few cm (ICP on generated data reaches mm;
+    # from the first ground-truth pose at the first sensor stamp it would start off by what the robot moved in 1.5 s)
+    icp, ref = np.loadtxt(tmp_path / 'out' / 'icp.tum', ndmin=2), np.loadtxt(tmp_path / 'out' / 'groundtruth_icp.tum',
+                                                                            ndmin=2)
+    assert icp[0, 0] == ref[0, 0] and np.hypot(*(icp[0, 1:3] - ref[0, 1:3])) < 0.05, (icp[0], ref[0])
+    # the FLM tracked from there: an initial pose and no global localization before it
+    events = m['methods']['flm']['events']
+    assert events and events[0].endswith('initial pose') and not any('global localization' in e for e in events)
+    # the flag is uwb-ekf, and so is every name in the output
+    assert '| uwb-ekf |' in out and 'uwb-eskf' not in out + err + (tmp_path / 'out' / 'report.md').read_text()
+
+
+def test_eval_initial_pose_given(bags, random_model, tmp_path, capsys):
+    bag = bags['good']
+    gt_t, gt_p = _bag_ground_truth(bag)
+    x, y, yaw = gt_p[0]
+    code, _, err = _eval(capsys, bag, random_model, tmp_path / 'out', f'--initial-pose={x},{y},{yaw}')
+    assert code == EXIT_OK, err
+    m = _metrics(tmp_path / 'out')
+    init = m['methods']['flm']['initialisation']
+    assert init['kind'] == 'given' and init['pose'] == pytest.approx([x, y, yaw]) and init['skipped_messages'] == 0
+    assert init['std'] == pytest.approx([0.5, 0.5, 0.3])           # the parameters' initial_pose.std_xy/std_yaw
+    assert m['methods']['flm']['events'][0].endswith('initial pose')
+    import yaml
+    params = yaml.safe_load((tmp_path / 'out' / 'params.yaml').read_text())['flm_localizer']['ros__parameters']
+    assert params['set_initial_pose'] is True and params['initial_pose.x'] == pytest.approx(x)
+
+
+@pytest.mark.parametrize('args,words', [
+    (('--initial-pose', '1,2'), ('--initial-pose', 'X,Y,YAW')),
+    (('--initial-pose', 'a,b,c'), ('--initial-pose', 'X,Y,YAW')),
+    (('--initial-pose', 'gt', '--mode', 'live'), ('--initial-pose gt', 'offline')),
+    (('--gt-max-gap', '0'), ('--gt-max-gap', 'positive')),
+])
+def test_eval_bad_start_options(bags, random_model, tmp_path, capsys, args, words):
+    code, _, err = _eval(capsys, bags['good'], random_model, tmp_path / 'out', *args)
+    assert code == EXIT_ARGS, err
+    assert _said(err, *words, kind='error') and 'Traceback' not in err, err
+
+
+def test_eval_initial_pose_gt_without_ground_truth_is_an_error(bags, random_model, tmp_path, capsys):
+    code, _, err = _eval(capsys, bags['no_gt'], random_model, tmp_path / 'out', '--initial-pose', 'gt')
+    assert code == EXIT_INPUT, err
+    assert _said(err, '--initial-pose gt', 'no ground truth', GT_TOPIC, kind='error'), err
+
+
+# ------------------------------------------------------------------------------------------------ matching
+def test_eval_sparse_ground_truth_is_named_and_gt_max_gap_scores_it(bags, random_model, tmp_path, capsys):
+    """Ground truth at 1 Hz: with the default --gt-max-gap 0.5 no estimate can be matched. That is a named problem
+    (how many estimates, the ground truth's range and largest gap, the option to use) and exit 4, not a table of
+    NaN and exit 0; --gt-max-gap 1.5 scores them."""
+    code, out, err = _eval(capsys, bags['sparse_gt'], random_model, tmp_path / 'o1', '--fail-above', '100')
+    assert code == EXIT_PARTIAL, err
+    assert _said(err, 'flm: none of the', 'estimates', 'largest gap 1.0', '--gt-max-gap 0.5'), err
+    assert '| flm |' not in out and 'nan' not in out, out
+    m = _metrics(tmp_path / 'o1')
+    assert m['partial'] is True and m['methods']['flm']['matched'] == 0 < m['methods']['flm']['estimates'], m
+    assert any('none of the' in p for p in m['problems']), m['problems']
+    code, out, err = _eval(capsys, bags['sparse_gt'], random_model, tmp_path / 'o2', '--gt-max-gap', '1.5')
+    assert code == EXIT_OK, err
+    m = _metrics(tmp_path / 'o2')
+    assert m['gt_max_gap_s'] == 1.5 and m['methods']['flm']['gt_max_gap_s'] == 1.5
+    gt_t, _ = _bag_ground_truth(bags['sparse_gt'])
+    est_t = np.loadtxt(tmp_path / 'o2' / 'flm.tum', ndmin=2)[:, 0]
+    inside = int(np.sum((est_t >= gt_t[0]) & (est_t <= gt_t[-1])))   # every gap is 1.0 s <= 1.5 s
+    assert m['methods']['flm']['matched'] == inside > 0, (m['methods']['flm'], gt_t)
+
+
+def test_eval_ground_truth_on_another_clock_is_named(bags, random_model, tmp_path, capsys):
+    """A TUM ground truth 1000 s off the bag's clock: disjoint time ranges, nothing to match; exit 4 naming both."""
+    t, p = _bag_ground_truth(bags['good'])
+    from flm_core.evaluation.trajectory import Trajectory, write_tum
+    tum = write_tum(tmp_path / 'shifted.tum', Trajectory(t + 1000.0, p))
+    code, _, err = _eval(capsys, bags['good'], random_model, tmp_path / 'out', '--gt', f'tum:{tum}')
+    assert code == EXIT_PARTIAL, err
+    assert _said(err, 'flm: none of the', f'from {t[0] + 1000:.3f}', 'same clock'), err
+
+
+# ------------------------------------------------------------------------------------------------ what is recorded
+def test_eval_records_timing_consistency_params_model_and_counts_its_progress(bags, random_model, tmp_path, capsys):
+    """Per method: wall time and real-time factor (metrics.json and the table), position NEES, sigma coverage and
+    confidently-wrong time; params.yaml that reads back to the parameters used; the model's path and sha256; and
+    the progress bar ends at its total although the bag has topics flm-eval does not read."""
+    import hashlib
+
+    from flm_ros import params as P
+    from flm_ros.bringup import default_params_file
+    from flm_ros.evaluate import TABLE
+    out = tmp_path / 'out'
+    rc = main([str(bags['foreign_topics']), '--model', str(random_model), '--out', str(out)])   # with the bar
+    cap = capsys.readouterr()
+    assert rc == EXIT_OK, cap.err
+    done = re.findall(r'flm-eval: +(\d+)%\|[^|]*\| *(\d+)/(\d+) ', cap.err)
+    assert done and done[-1][0] == '100' and done[-1][1] == done[-1][2], cap.err[-500:]
+    m = _metrics(out)
+    f = m['methods']['flm']
+    assert f['wall_s'] > 0 and f['realtime_factor'] == pytest.approx(m['duration_s'] / f['wall_s'])
+    assert m['realtime_factor'] == pytest.approx(f['realtime_factor']) and 'playback_rate' not in m
+    assert '| wall [s] | speed |' in cap.out and f'| {f["wall_s"]:.1f} | {f["realtime_factor"]:.1f}x |' in cap.out
+    assert 'offline replay' in cap.out
+    assert f['nees_position_dof'] == 2 and f['nees_position_mean'] >= 0
+    assert 0 <= f['position_within_1sigma'] <= f['position_within_2sigma'] <= 1
+    assert 0 <= f['confidently_wrong_longest_s'] <= f['confidently_wrong_s'] <= m['duration_s'] + 1
+    assert f['confidently_wrong_rule'] == {'min_error_m': 0.5, 'n_sigma': 3.0,
+                                           'sigma': 'largest position std of the estimate'}
+    assert f['initialisation']['kind'] == 'global'
+    assert m['model'] == {'path': str(random_model.resolve()),
+                          'sha256': hashlib.sha256(random_model.read_bytes()).hexdigest()}
+    want = P.from_yaml(str(default_params_file()), 'flm_localizer', TABLE)
+    want.update(model_path=str(random_model), site_file=str((bags['foreign_topics'].parent / 'site.yaml').resolve()))
+    assert P.from_yaml(str(out / 'params.yaml'), 'flm_localizer', TABLE) == want

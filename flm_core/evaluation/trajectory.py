@@ -67,6 +67,16 @@ def interpolate(traj: Trajectory, t: np.ndarray, max_gap: float = 0.5) -> tuple[
     return out, ok
 
 
+def largest_gap(traj: Trajectory) -> tuple[float, float]:
+    """(length s, start stamp s) of the longest interval between consecutive stamps of ``traj``; (0, NaN) with fewer
+    than two stamps."""
+    if len(traj) < 2:
+        return 0.0, float('nan')
+    d = np.diff(traj.t)
+    k = int(np.argmax(d))
+    return float(d[k]), float(traj.t[k])
+
+
 def _stats(e: np.ndarray) -> dict[str, float]:
     """evo's statistics of an error array."""
     if len(e) == 0:
