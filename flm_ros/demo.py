@@ -5,6 +5,9 @@
 2. Runs `flm-eval --mode live`: the real flm_localizer node (started by flm-run, as for `ros2 launch`) and the bag
    player as separate ROS 2 processes over DDS with /clock; what the node publishes is recorded.
 3. Prints the metrics table and the path of the report with the plots.
+4. Then a real recording: 20 s of a real UWB run shipped in data/ (ranges as a real driver sends them, biased, one
+   stamp per ranging frame; see its README for the source and license), evaluated offline with the UWB EKF beside
+   the FLM (--no-real skips it).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from flm_core.datagen.scenario import generate_scenario
 from flm_core.datagen.seeds import EVAL_SEED_MIN
 
 HELD_OUT_FAMILY = 'cluttered'  # flm_core.train's default holdout_family: no training scenario comes from it
+REAL_RUN = Path(__file__).resolve().parents[1] / 'data' / 'lias_uwb_mid_tag0_20s'
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -30,6 +34,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument('--rate', type=float, default=1.0, help='playback rate (default: %(default)s)')
     p.add_argument('--mode', choices=('live', 'offline'), default='live',
                    help='live: node + player over DDS (default); offline: the same pipeline, as fast as possible')
+    p.add_argument('--no-real', action='store_true', help='skip the real recording (step 4)')
     return p.parse_args(argv)
 
 
@@ -45,8 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     from flm_ros import evaluate  # noqa: PLC0415 (imports rclpy and torch: after the quick argument check)
 
     print(f'[flm-demo] replaying {bag} to the localizer ({ns.mode})', flush=True)
-    return evaluate.main([str(bag), '--mode', ns.mode, '--rate', str(ns.rate), '--out', str(ns.out / 'report'),
-                          '--no-progress'])
+    rc = evaluate.main([str(bag), '--mode', ns.mode, '--rate', str(ns.rate), '--out', str(ns.out / 'report'),
+                        '--no-progress'])
+    if ns.no_real or rc != 0:
+        return rc
+    if not (REAL_RUN / 'bag' / 'metadata.yaml').is_file():
+        print(f'[flm-demo] no real recording at {REAL_RUN}: step 4 skipped', flush=True)
+        return rc
+    print(f'\n[flm-demo] a real recording: {REAL_RUN.name} (UWB only; offline, the UWB EKF beside the FLM)', flush=True)
+    return evaluate.main([str(REAL_RUN / 'bag'), '--site', str(REAL_RUN / 'site.yaml'),
+                          '--gt', f'tum:{REAL_RUN / "ground_truth.tum"}', '--compare', 'uwb-ekf',
+                          '--out', str(ns.out / 'real_report'), '--no-progress'])
 
 
 if __name__ == '__main__':
