@@ -51,3 +51,13 @@ def test_a_slice_of_each_real_run_is_evaluated_and_nothing_is_dropped_silently(n
         assert ledger['uwb']['buffered'] == ledger['uwb']['read']
         naive = real_data.naive_multilateration(bag, site)
         assert len(naive) > 100
+
+
+def test_the_demo_ends_with_the_real_recording_shipped_in_the_repository(tmp_path):
+    from flm_ros import demo
+
+    assert 'MIT License' in (demo.REAL_RUN / 'README.md').read_text()
+    assert demo.main(['--mode', 'offline', '--duration', '6', '--out', str(tmp_path)]) in (0, 4)
+    m = json.loads((tmp_path / 'real_report' / 'metrics.json').read_text())
+    assert set(m['methods']) == {'flm', 'uwb-ekf'}
+    assert m['methods']['flm']['matched'] > 150 and m['methods']['flm']['ape_m']['rmse'] < 1.0
