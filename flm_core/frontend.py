@@ -143,7 +143,8 @@ class SensorFrontEnd:
         return None if last is None else now - last
 
     def stats(self, streams: list[str], now: float) -> dict[str, dict[str, Any]]:
-        """Per stream: received, rate_hz, age_s, buffer verdict counts, rejections by reason."""
+        """Per stream: received, rate_hz, age_s, buffer verdict counts, rejections by reason; for the IMU also the
+        frames levelled by gravity alone (TF did not know their mount) and the orientations ignored."""
         with self.lock:
             counts = self.buffer.counts()
             rejections = dict(self.rejections)
@@ -157,4 +158,7 @@ class SensorFrontEnd:
                 **{f'buffer.{k}': v for k, v in counts.get(name, {}).items()},
                 **{f'rejected.{r}': c for (s, r), c in rejections.items() if s == name},
             }
+        if 'imu' in out:   # how the IMU was levelled: frames TF did not know, orientations that contradicted gravity
+            out['imu']['levelled_by_gravity_only'] = ','.join(sorted(self.unmounted))
+            out['imu']['orientation_ignored'] = self.leveler.disagreements
         return out

@@ -136,6 +136,7 @@ def test_the_front_end_levels_imu_samples_with_the_tf_mount():
     front.offer('imu', ImuSample(stamp=1.1, frame_id='imu2', angular_velocity=np.zeros(3),
                                  linear_acceleration=np.array([0, 0, GRAVITY])), 1.1)
     assert front.unmounted == {'imu2'}
+    assert front.stats(['imu'], 1.1)['imu']['levelled_by_gravity_only'] == 'imu2'   # what /diagnostics shows
 
 
 # ------------------------------------------------------------------------------------------------- odometry
