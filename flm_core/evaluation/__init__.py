@@ -1,6 +1,2 @@
-"""Evaluation of localization results (no ROS imports): trajectory metrics in :mod:`.metrics`."""
-from .metrics import (TrajectoryErrors, absolute_errors, ate_rmse, chi2_bounds, failure_rate, nees, pose_nees, rpe,
-                      summarize, yaw_rmse)
-
-__all__ = ['TrajectoryErrors', 'absolute_errors', 'ate_rmse', 'chi2_bounds', 'failure_rate', 'nees', 'pose_nees',
-           'rpe', 'summarize', 'yaw_rmse']
+"""Evaluation of localization results (no ROS imports): error statistics of trajectories against ground truth
+(:mod:`.trajectory`, evo-compatible), consistency of their covariances (:mod:`.metrics`), reports (:mod:`.report`)."""
