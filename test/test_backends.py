@@ -23,8 +23,24 @@ from flm_core.model.inference import DEFAULT_MODEL, Localizer
 from flm_core.model.tokens import prepare, tokenize
 
 TOL = 1e-4   # the brief's bar for "the same result" across back ends (float32 network)
-HAS_TORCH = importlib.util.find_spec('torch') is not None
-HAS_ORT = importlib.util.find_spec('onnxruntime') is not None
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # the torch-free child processes below refuse to find torch
+        return False
+
+
+HAS_TORCH = _installed('torch')
+HAS_ORT = _installed('onnxruntime')
+#: First lines of a child process in which torch cannot be imported, as where it is not installed.
+NO_TORCH = ('import importlib.abc, sys\n'
+            'class NoTorch(importlib.abc.MetaPathFinder):\n'
+            '    def find_spec(self, name, path=None, target=None):\n'
+            '        if name.split(".")[0] == "torch":\n'
+            '            raise ModuleNotFoundError(f"No module named {name!r}", name=name)\n'
+            'sys.meta_path.insert(0, NoTorch())\n')
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason='torch is not installed (the torch back end)')
 needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime is not installed (pip install 'flm_ros[onnx]')")
 SHIPPED_ONNX = DEFAULT_MODEL.with_suffix('.onnx')
@@ -120,13 +136,12 @@ def test_onnx_localizes_without_torch(replay) -> None:
     """A child process in which ``import torch`` fails (as on a robot without it) loads the shipped model with the
     default back end choice and localizes; torch is never imported. Same result as the torch back end here."""
     t = STAMPS[1]
-    code = ('import json, sys\n'
-            'sys.modules["torch"] = None  # import torch raises ImportError, as where torch is not installed\n'
+    code = (NO_TORCH + 'import json\n'
             f'sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n'
             'from test_backends import Localizer, scenario_replay, track\n'
             'loc = Localizer.load(threads=1)\n'
             f'est = track(loc, scenario_replay(), {t})\n'
-            'assert not [m for m in sys.modules if m.startswith("torch") and sys.modules[m] is not None]\n'
+            'assert not [m for m in sys.modules if m.split(".")[0] == "torch"]\n'
             'print(json.dumps({"backend": loc.backend.name, "pose": est.pose.tolist(), "cov": est.cov.tolist()}))\n')
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300,
                        cwd=str(Path(__file__).resolve().parents[1]))
@@ -138,6 +153,22 @@ def test_onnx_localizes_without_torch(replay) -> None:
     if HAS_TORCH:
         ref = track(Localizer.load(backend='torch', threads=1), replay, t)
         assert np.abs(ref.pose - pose).max() <= TOL and np.abs(ref.cov - cov).max() <= TOL
+
+
+@needs_ort
+@pytest.mark.skipif(not _installed('rclpy'), reason='rclpy is not installed (the ROS node)')
+def test_node_loads_the_model_without_torch() -> None:
+    """The localizer node's model loading with its default parameters, in a process where torch cannot be imported
+    (what ``ros2 run flm_ros flm_localizer`` does at configure on a robot without torch)."""
+    code = (NO_TORCH + 'import logging\n'
+            'from flm_ros import params as P\nfrom flm_ros.localizer_node import load_pose_source\n'
+            'p = {q.name: q.default for q in P.COMMON + P.LOCALIZER}\n'
+            'loc = load_pose_source(p, logging.getLogger("flm"))\n'
+            'print(loc.backend.name, loc.device, loc.backend.path.name, p["inference_backend"])\n')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ['onnx', 'cpu', 'flm_v1.onnx', 'auto']
 
 
 def test_backend_choice_and_model_files(tmp_path: Path) -> None:
