@@ -167,3 +167,31 @@ def test_shipped_model(tmp_path: Path) -> None:
                        np.diag([0.04, 0.04, 0.01]), rig=rp.rig)
     assert est.mode == 'tracking' and np.hypot(*(est.pose[:2] - truth[:2])) < 0.3
     assert set(est.health) == {'scan', 'points', 'depth', 'uwb', 'imu', 'odom'} and est.health['scan'] > 0
+
+
+def test_flm_export_writes_loadable_twins(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """flm-export CKPT writes NAME.pt, NAME.onnx and NAME.json; both back ends load them by the same model path
+    and agree; --onnx-only rewrites the ONNX twin of an existing NAME.pt with that file's record."""
+    pytest.importorskip('onnxruntime')
+    from flm_core.model.export import main
+
+    m = small_model(2)
+    ckpt = save_training_checkpoint(tmp_path / 'last.pt', m, None, 7,
+                                    {'model': m.cfg.to_dict(), 'tokens': TokenConfig().to_dict()})
+    out = tmp_path / 'out'
+    assert main([str(ckpt), '--out', str(out), '--name', 'm']) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res['onnx']['checked'] and res['onnx']['max_abs_diff'] <= FP32_ATOL
+    record = json.loads((out / 'm.json').read_text())
+    assert record['export']['onnx']['path'] == 'm.onnx' and record['train_step'] == 7
+    x = [t.numpy() for t in example_tokens(3, 50, seed=4)]
+    ts, onnx = (Localizer.load(out / 'm.pt', backend=b) for b in ('torch', 'onnx'))
+    assert onnx.backend.path == out / 'm.onnx' and onnx.meta['train_step'] == 7
+    assert max(float(np.abs(a - b).max()) for a, b in zip(ts.backend.run(*x), onnx.backend.run(*x))) <= FP32_ATOL
+    (out / 'm.onnx').unlink()
+    assert main([str(ckpt), '--out', str(out), '--name', 'm', '--onnx-only']) == 0
+    again = Localizer.load(out / 'm.onnx')
+    assert {k: v for k, v in again.meta.items() if k not in ('format', 'fp16')} == \
+        {k: v for k, v in read_meta(out / 'm.pt').items() if k not in ('format', 'fp16', 'device')}
+    assert main([str(ckpt), '--out', str(tmp_path / 'empty'), '--onnx-only']) == 1
+    assert 'file not found' in capsys.readouterr().err
