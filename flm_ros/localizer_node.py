@@ -64,21 +64,18 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 
 
 def load_pose_source(p: dict[str, Any], logger) -> Any:
-    """The pose source named by the parameters: the FLM TorchScript model, or a classical baseline."""
+    """The pose source named by the parameters: the FLM model (torch or ONNX Runtime), or a classical baseline."""
     kind = p['pose_source']
     if kind == 'flm':
-        import torch  # noqa: PLC0415
-
         from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: PLC0415
 
-        # torch's default pool (one thread per core) oversubscribes a small busy CPU: a model step went from ~9 ms
-        # to ~0.9 s in the fault runs. Inference threads are a parameter, 1 by default.
-        torch.set_num_threads(max(1, int(p['inference_threads'])))
-
+        # A default pool of one thread per core oversubscribes a small busy CPU: a model step went from ~9 ms to
+        # ~0.9 s in the fault runs. Inference threads are a parameter, 1 by default.
         path = p['model_path'] or str(DEFAULT_MODEL)
-        loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']), iterations=int(p['model.iterations']),
+        loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']), backend=p['inference_backend'],
+                             threads=max(1, int(p['inference_threads'])), iterations=int(p['model.iterations']),
                              converge=float(p['model.converge']), global_candidates=int(p['model.global_candidates']))
-        logger.info(f'model {path} on {loc.device}')
+        logger.info(f'model {loc.backend.path} on {loc.device} ({loc.backend.name})')
         return loc
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
 

@@ -67,11 +67,12 @@ LOCALIZER: tuple[Param, ...] = (
     Param('autostart', True, 'Configure and activate at start-up (false under nav2_lifecycle_manager).', True),
     Param('bond_heartbeat_period', 0.1, 's between heartbeats of the bond nav2_lifecycle_manager holds with the '
           'node while it is active, as Nav2\'s own nodes (bondpy, or the bond messages; 0: no bond).', True),
-    Param('model_path', '', 'TorchScript model file; empty: the checkpoint shipped with the package.', True),
+    Param('model_path', '', 'Model file (NAME.pt or NAME.onnx); empty: the model shipped with the package.', True),
     Param('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'auto' (cuda when available).", True),
     Param('fp16', False, 'Half-precision inference (CUDA only).', True),
-    Param('inference_threads', 1, 'CPU threads for the model (torch intra-op); more only on an otherwise idle CPU.',
-          True),
+    Param('inference_backend', 'auto', "Model back end: 'torch' (TorchScript file), 'onnx' (ONNX Runtime, NAME.onnx "
+          "beside model_path) or 'auto' (torch where installed, else onnx).", True),
+    Param('inference_threads', 1, 'CPU threads for the model (intra-op); more only on an otherwise idle CPU.', True),
     Param('model.iterations', 2, 'Most model passes per tracking update, each from the pose the previous one gave.',
           True),
     Param('model.converge', 1.0, 'Stop those passes early once the correction is within this many standard '

@@ -1,5 +1,6 @@
 """FLM export and safe loading: TorchScript == eager (1e-4 abs), loadable in a fresh process without the model code,
-ONNX checked with onnxruntime, and loaders refusing pickles, random files and records of the wrong format/version."""
+ONNX (with its record) checked with onnxruntime and loadable by the ONNX back end, and loaders refusing pickles,
+random files and records of the wrong format/version. (test_backends.py compares the back ends.)"""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from flm_core.model.checkpoint import (ModelFileError, load_torchscript, load_training_checkpoint, read_meta,
-                                       save_training_checkpoint)
+from flm_core.model.backends import OnnxBackend
+from flm_core.model.checkpoint import (ModelFileError, load_torchscript, load_training_checkpoint, own_torchscript,
+                                       read_meta, save_training_checkpoint)
 from flm_core.model.export import FP32_ATOL, build_meta, example_tokens, export_onnx, export_torchscript
 from flm_core.model.inference import Localizer
 from flm_core.model.net import FLM, FLMConfig
@@ -70,8 +72,19 @@ def test_torchscript_loads_in_fresh_process_without_model_code(exported: tuple[F
 
 def test_onnx_matches_eager(tmp_path: Path) -> None:
     pytest.importorskip('onnxruntime')
-    info = export_onnx(small_model(1), tmp_path / 'flm.onnx')
+    m = small_model(1)
+    meta = build_meta(m, TokenConfig().to_dict())
+    info = export_onnx(m, tmp_path / 'flm.onnx', meta)
     assert info['checked'] and info['max_abs_diff'] <= FP32_ATOL
+    backend, record = OnnxBackend.load(tmp_path / 'flm.onnx')  # the record travels inside the ONNX file
+    assert record['format'] == 'flm-onnx' and record['tokens'] == meta['tokens'] and record['model'] == meta['model']
+    for b, n in ((1, 1), (5, 77)):
+        x = example_tokens(b, n, seed=20 + b)
+        with torch.no_grad():
+            ref = m(*x)
+        got = backend.run(*(t.numpy() for t in x))
+        expected = (ref[0], ref[1], torch.sigmoid(ref[2]), torch.sigmoid(ref[3]))
+        assert max(float(np.abs(r.double().numpy() - g).max()) for r, g in zip(expected, got)) <= FP32_ATOL
 
 
 def test_localizer_load_refuses_bad_files(exported: tuple[FLM, Path], tmp_path: Path) -> None:
@@ -95,13 +108,16 @@ def test_localizer_load_refuses_bad_files(exported: tuple[FLM, Path], tmp_path: 
         Localizer.load(tmp_path / 'missing.pt')
     # a TorchScript archive without the record
     bare = tmp_path / 'bare.pt'
-    torch.jit.save(torch.jit.script(small_model()), str(bare))
+    with own_torchscript():  # deliberately foreign files: the deprecation notice is no news here
+        torch.jit.save(torch.jit.script(small_model()), str(bare))
     with pytest.raises(ModelFileError, match='flm_meta.json'):
         Localizer.load(bare)
     # a record of another version
     old = tmp_path / 'old.pt'
     meta = read_meta(good)
-    torch.jit.save(torch.jit.load(str(good)), str(old), _extra_files={'flm_meta.json': json.dumps({**meta, 'version': 99})})
+    with own_torchscript():
+        torch.jit.save(torch.jit.load(str(good)), str(old),
+                       _extra_files={'flm_meta.json': json.dumps({**meta, 'version': 99})})
     with pytest.raises(ModelFileError, match='version 99'):
         Localizer.load(old)
     # a plain zip that is not TorchScript
@@ -151,3 +167,31 @@ def test_shipped_model(tmp_path: Path) -> None:
                        np.diag([0.04, 0.04, 0.01]), rig=rp.rig)
     assert est.mode == 'tracking' and np.hypot(*(est.pose[:2] - truth[:2])) < 0.3
     assert set(est.health) == {'scan', 'points', 'depth', 'uwb', 'imu', 'odom'} and est.health['scan'] > 0
+
+
+def test_flm_export_writes_loadable_twins(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """flm-export CKPT writes NAME.pt, NAME.onnx and NAME.json; both back ends load them by the same model path
+    and agree; --onnx-only rewrites the ONNX twin of an existing NAME.pt with that file's record."""
+    pytest.importorskip('onnxruntime')
+    from flm_core.model.export import main
+
+    m = small_model(2)
+    ckpt = save_training_checkpoint(tmp_path / 'last.pt', m, None, 7,
+                                    {'model': m.cfg.to_dict(), 'tokens': TokenConfig().to_dict()})
+    out = tmp_path / 'out'
+    assert main([str(ckpt), '--out', str(out), '--name', 'm']) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res['onnx']['checked'] and res['onnx']['max_abs_diff'] <= FP32_ATOL
+    record = json.loads((out / 'm.json').read_text())
+    assert record['export']['onnx']['path'] == 'm.onnx' and record['train_step'] == 7
+    x = [t.numpy() for t in example_tokens(3, 50, seed=4)]
+    ts, onnx = (Localizer.load(out / 'm.pt', backend=b) for b in ('torch', 'onnx'))
+    assert onnx.backend.path == out / 'm.onnx' and onnx.meta['train_step'] == 7
+    assert max(float(np.abs(a - b).max()) for a, b in zip(ts.backend.run(*x), onnx.backend.run(*x))) <= FP32_ATOL
+    (out / 'm.onnx').unlink()
+    assert main([str(ckpt), '--out', str(out), '--name', 'm', '--onnx-only']) == 0
+    again = Localizer.load(out / 'm.onnx')
+    assert {k: v for k, v in again.meta.items() if k not in ('format', 'fp16')} == \
+        {k: v for k, v in read_meta(out / 'm.pt').items() if k not in ('format', 'fp16', 'device')}
+    assert main([str(ckpt), '--out', str(tmp_path / 'empty'), '--onnx-only']) == 1
+    assert 'file not found' in capsys.readouterr().err

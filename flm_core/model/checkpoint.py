@@ -12,17 +12,29 @@ Two kinds of file, both zip archives written by torch:
   ``format = 'flm-train-checkpoint'``.
 
 Anything else (a pickle, a random file, another model) raises :class:`ModelFileError` saying what was expected.
+The ONNX twin of a TorchScript model (``NAME.onnx``, see export.py and backends.py) carries the same record, with
+``format = 'flm-onnx'``, checked by :func:`parse_meta`.
+
+torch 2.13 deprecates TorchScript: every ``torch.jit.script/save/load`` warns. The torch back end keeps it (the
+files are self-contained, and ``torch.export``'s ``.pt2`` loader may unpickle with ``weights_only=False``, which
+this module exists to refuse), and :func:`own_torchscript` silences exactly that warning where the project scripts,
+writes, or loads a file whose record it has checked; it is not hidden anywhere else. torch is imported only by the
+functions that need it: :func:`read_meta` and :func:`parse_meta` work where torch is not installed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 TORCHSCRIPT_FORMAT = 'flm-torchscript'
+ONNX_FORMAT = 'flm-onnx'
 TRAIN_FORMAT = 'flm-train-checkpoint'
 FORMAT_VERSION = 1
 META_NAME = 'flm_meta.json'
@@ -59,13 +71,19 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f'{path}: TorchScript archive without the {META_NAME} record; expected {what}')
     with zipfile.ZipFile(path) as z:
         raw = z.read(meta_names[0])
+    return parse_meta(raw, path, TORCHSCRIPT_FORMAT)
+
+
+def parse_meta(raw: bytes | str, path: str | Path, expected_format: str) -> dict[str, Any]:
+    """The checked ``flm_meta.json`` record ``raw`` of the model file ``path`` (for messages): valid JSON, the
+    expected format, a supported version, and the token and model records."""
     try:
-        meta = json.loads(raw.decode('utf-8'))
+        meta = json.loads(raw.decode('utf-8') if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f'{path}: {META_NAME} is not valid JSON ({e})') from None
-    if not isinstance(meta, dict) or meta.get('format') != TORCHSCRIPT_FORMAT:
+    if not isinstance(meta, dict) or meta.get('format') != expected_format:
         raise ModelFileError(f'{path}: {META_NAME} format is {meta.get("format") if isinstance(meta, dict) else meta!r}'
-                             f', expected {TORCHSCRIPT_FORMAT!r}')
+                             f', expected {expected_format!r}')
     if meta.get('version') != FORMAT_VERSION:
         raise ModelFileError(f'{path}: model file version {meta.get("version")!r} is not supported by this flm_core '
                              f'(supports version {FORMAT_VERSION}); re-export it with flm-export')
@@ -75,12 +93,26 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+@contextlib.contextmanager
+def own_torchscript() -> Iterator[None]:
+    """Silence torch's "`torch.jit.X` is deprecated" warning (and only it) inside the block: for the project's own
+    scripting, saving, and loading of files whose record was checked first (see the module docstring). Other
+    warnings, including "not supported in Python 3.14+", still show."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.(script|save|load)` is deprecated',
+                                category=DeprecationWarning)
+        yield
+
+
 def load_torchscript(path: str | Path, device: str = 'cpu') -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an FLM TorchScript model after checking its record; returns (module in eval mode, meta)."""
+    import torch  # noqa: PLC0415 - the torch back end only
+
     path = Path(path)
     meta = read_meta(path)
     try:
-        module = torch.jit.load(str(path), map_location=device)
+        with own_torchscript():
+            module = torch.jit.load(str(path), map_location=device)
     except RuntimeError as e:
         raise ModelFileError(f'{path}: TorchScript archive could not be loaded: {e}') from None
     module.eval()
@@ -89,16 +121,21 @@ def load_torchscript(path: str | Path, device: str = 'cpu') -> tuple[torch.jit.S
 
 def save_torchscript(module: torch.jit.ScriptModule, path: str | Path, meta: dict[str, Any]) -> Path:
     """Write a TorchScript model with its ``flm_meta.json`` record (format/version filled in)."""
+    import torch  # noqa: PLC0415
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**meta, 'format': TORCHSCRIPT_FORMAT, 'version': FORMAT_VERSION}
-    torch.jit.save(module, str(path), _extra_files={META_NAME: json.dumps(meta, indent=1, sort_keys=True)})
+    with own_torchscript():
+        torch.jit.save(module, str(path), _extra_files={META_NAME: json.dumps(meta, indent=1, sort_keys=True)})
     return path
 
 
 def save_training_checkpoint(path: str | Path, model: torch.nn.Module, optim: torch.optim.Optimizer | None,
                              step: int, train_cfg: dict[str, Any]) -> Path:
     """Atomically write a training checkpoint (plain dict, loadable with ``weights_only=True``)."""
+    import torch  # noqa: PLC0415
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {'format': TRAIN_FORMAT, 'version': FORMAT_VERSION, 'step': int(step),
@@ -114,6 +151,8 @@ def save_training_checkpoint(path: str | Path, model: torch.nn.Module, optim: to
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a training checkpoint with the restricted unpickler and check its record."""
+    import torch  # noqa: PLC0415
+
     path = Path(path)
     what = f'an FLM training checkpoint ({TRAIN_FORMAT}, written by flm-train)'
     _zip_names(path, what)

@@ -1,8 +1,9 @@
-"""Runtime API the ROS node calls: :class:`Localizer` (TorchScript file + numpy preprocessing, no model code).
+"""Runtime API the ROS node calls: :class:`Localizer` (model file + numpy preprocessing, no model code).
 
 ::
 
-    loc = Localizer.load()                          # the shipped model, CPU
+    loc = Localizer.load()                          # the shipped model, CPU (torch if installed, else ONNX Runtime)
+    loc = Localizer.load(backend='onnx')            # the shipped model's ONNX twin (flm_v1.onnx), no torch needed
     est = loc.localize(buffer.window(t), site, t, prior_pose=p, prior_cov=P, rig=rig)   # tracking
     est = loc.localize(buffer.window(t), site, t, rig=rig)                                # global (no prior)
     est.pose, est.cov, est.health, est.mode, est.latency
@@ -12,6 +13,9 @@ repeated ``iterations`` times (default 2) from the corrected pose. Global: hypot
 yaw are pre-ranked by a cheap vectorised likelihood (distance-field lookups of a few sensor points, UWB range
 residuals), the best ``global_candidates`` are scored and corrected by the model in one batch, the best few are
 refined in tracking mode, and the one the model scores highest wins.
+
+The network runs on one of two back ends (backends.py): torch (the TorchScript file; CPU or CUDA, fp32 or fp16)
+or ONNX Runtime (its ONNX twin; CPU or CUDA execution provider). Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -22,14 +26,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from ..site import Site
-from .checkpoint import load_torchscript
+from .backends import Backend, OnnxBackend, TorchBackend, open_backend
 from .tokens import (MODALITIES, MapIndex, Rig, SensorFrame, TokenConfig, Tokens, compose_correction, prepare,
                      rotate_cov, tokenize)
 
-#: The shipped model (TorchScript with its flm_meta.json record).
+#: The shipped model (TorchScript with its flm_meta.json record; its ONNX twin flm_v1.onnx lies beside it).
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / 'checkpoints' / 'flm_v1.pt'
 
 
@@ -57,18 +60,22 @@ class Estimate:
 class Localizer:
     """A loaded FLM model plus the numpy preprocessing around it (see the module docstring)."""
 
-    def __init__(self, module: torch.jit.ScriptModule, meta: dict[str, Any], device: str = 'cpu',
+    def __init__(self, module: Any, meta: dict[str, Any], device: str = 'cpu',
                  fp16: bool = False, iterations: int = 2, global_candidates: int = 128, global_refine: int = 4,
                  converge: float = 0.0) -> None:
-        """iterations: most model passes per tracking update (each from the previous pass's pose); converge: stop
-        before that once every hypothesis's correction is within ``converge`` standard deviations of the model's own
-        covariance (Mahalanobis distance; a further pass could not move the pose by more than the model can tell
-        apart; 0 = always run every pass); global_candidates: pre-ranked hypotheses the model scores in global mode;
+        """module: a loaded back end (what :meth:`load` passes) or a torch module (TorchScript or eager, run on
+        ``device``, in half precision with ``fp16``); meta: the model's record (``tokens`` at least); iterations:
+        most model passes per tracking update (each from the previous pass's pose); converge: stop before that once
+        every hypothesis's correction is within ``converge`` standard deviations of the model's own covariance
+        (Mahalanobis distance; a further pass could not move the pose by more than the model can tell apart; 0 =
+        always run every pass); global_candidates: pre-ranked hypotheses the model scores in global mode;
         global_refine: the best of them refined further (with at least 2 passes)."""
+        self.backend: Backend = module if isinstance(module, (TorchBackend, OnnxBackend)) \
+            else TorchBackend(module, device, fp16)
         self.module = module
         self.meta = meta
-        self.device = device
-        self.fp16 = fp16
+        self.device = self.backend.device
+        self.fp16 = self.backend.fp16
         self.iterations = int(iterations)
         self.global_candidates = int(global_candidates)
         self.global_refine = int(global_refine)
@@ -77,26 +84,17 @@ class Localizer:
         self._index: tuple[Site, MapIndex] | None = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = 'cpu', fp16: bool = False,
-             **options: float) -> Localizer:
-        """Load a TorchScript model written by flm-export (default: the shipped one). device: 'cpu', 'cuda' or
-        'auto'; fp16 (CUDA only) runs the network in half precision; options: ``iterations``, ``converge``,
-        ``global_candidates``, ``global_refine`` (see the constructor). Raises ModelFileError for anything that is
-        not an FLM TorchScript file of a supported version."""
-        if device == 'auto':
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        if device not in ('cpu', 'cuda') and not device.startswith('cuda:'):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-        if device.startswith('cuda') and not torch.cuda.is_available():
-            raise ValueError(f'device {device!r} requested but CUDA is not available')
-        if fp16 and device == 'cpu':
-            raise ValueError('fp16 is only supported on CUDA; use fp16=False on CPU')
-        module, meta = load_torchscript(path or DEFAULT_MODEL, device)
-        if fp16:
-            module = module.half()
-        elif meta.get('fp16'):
-            module = module.float()
-        return cls(module, meta, device, fp16, **options)
+    def load(cls, path: str | Path | None = None, device: str = 'cpu', fp16: bool = False, backend: str = 'auto',
+             threads: int | None = None, **options: float) -> Localizer:
+        """Load a model written by flm-export (default: the shipped one). backend: 'auto' (torch where installed,
+        else ONNX Runtime; ONNX Runtime for an ``.onnx`` path), 'torch' or 'onnx'; NAME.pt and NAME.onnx are found
+        beside each other (see backends.py). device: 'cpu', 'cuda' or 'auto'; fp16 (torch on CUDA only) runs the
+        network in half precision; threads: the back end's intra-op threads (None: its default); options:
+        ``iterations``, ``converge``, ``global_candidates``, ``global_refine`` (see the constructor). Raises
+        ModelFileError for anything that is not an FLM model file of a supported version, ValueError for a device
+        or precision the back end cannot run, ImportError when the back end's library is not installed."""
+        impl, meta = open_backend(path or DEFAULT_MODEL, backend, device, fp16, threads)
+        return cls(impl, meta, impl.device, impl.fp16, **options)
 
     # ------------------------------------------------------------------ helpers
     def map_index(self, site: Site) -> MapIndex:
@@ -109,24 +107,12 @@ class Localizer:
         """Run the network on a token batch -> corr (K, 3), cov (K, 3, 3) in hypothesis axes, health (K, 6) in
         [0, 1], score (K,) in [0, 1]. Hypotheses go through ``chunk`` at a time: attention memory grows with the
         batch (128 global candidates at once held ~0.3 GB that the allocator then kept)."""
-        parts = [self._forward(tok.feats[a:a + chunk], tok.dt[a:a + chunk], tok.types[a:a + chunk],
-                               tok.mask[a:a + chunk]) for a in range(0, max(len(tok.feats), 1), chunk)]
+        run = self.backend.run
+        parts = [run(tok.feats[a:a + chunk], tok.dt[a:a + chunk], tok.types[a:a + chunk], tok.mask[a:a + chunk])
+                 for a in range(0, max(len(tok.feats), 1), chunk)]
         if len(parts) == 1:
             return parts[0]
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
-
-    def _forward(self, feats: np.ndarray, dt: np.ndarray, types: np.ndarray, mask: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        dev = self.device
-        f = torch.from_numpy(np.ascontiguousarray(feats)).to(dev)
-        d = torch.from_numpy(np.ascontiguousarray(dt)).to(dev)
-        if self.fp16:
-            f, d = f.half(), d.half()
-        with torch.inference_mode():
-            corr, cov, health, score = self.module(f, d, torch.from_numpy(np.ascontiguousarray(types)).to(dev),
-                                                   torch.from_numpy(np.ascontiguousarray(mask)).to(dev))
-        return (corr.float().cpu().numpy().astype(np.float64), cov.float().cpu().numpy().astype(np.float64),
-                torch.sigmoid(health.float()).cpu().numpy(), torch.sigmoid(score.float()).cpu().numpy())
 
     def _refine(self, frame: SensorFrame, index: MapIndex, poses: np.ndarray, covs: np.ndarray | None,
                 iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
