@@ -43,9 +43,9 @@ def _drive(pipe, seconds: float, speed: float = 0.2, imu: bool = False) -> float
             pipe.offer('imu', ImuSample(stamp=t, frame_id='base_link', angular_velocity=np.zeros(3),
                                         linear_acceleration=np.array([0.0, 0.0, 9.81])), None)
         if k % 5 == 0:
-            for a, xyz in ANCHORS.items():
+            for i, (a, xyz) in enumerate(ANCHORS.items()):  # one range per stamp (the buffer drops duplicates)
                 d = float(np.linalg.norm(np.array([2.0 + x, 3.0, 0.0]) - np.array(xyz)))
-                pipe.offer('uwb', RangeSample(stamp=t, anchor_id=a, range=d, max_range=50.0), None)
+                pipe.offer('uwb', RangeSample(stamp=t + 0.001 * i, anchor_id=a, range=d, max_range=50.0), None)
     return t
 
 
