@@ -284,10 +284,14 @@ def declare(node: Node, table: tuple[Param, ...] = COMMON, aliases: dict[str, st
     for alias, name in (aliases or {}).items():
         if node.has_parameter(alias):
             continue
+        q = by_name[name]
         current = node.get_parameter(name).value
-        value = _declare(alias, current, dataclasses.replace(by_name[name], name=alias))
+        value = _declare(alias, current, dataclasses.replace(
+            q, name=alias, description=f'AMCL\'s name of {name} (setting either sets both): {q.description}'))
         if value != current:
-            node.set_parameters([Parameter(name, value=value)])
+            result = node.set_parameters([Parameter(name, value=value)])[0]
+            if not result.successful:
+                raise ParamError(f'parameter {alias} (AMCL\'s name of {name}): {result.reason}')
 
 
 def _range_text(p: Param) -> str:
@@ -369,10 +373,10 @@ def from_yaml(path: str, node_name: str, table: tuple[Param, ...],
         doc = yaml.safe_load(f) or {}
     out = {p.name: p.default for p in table}
     for key in ('/**', node_name, '/' + node_name):
-        section = (doc.get(key) or {}).get('ros__parameters', {})
-        out.update({k: v for k, v in _flatten(section).items() if k in out})
-        out.update({name: section_v for alias, name in (aliases or AMCL_ALIASES).items()
-                    if name in out and (section_v := _flatten(section).get(alias)) is not None})
+        section = _flatten((doc.get(key) or {}).get('ros__parameters', {}))
+        out.update({k: v for k, v in section.items() if k in out})
+        out.update({name: section[alias] for alias, name in (aliases or AMCL_ALIASES).items()
+                    if name in out and alias in section})
     for p in table:
         if p.is_topic and isinstance(out[p.name], str) and not out[p.name].startswith(('/', '~')):
             out[p.name] = '/' + out[p.name]
