@@ -214,7 +214,6 @@ def test_in_a_namespace_with_amcls_services_topics_and_parameters(rclpy_context,
             assert r.spin(5, until=lambda: r.status().get('initialpose_rejected') == '1'), r.status()
             r.call(r.set_initial, amcl.SetInitialPose.Request(pose=r.pose_msg(r.truth(time.time()), 0.0)))
             assert r.spin(5, until=lambda: 'initial pose' in r.status().get('events', '')), r.status()
-        r.call(r.relocalize, Empty.Request())
         # parameters: ranges in the descriptors, refusals with the reason, re-initialisation while active
         d = r.call(r.describe, DescribeParameters.Request(names=['update_rate', 'max_hypotheses'])).descriptors
         assert d[0].floating_point_range[0].from_value == pytest.approx(0.1) and d[1].integer_range[0].to_value == 64
@@ -237,6 +236,9 @@ def test_in_a_namespace_with_amcls_services_topics_and_parameters(rclpy_context,
         assert stamp > r.t0 and np.hypot(x - r.truth(stamp)[0], y - r.truth(stamp)[1]) < 0.3, (stamp, x, y)
         pose, fstamp = amcl.load_pose_file(saved, 'map')
         assert fstamp >= stamp - 1.0 and np.hypot(*(pose[:2] - r.truth(fstamp))) < 0.3
+        # reinitialize_global_localization (UWB: found again at once)
+        r.call(r.relocalize, Empty.Request())
+        assert r.spin(10, until=lambda: 'relocalized' in r.status().get('events', '')), r.status()
         # deactivate + activate: it starts from the pose it had (as AMCL, always_reset_initial_pose false)
         assert r.call(r.change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
         assert r.set('sensors.scan.topic', 'other_scan').successful, 'inactive: read at the next activation'
