@@ -246,13 +246,21 @@ def test_in_a_namespace_with_amcls_services_topics_and_parameters(rclpy_context,
         assert r.call(r.change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
         assert r.spin(10, until=lambda: len(r.poses) >= n + 5 and r.node.count_subscribers('/robot1/other_scan'))
         assert _near_truth(r, r.poses[-1])
+        # always_reset_initial_pose: the last pose is forgotten; here it localizes globally again
+        deactivate, activate = (ChangeState.Request(transition=Transition(id=i)) for i in (
+            Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE))
+        assert r.call(r.change, deactivate).success and r.set('always_reset_initial_pose', True).successful
+        n = len(r.poses)
+        assert r.call(r.change, activate).success
+        assert r.spin(10, until=lambda: len(r.poses) >= n + 5) and _near_truth(r, r.poses[-1])
     finally:
         out = stop_proc(proc)
         r.close()
     assert proc.returncode == 0, out
     assert 'Traceback' not in out, out
     assert 'buffer.window changed: localization re-initialised at the last pose' in out, out
-    assert 'initial pose set from the pose before the deactivation' in out, out
+    assert out.count('initial pose set from the pose before the deactivation') == 1, out
+    assert out.count('localization: global localization') == 2, out    # at start and after always_reset
 
 
 def _grid(w: int, h: int) -> OccupancyMap:
