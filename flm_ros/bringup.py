@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = 'flm_ros'
+#: As in Nav2's localization_launch.py: tf and tf_static resolve in the namespace, so each robot of a fleet has
+#: its own transform tree (/robot1/tf); without a namespace they stay /tf and /tf_static.
+TF_REMAPPINGS = (('/tf', 'tf'), ('/tf_static', 'tf_static'))
 
 
 def share_dir() -> Path:
@@ -96,5 +99,5 @@ def node_specs(args: BringupArgs) -> list[NodeSpec]:
     overrides.update(args.extra)
     return [
         NodeSpec(executable='flm_localizer', name='flm_localizer', parameters=(params_file, overrides),
-                 namespace=args.namespace),
+                 remappings=TF_REMAPPINGS, namespace=args.namespace),
     ]

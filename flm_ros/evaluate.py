@@ -159,10 +159,9 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
     if source is None and baseline is None:
         source = load_pose_source(p, _Logger())
-    pipe = make_pipeline(p, site, source)
-    base_impl = None
     rig = make_rig(p, lambda a, b: tree.lookup(a, b, 0.0))
-    pipe.front.mount = rig.rotation
+    pipe = make_pipeline(p, site, source, rig=rig)
+    base_impl = None
     period = 1.0 / float(p['update_rate'])
     topics = {t: (_msgtype(stream_of[t]),) for t in present}
     topics.update({'/tf': TF_TYPES, '/tf_static': TF_TYPES})

@@ -2,7 +2,9 @@
 [namespace:=...] [log_level:=info]
 
 Starts the FLM-ROS graph. The node list comes from flm_ros.bringup.node_specs, the same list `flm-run` uses on
-machines without `launch`.
+machines without `launch`. Topic names are relative and /tf, /tf_static are remapped to tf, tf_static (as Nav2's
+localization_launch.py does), so `namespace:=robot1` moves every input, output and the transform tree under
+/robot1.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -16,7 +18,7 @@ ARGUMENTS = (
     ('site', '', 'Site file (YAML: map + anchors); empty: the one named in params_file'),
     ('model', '', 'TorchScript model file; empty: the one named in params_file / the shipped checkpoint'),
     ('use_sim_time', 'false', 'Use /clock (bag replay, simulation)'),
-    ('namespace', '', 'Namespace for all nodes'),
+    ('namespace', '', 'Namespace for all nodes, their topics, services and tf'),
     ('log_level', 'info', 'Log level of all nodes'),
 )
 

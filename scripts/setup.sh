@@ -3,7 +3,8 @@
 #
 # Without ROS 2 installed: a project-local virtual environment in .venv with the ROS 2 Kilted wheels from PyPI,
 # torch 2.13.0 (CPU build), the Python dependencies pinned in requirements/lock.txt, the interface packages that
-# are not on PyPI (ros_interfaces/, e.g. tf2_msgs) generated with rosidl + colcon, and this package (editable).
+# are not on PyPI (ros_interfaces/: tf2_msgs, bond, the nav2_msgs subset flm_localizer uses) generated with
+# rosidl + colcon, and this package (editable).
 #
 # With ROS 2 sourced (Humble/Jazzy/Kilted: ROS_DISTRO is set and rclpy imports): the venv is created with
 # --system-site-packages, no ROS wheels are installed and the system's rclpy/messages are used.

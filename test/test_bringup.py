@@ -119,6 +119,8 @@ def test_launch_file_and_runner_start_the_same_graph():
         assert line.split(' ', 1)[1] == ' '.join(s.ros_args('debug'))
         assert f'-p site_file:={os.path.abspath("some/site.yaml")}' in line
         assert '-r __ns:=/robot1' in line and '-p use_sim_time:=true' in line
+        # as Nav2's localization_launch.py: tf and tf_static in the namespace
+        assert '-r /tf:=tf -r /tf_static:=tf_static' in line
 
 
 def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context, random_model, tmp_path):
