@@ -103,7 +103,7 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
 def make_rig(p: dict[str, Any], lookup: Any) -> RigBuilder:
     """The sensor mounts from TF (``lookup(target, source)``) as the parameters say (tag height)."""
     h = float(p['sensors.uwb.tag_height'])
-    return RigBuilder(lookup, p['base_frame'], p['sensors.uwb.tag_frame'], tag_height=h if math.isfinite(h) else None)
+    return RigBuilder(lookup, p['base_frame'], p['sensors.uwb.tag_frame'], tag_height=h if h >= 0 else None)
 
 
 def make_pipeline(p: dict[str, Any], site: Site, source: Any, front: SensorFrontEnd | None = None,

@@ -106,8 +106,9 @@ COMMON: tuple[Param, ...] = (
     )),
     Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).',
           ACTIVATE),
-    Param('sensors.uwb.tag_height', float('nan'), 'm, height of the UWB tag above base_frame, overriding TF; NaN '
-          '(default): from TF, looked up again at every update, so a hand-held or flying tag follows /tf.', ACTIVATE),
+    Param('sensors.uwb.tag_height', -1.0, 'm, height of the UWB tag above base_frame, overriding TF; -1 (default): '
+          'from TF, looked up again at every update, so a hand-held or flying tag follows /tf.', ACTIVATE,
+          (-1.0, 1000.0)),
     Param('sensors.odom.max_speed', 5.0, 'm/s: odometry twists and pose increments faster than this are rejected '
           '(counted as implausible_twist / implausible_increment).', REINIT, (0.01, 1000.0)),
     Param('sensors.odom.max_yaw_rate', 6.0, 'rad/s: the same bound for rotation.', REINIT, (0.01, 1000.0)),
