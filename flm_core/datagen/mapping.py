@@ -93,7 +93,8 @@ def _scan(world: Building, poses: np.ndarray, cfg: MappingConfig, lidar: Lidar2D
     if see_through and glass.any():
         r[glass], m[glass] = glassless_raycaster(world).cast(o[glass], d[glass], cfg.range_max)
         glass[:] = False
-    lost = glass | (LIDAR_DARK[m] & (rng.random(len(r)) < lidar.dark_miss_prob)) | (rng.random(len(r)) < lidar.missing_prob)
+    lost = glass | (LIDAR_DARK[m] & (rng.random(len(r)) < lidar.dark_miss_prob)) \
+        | (rng.random(len(r)) < lidar.missing_prob)
     r = r + (rng.normal(0.0, cfg.range_noise, len(r)) if cfg.range_noise > 0 else 0.0)
     r = np.where(lost | ~np.isfinite(r) | (r > cfg.range_max) | (r < lidar.range_min), np.inf, r)
     return r.reshape(len(poses), B), ang

@@ -92,5 +92,5 @@ def mount_position(gt: TrajectorySample, m: Mount, tilt: Tilt | None = None, z: 
     if tilt is not None:
         off = np.einsum('nij,nj->ni', tilt.matrix(gt.t), off)
     c, s = np.cos(gt.pose[:, 2]), np.sin(gt.pose[:, 2])
-    return np.column_stack([gt.pose[:, 0] + c * off[:, 0] - s * off[:, 1], gt.pose[:, 1] + s * off[:, 0] + c * off[:, 1],
-                            off[:, 2]])
+    return np.column_stack([gt.pose[:, 0] + c * off[:, 0] - s * off[:, 1],
+                            gt.pose[:, 1] + s * off[:, 0] + c * off[:, 1], off[:, 2]])
