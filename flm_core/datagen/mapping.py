@@ -102,33 +102,32 @@ def _scan(world: Building, poses: np.ndarray, cfg: MappingConfig, lidar: Lidar2D
 
 def _insert(shape: tuple[int, int], om: OccupancyMap, est: np.ndarray, ranges: np.ndarray, ang: np.ndarray,
             max_samples: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """(hits, misses) per cell (H, W) float64 of scans ``ranges`` (K, B) taken at poses ``est`` (K, 3)."""
+    """(hits, misses) per cell (H, W) float64 of scans ``ranges`` (K, B) taken at poses ``est`` (K, 3); the map
+    ``om`` has an axis-aligned origin (as generated buildings do)."""
     H, W = shape
     res = om.resolution
     k, j = np.nonzero(np.isfinite(ranges))
     r = ranges[k, j]
     yaw = est[k, 2] + ang[j]
     c, s = np.cos(yaw), np.sin(yaw)
-    ex, ey = est[k, 0] + r * c, est[k, 1] + s * r
+    u0, v0 = (est[k, 0] - om.origin[0]) / res, (est[k, 1] - om.origin[1]) / res   # ray origins in cells
 
-    def count(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        cr = om.world_to_cell(np.stack([x, y], -1))
-        ok = (cr[:, 0] >= 0) & (cr[:, 0] < W) & (cr[:, 1] >= 0) & (cr[:, 1] < H)
-        return np.bincount(cr[ok, 1] * W + cr[ok, 0], minlength=H * W).astype(np.float64)
+    def count(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        col, row = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        ok = (col >= 0) & (col < W) & (row >= 0) & (row < H)
+        return np.bincount(row[ok] * W + col[ok], minlength=H * W).astype(np.float64)
 
-    hits = count(ex, ey)
+    hits = count(u0 + c * (r / res), v0 + s * (r / res))
     misses = np.zeros(H * W)
     n = np.maximum(np.floor(r / res - 1.0), 0).astype(np.int64)   # samples every cell, stopping a cell short
     starts = np.concatenate([[0], np.cumsum(n)])
     a = 0
     while a < len(n):
-        b = int(np.searchsorted(starts, starts[a] + max_samples, side='right')) - 1
-        b = max(b, a + 1)
+        b = max(int(np.searchsorted(starts, starts[a] + max_samples, side='right')) - 1, a + 1)
         nn = n[a:b]
         idx = np.repeat(np.arange(a, b), nn)
-        step = np.arange(len(idx)) - np.repeat(starts[a:b] - starts[a], nn)
-        dist = (step + 0.5) * res
-        misses += count(est[k[idx], 0] + dist * c[idx], est[k[idx], 1] + dist * s[idx])
+        step = np.arange(len(idx)) - np.repeat(starts[a:b] - starts[a], nn) + 0.5   # cells along the ray
+        misses += count(u0[idx] + step * c[idx], v0[idx] + step * s[idx])
         a = b
     return hits.reshape(H, W), misses.reshape(H, W)
 
@@ -146,6 +145,8 @@ def simulate_mapping(world: Building, cfg: MappingConfig, lidar: Lidar2DConfig, 
     est[:, :2] += rng.normal(0.0, cfg.jitter, (K, 2)) if cfg.jitter > 0 else 0.0
     est[:, 2] += rng.normal(0.0, cfg.jitter_yaw, K) if cfg.jitter_yaw > 0 else 0.0
     om = world.map
+    if om.origin[2] != 0:
+        raise ValueError('simulate_mapping: the building grid must be axis-aligned (origin yaw 0)')
     hits, misses = _insert(om.shape, om, est, ranges, ang)
     if cfg.blur > 0:
         hits = ndimage.gaussian_filter(hits, cfg.blur, mode='constant')
