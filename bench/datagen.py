@@ -6,6 +6,8 @@ Target: one simulated hour in under 3 minutes on 2 cores.
 
     python bench/datagen.py                       # 1 h as 12 x 300 s scenarios, 2 workers, shards
     python bench/datagen.py --hours 0.1 --bags    # also time rosbag2 (mcap) writing
+    python bench/datagen.py --hours 0.1 --realism # with the realism dimensions (mapping run, changes, habits),
+                                                  # as evaluation seeds get them by default
 """
 from __future__ import annotations
 
@@ -33,8 +35,10 @@ def main() -> int:
     p.add_argument('--workers', type=int, default=2, help='worker processes (default 2)')
     p.add_argument('--bags', action='store_true', help='also write an mcap bag per scenario')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--realism', action='store_true', help='realism on for every scenario (realism.apply = always)')
     a = p.parse_args()
     cfg = ScenarioConfig(duration=a.scenario_duration)
+    cfg.realism.apply = 'always' if a.realism else 'never'
     cfg.anchors.count = (8, 8)
     cfg.validate()
     n = max(1, round(a.hours * 3600.0 / a.scenario_duration))
@@ -60,7 +64,7 @@ def main() -> int:
     per_hour = wall * 3600.0 / sim
     out = {
         'scenarios': n, 'scenario_duration_s': a.scenario_duration, 'simulated_s': sim, 'workers': a.workers,
-        'formats': formats, 'wall_s': round(wall, 2), 'sim_s_per_wall_s': round(sim / wall, 1),
+        'formats': formats, 'realism': a.realism, 'wall_s': round(wall, 2), 'sim_s_per_wall_s': round(sim / wall, 1),
         'wall_s_per_simulated_hour': round(per_hour, 1), 'target_s_per_hour': TARGET_S_PER_HOUR,
         'meets_target': per_hour < TARGET_S_PER_HOUR, 'messages': msgs,
         'messages_per_s': round(sum(msgs.values()) / wall), 'lidar_rays_per_s': round(msgs.get('lidar2d', 0) * beams / wall),

@@ -10,6 +10,12 @@ Quick use::
     write_bag(sc, 'out/office_0000007', 'mcap')  # rosbag2 + site.yaml next to it
 
 Command line: ``flm-gen --help`` (flm_core.datagen.cli:main). Evaluation seeds are reserved (seeds.py).
+
+Realism (``ScenarioConfig.realism``, on for evaluation seeds by default, off for training seeds unless
+``realism.apply = 'always'``): the site map comes from a simulated mapping run (mapping.py) of the world as it was
+(changes.py: furniture and doors changed since), people are never in the map, glass lets lidar beams through, and
+the sensors have real drivers' habits (realism.py: shared UWB frame stamps, anchor biases of both signs, coplanar
+anchors, tilted platforms (platform.py), z-down IMUs, tags moving up and down, keyframe-only scan logs).
 """
 from .bagwriter import write_bag
 from .config import ConfigError, ScenarioConfig

@@ -7,6 +7,11 @@ Topics (names from ``ScenarioConfig.topics``): scan LaserScan, points PointCloud
 (odom -> base_link at the odometry rate), tf_static TFMessage (base_link -> sensor frames, transient local),
 map OccupancyGrid (transient local), ground_truth PoseStamped (base_link in map, at ground_truth_rate).
 Header stamps are the sensors' stamps + ``BAG_EPOCH``; the record (receive) time is the arrival time + BAG_EPOCH.
+
+Realism (scenario.py): ``/map`` and the site file carry the mapped map, not the world the sensors saw; mounts are
+full rotations in ``/tf_static`` (a z-down IMU: rolled by pi); a tilted platform's ground truth has its roll and
+pitch; a UWB tag that moves up and down is published on ``/tf`` (base_link -> tag at every ranging frame) instead of
+``/tf_static``.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..geometry import quat_multiply, yaw_to_quat
+from .platform import ypr_to_quat
 from ..site import save_site
 from .scenario import Scenario
 
@@ -83,11 +89,12 @@ def write_bag(sc: Scenario, out_dir: str | Path, storage: str = 'mcap', distro: 
     t_start = 0.0
     # static transforms and map
     statics = []
+    tag_moves = sc.habits is not None and sc.habits.tag_height is not None
     for name, st in sc.streams.items():
-        if name == 'odom':
+        if name == 'odom' or (name == 'uwb' and tag_moves):
             continue
         m = getattr(cfg.sensors, name).mount
-        q = yaw_to_quat(m.yaw)
+        q = ypr_to_quat(m.yaw, m.pitch, m.roll)
         if name == 'depth':
             q = quat_multiply(q, OPTICAL_FROM_BODY)
         statics.append(TfS(header=hdr(t_start, 'base_link'), child_frame_id=getattr(cfg.sensors, name).frame_id,
@@ -106,7 +113,7 @@ def write_bag(sc: Scenario, out_dir: str | Path, storage: str = 'mcap', distro: 
     add_source(np.array([t_start]), lambda i: (c_map, grid_msg, 'nav_msgs/msg/OccupancyGrid'))
     # ground truth
     gt = sc.ground_truth
-    gq = yaw_to_quat(gt.pose[:, 2])
+    gq = sc.base_orientation(gt.t)
     PoseStamped = T['geometry_msgs/msg/PoseStamped']
     c_gt = conn(topics.ground_truth, 'geometry_msgs/msg/PoseStamped')
     add_source(gt.t, lambda i: (c_gt, PoseStamped(header=hdr(gt.t[i], 'map'), pose=Pose(
@@ -168,6 +175,15 @@ def write_bag(sc: Scenario, out_dir: str | Path, storage: str = 'mcap', distro: 
             header=hdr(st.timing.stamp[i], st.anchor_ids[int(st.anchor[i])]), radiation_type=1,
             field_of_view=float(2 * math.pi), min_range=0.0, max_range=st.max_range, range=float(st.range[i]),
             variance=var), 'sensor_msgs/msg/Range'))
+    if 'uwb' in s and tag_moves:  # base_link -> tag at every ranging frame's time
+        u, m = s['uwb'], cfg.sensors.uwb.mount
+        tz = sc.habits.tag_height.value(u.epoch_t)
+        qt = quat(ypr_to_quat(m.yaw, 0.0, 0.0))
+        ctf = conn(topics.tf, 'tf2_msgs/msg/TFMessage')
+        add_source(u.epoch_t, lambda i, u=u, m=m: (ctf, TFMessage(transforms=[TfS(
+            header=hdr(u.epoch_t[i], 'base_link'), child_frame_id=cfg.sensors.uwb.frame_id,
+            transform=Transform(translation=Vec3(x=m.x, y=m.y, z=float(tz[i])), rotation=qt))]),
+            'tf2_msgs/msg/TFMessage'))
     if 'imu' in s:
         st = s['imu']
         Imu = T['sensor_msgs/msg/Imu']

@@ -15,6 +15,8 @@ Geometry: the building occupies [0, size_x] x [0, size_y] in the map frame. Wall
 thickness, a material and a height (floor to ``wall_height``); boxes are axis-aligned, solid between ``zlo`` and
 ``zhi``. The occupancy grid (``OccupancyMap``: row 0 = lowest y; 100 occupied, 0 free, -1 outside the building) has a
 0.5 m margin around the building. ``zlo``/``zhi``/``material`` grids give the 3D extrusion per cell for ray casting.
+Door gaps are kept (``Building.doors``) and furniture is marked movable (``Building.box_movable``), so that the world
+can change after mapping (changes.py).
 """
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ MATERIALS: tuple[Material, ...] = (
     Material('dark', 0.08, 2.5, 'dark'),
 )
 MAT = {m.name: i for i, m in enumerate(MATERIALS)}
+#: (256,) bool per material id: glass (lidar returns often lost) and dark (low reflectivity) surfaces.
+LIDAR_GLASS = np.array([m.lidar == 'glass' for m in MATERIALS] + [False] * (256 - len(MATERIALS)))
+LIDAR_DARK = np.array([m.lidar == 'dark' for m in MATERIALS] + [False] * (256 - len(MATERIALS)))
 
 #: Default size ranges (size_x, size_y) per family, metres.
 FAMILY_SIZES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
@@ -85,6 +90,15 @@ class Building:
     material: np.ndarray       # (H, W) uint8 material id
     inside: np.ndarray         # (H, W) bool, inside the building outline
     params: dict[str, Any] = field(default_factory=dict)
+    doors: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))  # (D, 6) x0 y0 x1 y1 thickness height of
+    #                                                                      each door gap (open in this geometry)
+    box_movable: np.ndarray | None = None  # (B,) bool, furniture that can be moved (None: nothing)
+
+    def plan_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The geometry as :func:`build_from_plan` takes it: walls (W, 7), boxes (B, 7)."""
+        walls = np.column_stack([self.walls, self.wall_thickness, self.wall_material, self.wall_height])
+        boxes = np.column_stack([self.boxes, self.box_material])
+        return walls.reshape(-1, 7), boxes.reshape(-1, 7)
 
     @property
     def resolution(self) -> float:
@@ -103,8 +117,9 @@ class Building:
 class _Plan:
     def __init__(self) -> None:
         self.walls: list[tuple[float, float, float, float, float, int, float]] = []
-        self.boxes: list[tuple[float, float, float, float, float, float, int]] = []
+        self.boxes: list[tuple[float, float, float, float, float, float, int, bool]] = []  # ..., movable
         self.keepout: list[tuple[float, float, float]] = []  # (x, y, radius): door zones without furniture
+        self.doors: list[tuple[float, float, float, float, float, float]] = []  # gap x0 y0 x1 y1 thickness height
 
     def wall(self, p0: tuple[float, float], p1: tuple[float, float], thick: float, mat: int, h: float,
              doors: list[tuple[float, float]] = ()) -> None:
@@ -119,13 +134,15 @@ class _Plan:
             a, b = max(0.0, c - w / 2), min(L, c + w / 2)
             cuts += [a, b]
             self.keepout.append((x0 + ux * c, y0 + uy * c, 1.3))
+            self.doors.append((x0 + ux * a, y0 + uy * a, x0 + ux * b, y0 + uy * b, thick, h))
         cuts.append(L)
         for a, b in zip(cuts[0::2], cuts[1::2]):
             if b - a > 0.05:
                 self.walls.append((x0 + ux * a, y0 + uy * a, x0 + ux * b, y0 + uy * b, thick, mat, h))
 
-    def box(self, x0: float, y0: float, x1: float, y1: float, zlo: float, zhi: float, mat: int) -> None:
-        self.boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), zlo, zhi, mat))
+    def box(self, x0: float, y0: float, x1: float, y1: float, zlo: float, zhi: float, mat: int,
+            movable: bool = False) -> None:
+        self.boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), zlo, zhi, mat, movable))
 
     def outline(self, pts: list[tuple[float, float]], thick: float, mat: int, h: float) -> None:
         for i in range(len(pts)):
@@ -171,7 +188,7 @@ def _furnish(plan: _Plan, rng: np.random.Generator, region: tuple[float, float, 
         bx, by = rng.uniform(x0 + 0.1, x1 - w - 0.1), rng.uniform(y0 + 0.1, y1 - d - 0.1)
         if not plan.free_of_keepout(bx, by, bx + w, by + d):
             continue
-        plan.box(bx, by, bx + w, by + d, zlo, zhi, int(mat))
+        plan.box(bx, by, bx + w, by + d, zlo, zhi, int(mat), movable=True)
         covered += w * d
 
 
@@ -336,10 +353,12 @@ _FAMILY_FN = {'office': _office, 'corridor': _corridor, 'hall': _hall, 'warehous
 
 # ----------------------------------------------------------------------------------------------- rasterisation
 def build_from_plan(family: str, size: tuple[float, float], ceiling: float, walls: np.ndarray, boxes: np.ndarray,
-                    resolution: float, params: dict | None = None) -> Building:
+                    resolution: float, params: dict | None = None, doors: np.ndarray | None = None,
+                    box_movable: np.ndarray | None = None) -> Building:
     """Rasterise explicit geometry. walls: (W, 7) x0 y0 x1 y1 thickness material height; boxes: (B, 7)
     xmin ymin xmax ymax zlo zhi material. A cell is a wall cell when its centre lies within thickness/2 of the
-    segment (segment extended by thickness/2 at both ends); a box cell when its centre lies inside the box."""
+    segment (segment extended by thickness/2 at both ends); a box cell when its centre lies inside the box.
+    doors (D, 6) and box_movable (B,) are kept as they are (see :class:`Building`)."""
     walls = np.asarray(walls, dtype=np.float64).reshape(-1, 7)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     sx, sy = size
@@ -398,7 +417,8 @@ def build_from_plan(family: str, size: tuple[float, float], ceiling: float, wall
         walls=walls[:, :4].copy(), wall_thickness=walls[:, 4].copy(), wall_material=walls[:, 5].astype(np.int64),
         wall_height=walls[:, 6].copy(), boxes=boxes[:, :6].copy(), box_material=boxes[:, 6].astype(np.int64),
         map=OccupancyMap(grid=grid, resolution=res, origin=origin), zlo=zlo, zhi=zhi, material=mat, inside=inside,
-        params=dict(params or {}))
+        params=dict(params or {}), doors=np.zeros((0, 6)) if doors is None else np.asarray(doors, float).reshape(-1, 6),
+        box_movable=None if box_movable is None else np.asarray(box_movable, dtype=bool).reshape(-1))
 
 
 def generate_building(cfg: BuildingConfig, rng: np.random.Generator, robot_radius: float = 0.25) -> Building:
@@ -415,8 +435,10 @@ def generate_building(cfg: BuildingConfig, rng: np.random.Generator, robot_radiu
     params: dict[str, Any] = {'family': family, 'size_x': round(sx, 4), 'size_y': round(sy, 4),
                               'ceiling': round(h, 4)}
     _FAMILY_FN[family](plan, rng, sx, sy, h, cfg, params)
-    b = build_from_plan(family, (sx, sy), h, np.array(plan.walls).reshape(-1, 7), np.array(plan.boxes).reshape(-1, 7),
-                        cfg.resolution, params)
+    boxes = np.array([bx[:7] for bx in plan.boxes], dtype=np.float64).reshape(-1, 7)
+    b = build_from_plan(family, (sx, sy), h, np.array(plan.walls).reshape(-1, 7), boxes, cfg.resolution, params,
+                        doors=np.array(plan.doors).reshape(-1, 6),
+                        box_movable=np.array([bool(bx[7]) for bx in plan.boxes], dtype=bool))
     if not b.free_space(robot_radius).any():
         raise ConfigError(f'motion.robot_radius: no free space left for a robot of radius {robot_radius} m in this '
                           f'{family} building ({sx:.1f} x {sy:.1f} m)')

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import ANCHOR_LAYOUTS, FAMILIES, ROBOTS, SENSORS, ConfigError, ScenarioConfig
+from .config import ANCHOR_LAYOUTS, FAMILIES, REALISM_APPLY, ROBOTS, SENSORS, ConfigError, ScenarioConfig
 from .seeds import EVAL_SEED_MAX, EVAL_SEED_MIN, SeedError, check_training_seeds
 
 FORMATS = ('shards', 'mcap', 'sqlite3')
@@ -25,10 +25,18 @@ seeds: scenario k uses seed --seed + k. Seeds {EVAL_SEED_MIN}..{EVAL_SEED_MAX} a
 refused unless --evaluation is given (then every seed must lie in that range; default start {EVAL_SEED_MIN}).
 The same config and seed always give byte-identical shards, whatever --workers.
 
+realism (--realism; default 'evaluation': evaluation seeds only, training shards keep the exact world): the site map
+comes from a simulated mapping run (SLAM drift, blur, unknown cells) of the world as it was then; furniture moved,
+removed or added and doors closed differently since; people never in the map; see-through glass; shared UWB frame
+stamps, anchor biases of both signs, coplanar anchors, tilted platforms, z-down IMUs, a tag moving up and down
+(per-scenario draws; all parameters under "realism" in --config, see flm_core/datagen/config.py). --keyframes N
+keeps only one lidar scan every ~N s (a keyframe log).
+
 examples:
   flm-gen --out data/train --count 100 --duration 120 --workers 2
   flm-gen --out data/bags --family office warehouse --count 2 --duration 60 --format mcap --preview
   flm-gen --out data/eval --evaluation --count 20 --sensors lidar2d,uwb,imu,odom,lidar3d,depth
+  flm-gen --out data/eval_exact --evaluation --count 20 --realism never --format mcap
 """
 
 
@@ -67,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--lidar-beams', type=int, default=None, help='2D lidar beams (90..2048, default 360)')
     p.add_argument('--rate', action='append', default=[], metavar='SENSOR=HZ',
                    help='override a sensor rate, e.g. --rate imu=400 (repeatable)')
+    p.add_argument('--realism', choices=REALISM_APPLY, default=None,
+                   help="which seeds get the real-world dimensions (mapped map, changed world, sensor habits): "
+                        "'evaluation' (default), 'always' (training shards too) or 'never'")
+    p.add_argument('--keyframes', type=float, default=None, metavar='SEC',
+                   help='where realism applies: keep one lidar scan every ~SEC s, with occasional longer gaps')
     p.add_argument('--window', type=float, default=None, help='training window length, s (default 10)')
     p.add_argument('--stride', type=float, default=None, help='training window stride, s (default 10)')
     p.add_argument('--format', '-f', type=str, default='shards',
@@ -126,6 +139,10 @@ def config_from_args(a: argparse.Namespace) -> ScenarioConfig:
             getattr(cfg.sensors, name).rate = float(hz)
         except ValueError:
             raise ConfigError(f'sensors.{name}.rate: expected a number, got {hz!r}') from None
+    if a.realism is not None:
+        cfg.realism.apply = a.realism
+    if a.keyframes is not None:
+        cfg.realism.habits.keyframe_interval = a.keyframes
     if a.window is not None:
         cfg.window = a.window
     if a.stride is not None:

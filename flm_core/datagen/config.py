@@ -16,6 +16,7 @@ Range = tuple[float, float]
 IntRange = tuple[int, int]
 
 FAMILIES = ('office', 'corridor', 'hall', 'warehouse', 'cluttered')
+REALISM_APPLY = ('never', 'evaluation', 'always')
 ANCHOR_LAYOUTS = ('corners', 'ceiling', 'poor', 'clustered', 'random')
 ROBOTS = ('diff_drive', 'holonomic')
 SENSORS = ('lidar2d', 'lidar3d', 'depth', 'uwb', 'imu', 'odom')
@@ -27,12 +28,15 @@ class ConfigError(ValueError):
 
 @dataclass
 class Mount:
-    """Sensor pose on the robot, in base_link (m, rad)."""
+    """Sensor pose on the robot, in base_link (m, rad; rotation R = Rz(yaw) Ry(pitch) Rx(roll)). Only the IMU may
+    be rolled or pitched (e.g. ``roll = pi``: mounted z-down); the ray-cast sensors and the UWB tag are level."""
 
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
     yaw: float = 0.0
+    roll: float = 0.0
+    pitch: float = 0.0
 
 
 @dataclass
@@ -201,6 +205,82 @@ class DynamicsConfig:
 
 
 @dataclass
+class MappingConfig:
+    """Map-world mismatch, part 1: the site map is built by a simulated mapping run (mapping.py) instead of being
+    the exact geometry. 2D scans from keyframes on a lattice over the free space are inserted into an occupancy grid
+    at poses carrying SLAM error: a smooth warp of the whole map (drift left after loop closure: a random field of
+    std ``drift_sigma`` m / ``drift_yaw_sigma`` rad and correlation length ``drift_length`` m) plus per-keyframe
+    jitter; hit counts are blurred by ``blur`` cells and thresholded like map_server (``occupied_thresh``,
+    ``free_thresh`` on hits / (hits + pass-throughs)); cells no ray reached stay unknown (-1)."""
+
+    enabled: bool = True
+    spacing: float = 1.5                          # m between mapping keyframes
+    beams: int = 360
+    range_max: float = 12.0                       # m; longer returns are not inserted
+    range_noise: float = 0.01                     # m, std
+    drift_sigma: float = 0.05                     # m
+    drift_yaw_sigma: float = 0.005                # rad
+    drift_length: float = 15.0                    # m
+    jitter: float = 0.02                          # m, per keyframe, std
+    jitter_yaw: float = 0.004                     # rad, per keyframe, std
+    blur: float = 0.5                             # cells, Gaussian std applied to the hit counts
+    occupied_thresh: float = 0.65
+    free_thresh: float = 0.196
+
+
+@dataclass
+class ChangesConfig:
+    """Map-world mismatch, part 2: the world changed after mapping (changes.py). Furniture (movable boxes) moved,
+    removed or added; doors (gaps in walls) closed at mapping time and/or at run time, drawn independently."""
+
+    enabled: bool = True
+    move_prob: float = 0.15                       # per movable box
+    move_distance: Range = (0.3, 1.5)             # m
+    remove_prob: float = 0.1                      # per movable box
+    add_count: IntRange = (1, 4)                  # new objects (boxes, carts, pallets)
+    add_size: Range = (0.3, 1.2)                  # m, side length
+    add_height: Range = (0.4, 1.5)                # m
+    door_closed_mapping: float = 0.3              # probability a door was closed during the mapping run
+    door_closed_run: float = 0.3                  # probability a door is closed at run time
+
+
+@dataclass
+class HabitsConfig:
+    """Real-world sensor habits (drawn per scenario from their own seeded stream; probabilities are per scenario)."""
+
+    uwb_shared_stamp: bool = True                 # one header stamp per ranging frame (stamped when the frame ends)
+    anchor_bias: Range | None = (-0.2, 0.3)       # m, per-anchor constant range bias ~ U(lo, hi), both signs when
+    #                                               lo < 0 < hi; None keeps anchors.bias_sigma
+    coplanar_anchor_prob: float = 0.5             # all anchors at one height
+    coplanar_height: Range = (0.8, 2.5)           # m, that height
+    tilt_prob: float = 0.5                        # base_link rolls and pitches over time
+    tilt_max: Range = (0.01, 0.05)                # rad, bound of roll and pitch
+    tilt_hz: float = 0.5                          # highest frequency of the tilt motion
+    imu_z_down_prob: float = 0.5                  # IMU mounted upside down (roll = pi about its x axis)
+    tag_height_prob: float = 0.5                  # the UWB tag moves up and down (hand-held / flying tag)
+    tag_height: Range = (0.3, 2.0)                # m, range of the tag's height in base_link
+    tag_height_hz: float = 0.2                    # highest frequency of the tag's height motion
+    keyframe_interval: float = 0.0                # s; > 0: lidar scans only at keyframes about this far apart
+    keyframe_gap_prob: float = 0.05               # per keyframe: a longer gap follows
+    keyframe_gap: Range = (5.0, 14.0)             # s, length of such a gap
+
+
+@dataclass
+class RealismConfig:
+    """Dimensions that make generated data look like a real deployment. ``apply``: to which seeds they apply:
+    'evaluation' (default: the reserved evaluation seeds, i.e. benchmarks and evaluation bags; training seeds keep
+    the exact world), 'always' (training shards too), 'never'. ``people`` replaces ``dynamics.people`` where it
+    applies (people present at run time are never in the map)."""
+
+    apply: str = 'evaluation'
+    people: IntRange | None = (1, 4)
+    glass_see_through: bool = True                # a lidar beam lost on glass goes on and hits what is behind
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    changes: ChangesConfig = field(default_factory=ChangesConfig)
+    habits: HabitsConfig = field(default_factory=HabitsConfig)
+
+
+@dataclass
 class TopicNames:
     scan: str = '/scan'
     points: str = '/points'
@@ -226,6 +306,7 @@ class ScenarioConfig:
     sensors: SensorsConfig = field(default_factory=SensorsConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     ground_truth_rate: float = 50.0               # Hz, ground-truth poses in shards and bags
+    realism: RealismConfig = field(default_factory=RealismConfig)
     window: float = 10.0                          # s, training window length
     stride: float = 10.0                          # s, between window starts
     topics: TopicNames = field(default_factory=TopicNames)
@@ -347,7 +428,64 @@ class ScenarioConfig:
         _range(dy.speed, 'dynamics.speed', positive=True)
         _pos(dy.radius, 'dynamics.radius')
         _pos(dy.height, 'dynamics.height')
+        for name in SENSORS:
+            m = getattr(s, name).mount
+            for f_ in ('x', 'y', 'z', 'yaw', 'roll', 'pitch'):
+                _num(getattr(m, f_), f'sensors.{name}.mount.{f_}')
+            if name != 'imu' and (m.roll != 0 or m.pitch != 0):
+                raise ConfigError(f'sensors.{name}.mount.roll/pitch: only the IMU may be mounted rolled or pitched; '
+                                  f'got roll {m.roll}, pitch {m.pitch}')
+        self._validate_realism()
         return self
+
+    def _validate_realism(self) -> None:
+        r = self.realism
+        if r.apply not in REALISM_APPLY:
+            raise ConfigError(f'realism.apply: must be one of {list(REALISM_APPLY)}, got {r.apply!r}')
+        if r.people is not None and (len(r.people) != 2 or not 0 <= r.people[0] <= r.people[1]):
+            raise ConfigError(f'realism.people: must be (lo, hi) with 0 <= lo <= hi, or null, got {r.people}')
+        mp_ = r.mapping
+        _pos(mp_.spacing, 'realism.mapping.spacing')
+        if mp_.spacing < self.building.resolution:
+            raise ConfigError(f'realism.mapping.spacing: must be >= building.resolution ({self.building.resolution} '
+                              f'm), got {mp_.spacing}')
+        if not 16 <= mp_.beams <= 4096:
+            raise ConfigError(f'realism.mapping.beams: must be in [16, 4096], got {mp_.beams}')
+        _pos(mp_.range_max, 'realism.mapping.range_max')
+        for f_ in ('range_noise', 'drift_sigma', 'drift_yaw_sigma', 'jitter', 'jitter_yaw', 'blur'):
+            _nonneg(getattr(mp_, f_), f'realism.mapping.{f_}')
+        _pos(mp_.drift_length, 'realism.mapping.drift_length')
+        _prob(mp_.occupied_thresh, 'realism.mapping.occupied_thresh')
+        _prob(mp_.free_thresh, 'realism.mapping.free_thresh')
+        if not mp_.free_thresh < mp_.occupied_thresh:
+            raise ConfigError(f'realism.mapping.free_thresh: must be < occupied_thresh ({mp_.occupied_thresh}), '
+                              f'got {mp_.free_thresh}')
+        c = r.changes
+        for f_ in ('move_prob', 'remove_prob', 'door_closed_mapping', 'door_closed_run'):
+            _prob(getattr(c, f_), f'realism.changes.{f_}')
+        _range(c.move_distance, 'realism.changes.move_distance')
+        if len(c.add_count) != 2 or not 0 <= c.add_count[0] <= c.add_count[1]:
+            raise ConfigError(f'realism.changes.add_count: must be (lo, hi) with 0 <= lo <= hi, got {c.add_count}')
+        _range(c.add_size, 'realism.changes.add_size', positive=True)
+        _range(c.add_height, 'realism.changes.add_height', positive=True)
+        h = r.habits
+        if h.anchor_bias is not None:
+            if not isinstance(h.anchor_bias, (tuple, list)) or len(h.anchor_bias) != 2 \
+                    or _num(h.anchor_bias[0], 'realism.habits.anchor_bias') > _num(h.anchor_bias[1],
+                                                                                  'realism.habits.anchor_bias'):
+                raise ConfigError(f'realism.habits.anchor_bias: must be (lo, hi) with lo <= hi, or null, '
+                                  f'got {h.anchor_bias!r}')
+        for f_ in ('coplanar_anchor_prob', 'tilt_prob', 'imu_z_down_prob', 'tag_height_prob', 'keyframe_gap_prob'):
+            _prob(getattr(h, f_), f'realism.habits.{f_}')
+        _range(h.coplanar_height, 'realism.habits.coplanar_height', positive=True)
+        _range(h.tilt_max, 'realism.habits.tilt_max')
+        if h.tilt_max[1] > 0.5:
+            raise ConfigError(f'realism.habits.tilt_max: at most 0.5 rad, got {h.tilt_max}')
+        _range(h.tag_height, 'realism.habits.tag_height', positive=True)
+        _pos(h.tilt_hz, 'realism.habits.tilt_hz')
+        _pos(h.tag_height_hz, 'realism.habits.tag_height_hz')
+        _nonneg(h.keyframe_interval, 'realism.habits.keyframe_interval')
+        _range(h.keyframe_gap, 'realism.habits.keyframe_gap')
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -1,4 +1,5 @@
-"""PNG preview of a scenario: occupancy map, furniture heights, anchors, robot trajectory, kidnaps, people."""
+"""PNG preview of a scenario: occupancy map, furniture heights, anchors, robot trajectory, kidnaps, people; where the
+site map comes from a mapping run (realism), its occupied cells in red over the world the sensors see."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,6 +28,10 @@ def write_preview(sc: Scenario, path: str | Path, dpi: int = 110) -> Path:
     sx, sy = b.size
     fig, ax = plt.subplots(figsize=(min(14, 3 + sx / 5), min(11, 2 + sy / 5)))
     ax.imshow(img, origin='lower', extent=ext, cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    if sc.mapped is not None:
+        occ = np.ma.masked_where(sc.mapped.map.grid != 100, np.ones((H, W)))
+        ax.imshow(occ, origin='lower', extent=ext, cmap='autumn', alpha=0.6, interpolation='nearest')
+        ax.plot([], [], 's', color='red', alpha=0.6, label='site map (mapping run)')
     gt = sc.ground_truth
     jump = np.r_[False, np.hypot(*np.diff(gt.pose[:, :2], axis=0).T) > 0.5]
     xs, ys = gt.pose[:, 0].copy(), gt.pose[:, 1].copy()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .buildings import MAT, Building
+from .buildings import LIDAR_GLASS, MAT, Building
 
 PLANE_MATERIAL = MAT['concrete']  # material reported for floor/ceiling hits
 
@@ -121,6 +121,14 @@ class Raycaster:
                 t = t_next[keep]
             else:
                 t = t_next
+
+
+def glassless_raycaster(b: Building) -> Raycaster:
+    """A ray caster of ``b`` in which glass cells are air: what a beam that passes the glass hits next."""
+    glass = LIDAR_GLASS[b.material]
+    return Raycaster(np.where(glass, np.inf, b.zlo), np.where(glass, -np.inf, b.zhi),
+                     np.where(glass, 0, b.material).astype(np.uint8), b.resolution,
+                     (b.map.origin[0], b.map.origin[1]), b.ceiling)
 
 
 def cast_cylinders(origins: np.ndarray, dirs: np.ndarray, centers: np.ndarray, radius: float,

@@ -32,6 +32,10 @@ DIMENSIONS: dict[str, int] = {
     'imu': 14,
     'odom': 15,
     'clock': 20,
+    'changes': 21,      # realism (config.RealismConfig): world changed after mapping
+    'mapping': 22,      # the simulated mapping run
+    'habits': 23,       # sensor habits drawn per scenario (anchor height and biases, IMU mount, tilt, tag height)
+    'keyframes': 24,    # keyframe times of a sparse scan log
 }
 
 

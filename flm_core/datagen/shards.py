@@ -17,6 +17,14 @@ Shard layout (numpy arrays; strings as fixed-width unicode; nothing pickled)::
     uwb/nlos_bias, uwb/multipath, uwb/person, uwb/epoch; uwb_epoch/t (E,), uwb_epoch/crlb (E, 2, 2), uwb_epoch/win
     imu/gyro, imu/accel (M, 3), imu/gyro_bias, imu/accel_bias (M, 3) true biases
     odom/pose (M, 3) x y yaw in odom, odom/twist (M, 3) vx vy wz
+    meta.mounts               per stream [x, y, z, yaw, roll, pitch] as really mounted (e.g. a z-down IMU: roll pi)
+
+Where realism applies (scenario.py) ``site/grid`` is the mapped map, and also::
+
+    site/point_map (P, 3)     the mapped 3D map (with a 3D lidar)
+    world/grid (H, W)         the exact occupancy of the world the sensors saw (label)
+    gt/roll_pitch (N, 2)      roll and pitch of base_link (tilted platform)
+    uwb/tag (M, 3)            true tag position in the map (tilted platform or a tag moving up and down)
 
 Determinism: the zip entries carry a fixed date, arrays are written in a fixed order, JSON with sorted keys, so the
 same config and seed give byte-identical shards. A shard is written to ``.<name>.tmp`` and renamed when complete;
@@ -79,7 +87,9 @@ def scenario_arrays(sc: Scenario) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     meta = {'format': FORMAT, 'version': VERSION, 'seed': sc.seed, 'name': sc.name, 'duration': cfg.duration,
             'window': cfg.window, 'stride': cfg.stride, 'streams': sorted(sc.streams), 'params': sc.params,
-            'frames': {k: getattr(cfg.sensors, k).frame_id for k in sc.streams}, 'robot': sc.motion.robot}
+            'frames': {k: getattr(cfg.sensors, k).frame_id for k in sc.streams}, 'robot': sc.motion.robot,
+            'mounts': {k: [float(getattr(getattr(cfg.sensors, k).mount, f)) for f in
+                           ('x', 'y', 'z', 'yaw', 'roll', 'pitch')] for k in sc.streams if k != 'odom'}}
     out['meta'] = _json_bytes(meta)
     site = sc.site()
     out['site/grid'] = site.map.grid
@@ -88,6 +98,10 @@ def scenario_arrays(sc: Scenario) -> dict[str, np.ndarray]:
     out['site/anchor_ids'] = np.array(sc.anchors.ids, dtype='<U16')
     out['site/anchor_pos'] = sc.anchors.positions
     out['site/anchor_bias'] = np.array([a.bias for a in site.anchors], dtype=np.float64)
+    if site.point_map is not None:
+        out['site/point_map'] = np.asarray(site.point_map, dtype=np.float32)
+    if sc.mapped is not None:
+        out['world/grid'] = sc.building.map.grid
     gt = sc.ground_truth
     out['gt/t'] = gt.t
     out['gt/pose'] = gt.pose
@@ -96,6 +110,8 @@ def scenario_arrays(sc: Scenario) -> dict[str, np.ndarray]:
     out['gt/win'] = _win(gt.t, t0, t1)
     out['gt/anchor_bias'] = sc.anchors.bias
     out['gt/kidnap_t'] = np.asarray(sc.trajectory.kidnaps, dtype=np.float64)
+    if sc.habits is not None and sc.habits.tilt is not None:
+        out['gt/roll_pitch'] = np.column_stack(sc.habits.tilt.angles(gt.t))
     out['windows/t0'] = t0
     out['windows/t1'] = t1
     for name in sorted(sc.streams):
@@ -124,6 +140,8 @@ def scenario_arrays(sc: Scenario) -> dict[str, np.ndarray]:
             out['uwb_epoch/t'] = st.epoch_t
             out['uwb_epoch/crlb'] = st.crlb
             out['uwb_epoch/win'] = _win(st.epoch_t, t0, t1)
+            if st.tag is not None:
+                out['uwb/tag'] = st.tag[order]
         elif name == 'imu':
             for f in ('gyro', 'accel', 'gyro_bias', 'accel_bias'):
                 out[f'imu/{f}'] = getattr(st, f)[order]

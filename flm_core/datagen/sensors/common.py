@@ -7,6 +7,7 @@ import numpy as np
 
 from ..config import Mount, SensorConfig
 from ..motion import TrajectorySample
+from ..platform import Tilt
 
 
 @dataclass
@@ -50,3 +51,46 @@ def mount_pose(gt: TrajectorySample, m: Mount) -> np.ndarray:
 
 def draw(r: tuple[float, float], rng: np.random.Generator) -> float:
     return float(r[0]) if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
+
+
+def subset_timing(timing: SensorTiming, keep: np.ndarray) -> SensorTiming:
+    """The same sensor timing with only the messages ``keep`` (bool mask or indices)."""
+    return SensorTiming(t=timing.t[keep], stamp=timing.stamp[keep], arrival=timing.arrival[keep],
+                        clock_offset=timing.clock_offset, latency=timing.latency)
+
+
+def keyframe_times(duration: float, interval: float, gap_prob: float, gap: tuple[float, float],
+                   rng: np.random.Generator) -> np.ndarray:
+    """Times at which a keyframe logger keeps a scan: spaced U(0.5, 1.5) * interval apart, and after each with
+    probability gap_prob a longer gap U(gap) (s)."""
+    out: list[float] = []
+    t = float(rng.uniform(0.0, interval))
+    while t < duration:
+        out.append(t)
+        t += float(rng.uniform(0.5, 1.5)) * interval
+        if rng.random() < gap_prob:
+            t += float(rng.uniform(gap[0], gap[1]))
+    return np.asarray(out)
+
+
+def keyframe_mask(t: np.ndarray, key_t: np.ndarray) -> np.ndarray:
+    """(N,) bool: for each keyframe time the first message at or after it (each message at most once)."""
+    keep = np.zeros(len(t), dtype=bool)
+    if len(t) == 0 or len(key_t) == 0:
+        return keep
+    idx = np.searchsorted(t, key_t, side='left')
+    keep[idx[idx < len(t)]] = True
+    return keep
+
+
+def mount_position(gt: TrajectorySample, m: Mount, tilt: Tilt | None = None, z: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """(N, 3) map position of a sensor at mount m on a platform with roll/pitch ``tilt`` (None: level), with the
+    mount's height replaced by ``z`` (N,) where given (a tag moving up and down)."""
+    n = len(gt.t)
+    off = np.column_stack([np.full(n, m.x), np.full(n, m.y), np.full(n, m.z) if z is None else z])
+    if tilt is not None:
+        off = np.einsum('nij,nj->ni', tilt.matrix(gt.t), off)
+    c, s = np.cos(gt.pose[:, 2]), np.sin(gt.pose[:, 2])
+    return np.column_stack([gt.pose[:, 0] + c * off[:, 0] - s * off[:, 1],
+                            gt.pose[:, 1] + s * off[:, 0] + c * off[:, 1], off[:, 2]])

@@ -13,6 +13,7 @@ from ...measurements import CameraIntrinsics, Image
 from ..config import DepthConfig
 from ..dynamics import People
 from ..motion import Trajectory
+from ..platform import Tilt
 from ..raycast import Raycaster
 from .common import SensorTiming, draw, sensor_timing
 from .lidar import _cast_scans
@@ -41,14 +42,15 @@ def intrinsics(cfg: DepthConfig) -> CameraIntrinsics:
 
 
 def simulate_depth(cfg: DepthConfig, traj: Trajectory, rc: Raycaster, people: People | None, duration: float,
-                   rng: np.random.Generator) -> DepthStream:
+                   rng: np.random.Generator, tilt: Tilt | None = None) -> DepthStream:
     timing = sensor_timing(cfg, duration, rng)
     coeff = draw(cfg.noise_coeff, rng)
     K = intrinsics(cfg)
     ray_opt = K.rays().reshape(-1, 3).astype(np.float64)          # (x/z, y/z, 1) optical
     norm = np.linalg.norm(ray_opt, axis=1)
     body = np.stack([ray_opt[:, 2], -ray_opt[:, 0], -ray_opt[:, 1]], -1) / norm[:, None]
-    r, _ = _cast_scans(rc, traj, people, timing.t, np.zeros(len(body)), body, cfg.mount, cfg.range_max * 2.0)
+    r, _ = _cast_scans(rc, traj, people, timing.t, np.zeros(len(body)), body, cfg.mount, cfg.range_max * 2.0,
+                       tilt=tilt)
     z = r / norm[None, :]
     z = z + rng.normal(0.0, 1.0, z.shape) * coeff * np.where(np.isfinite(z), z, 0.0) ** 2
     bad = ~np.isfinite(z) | (z < cfg.range_min) | (z > cfg.range_max) | (rng.random(z.shape) < cfg.missing_prob)

@@ -9,7 +9,12 @@ NLOS is exactly "the 3D anchor-tag segment crosses a wall (below its height) or 
 own positive bias, so the bias grows with the walls crossed. A link is blocked (no message) when the summed
 attenuation of the crossings exceeds ``attenuation_budget`` dB, the distance exceeds ``max_range``, a person on the
 line of sight blocks it (probability ``person_block_prob``), or it drops out. Each epoch also gets the Cramer-Rao
-bound of the 2D position from the anchors that answered (crlb.py)."""
+bound of the 2D position from the anchors that answered (crlb.py).
+
+Real-driver habits (config.HabitsConfig, applied by scenario.py): with ``shared_stamp`` all ranges of one ranging
+frame carry one header stamp, the time the frame's last range was taken (the driver publishes the frame when it is
+complete), and arrive together; each range is still measured at its own slot time. The tag may sit on a tilted
+platform (``tilt``) and move up and down (``tag_height``: its height in base_link over time)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +30,8 @@ from ..crlb import range_crlb
 from ..dynamics import People
 from ..motion import Trajectory
 from ..raycast import segments_cross, segments_hit_boxes
-from .common import SensorTiming, draw, mount_pose
+from ..platform import Tilt, Wave
+from .common import SensorTiming, draw, mount_pose, mount_position
 
 _BIAS = np.array([m.uwb_bias for m in MATERIALS])
 _ATT = np.array([m.attenuation_db for m in MATERIALS])
@@ -50,6 +56,7 @@ class UwbStream:
     crlb: np.ndarray
     max_range: float
     params: dict
+    tag: np.ndarray | None = None     # (N, 3) true tag position in the map (when it is not a fixed mount)
 
     def measurements(self) -> Iterator[RangeSample]:
         for i in range(len(self.timing.t)):
@@ -96,7 +103,8 @@ def _person_on_link(people: People | None, t: np.ndarray, p: np.ndarray, q: np.n
 
 
 def simulate_uwb(cfg: UwbConfig, traj: Trajectory, b: Building, anchors: AnchorSet, people: People | None,
-                 duration: float, rng: np.random.Generator) -> UwbStream:
+                 duration: float, rng: np.random.Generator, tilt: Tilt | None = None, tag_height: Wave | None = None,
+                 shared_stamp: bool = False) -> UwbStream:
     A = len(anchors.ids)
     phase = float(rng.uniform(0.0, 1.0 / cfg.rate))
     t_ep = phase + np.arange(int(np.ceil(duration * cfg.rate)) + 1) / cfg.rate
@@ -109,7 +117,11 @@ def simulate_uwb(cfg: UwbConfig, traj: Trajectory, b: Building, anchors: AnchorS
     t = (t_ep[:, None] + slot * np.arange(A)[None, :]).ravel()          # (E*A,)
     ai = np.tile(np.arange(A), E)
     gt = traj.sample(t)
-    tag = mount_pose(gt, cfg.mount)[:, :3]
+    moving_tag = tilt is not None or tag_height is not None
+    if moving_tag:
+        tag = mount_position(gt, cfg.mount, tilt, None if tag_height is None else tag_height.value(t))
+    else:
+        tag = mount_pose(gt, cfg.mount)[:, :3]
     anc = anchors.positions[ai]
     dist = np.linalg.norm(tag - anc, axis=1)
     cnt, bsum, att = link_crossings(b, tag, anc)
@@ -130,12 +142,21 @@ def simulate_uwb(cfg: UwbConfig, traj: Trajectory, b: Building, anchors: AnchorS
     sig = np.where(nlos, np.hypot(sigma, cfg.nlos_sigma), sigma).reshape(E, A)
     crlb = range_crlb(tag.reshape(E, A, 3)[:, 0, :], anchors.positions, sig, keep.reshape(E, A))
     tk = t[keep]
-    stamp = tk + offset + (rng.normal(0.0, cfg.stamp_jitter, len(tk)) if cfg.stamp_jitter > 0 else 0.0)
-    arrival = tk + latency + (np.abs(rng.normal(0.0, cfg.latency_jitter, len(tk))) if cfg.latency_jitter > 0 else 0.0)
+    if shared_stamp:  # one stamp and one arrival per frame: when its last range was taken
+        frame_end = t_ep + (A - 1) * slot
+        ek = np.repeat(np.arange(E), A)[keep]
+        stamp = (frame_end + offset + (rng.normal(0.0, cfg.stamp_jitter, E) if cfg.stamp_jitter > 0 else 0.0))[ek]
+        arrival = (frame_end + latency + (np.abs(rng.normal(0.0, cfg.latency_jitter, E))
+                                          if cfg.latency_jitter > 0 else 0.0))[ek]
+    else:
+        stamp = tk + offset + (rng.normal(0.0, cfg.stamp_jitter, len(tk)) if cfg.stamp_jitter > 0 else 0.0)
+        arrival = tk + latency + (np.abs(rng.normal(0.0, cfg.latency_jitter, len(tk)))
+                                  if cfg.latency_jitter > 0 else 0.0)
     timing = SensorTiming(t=tk, stamp=stamp, arrival=arrival, clock_offset=offset, latency=latency)
     return UwbStream(timing=timing, anchor_ids=anchors.ids, anchor=ai[keep].astype(np.int16), range=r[keep],
                      los=~(nlos | person)[keep], n_crossings=cnt[keep].astype(np.int16), nlos_bias=nlos_bias[keep],
                      multipath=mp[keep], person=person[keep], epoch=np.repeat(np.arange(E), A)[keep],
                      epoch_t=t_ep, crlb=crlb, max_range=float(cfg.max_range),
                      params={'los_sigma': sigma, 'blocked_fraction': float(blocked.mean()) if n else 0.0,
-                             **timing.to_dict()})
+                             'shared_stamp': bool(shared_stamp), **timing.to_dict()},
+                     tag=tag[keep] if moving_tag else None)
