@@ -161,7 +161,7 @@ class Pipeline:
         if config.process not in ('auto', 'odom', 'imu', 'cv'):
             raise ValueError(f"PipelineConfig.process must be 'auto', 'odom', 'imu' or 'cv', got {config.process!r}")
         self._process = 'cv'   # the process model of the current filter (set by _new_filter)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()   # hold it to read the filter and the hypotheses together
         self._retired_counts: dict[str, Counter[str]] = {}
         self.filter = self._new_filter()
         self.state = State.INITIALIZING
@@ -175,6 +175,7 @@ class Pipeline:
         self._logscore = 0.0                              # the filter's hypothesis, accumulated like the rivals'
         self._last_step_t: float | None = None
         self._reanchor = False                            # after a blackout: publish again once re-anchored
+        self._pending_initial: tuple[np.ndarray, np.ndarray] | None = None   # an initial pose before any data
         self._health: dict[str, float] = {}               # per-modality health of the last model pose
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
@@ -185,9 +186,11 @@ class Pipeline:
 
     def admit(self, stream: str, m: Any, now: float | None) -> tuple[Verdict | str, Any]:
         """:meth:`offer`, also returning the measurement as the front end buffered it (an IMU sample levelled)."""
-        with self._lock:
+        with self.lock:
             resets, before = self.front.buffer.resets, self.front.buffer.latest
             v, m = self.front.admit(stream, m, now)
+            if self._pending_initial is not None and v in (Verdict.ACCEPTED, Verdict.RESET):
+                self.set_initial_pose(*self._pending_initial, stamp=float(m.stamp))
             if v == Verdict.RESET or self.front.buffer.resets != resets:  # (the message may be from before it)
                 self._restart(float(m.stamp) if v == Verdict.RESET else float(now if now is not None else m.stamp),
                               'time jumped back: restarted')
@@ -263,10 +266,36 @@ class Pipeline:
         self._reanchor = False
         self._event(stamp, why)
 
+    def set_site(self, site: Site, source: PoseSource | None) -> np.ndarray | None:
+        """A new site (a new map) and the pose source built for it, between two updates; returns the current pose
+        (3,) (None before the first) so the caller can tell whether it is still on the new map."""
+        with self.lock:
+            self.site, self.source = site, source
+            return self.filter.pose.copy() if self.filter.initialized else None
+
+    def hypotheses(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(poses (K, 3) x, y, yaw in the map, weights (K,) summing to 1) at stamp t: the filter's pose first, then
+        the rival hypotheses kept after an ambiguous global localization, weighted by their share of the accumulated
+        model likelihood (softmax of the log-scores); with one hypothesis its weight is 1. None before the first
+        pose."""
+        with self.lock:
+            if not self.filter.initialized:
+                return None
+            poses = [self.filter.pose_at(t)[0]] + [r.filter.pose_at(t)[0] for r in self._rivals]
+            logs = np.array([self._logscore] + [r.logscore for r in self._rivals], dtype=np.float64)
+        w = np.exp(logs - logs.max())
+        return np.stack(poses), w / w.sum()
+
     def set_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None = None) -> None:
-        """A user's initial pose (``/initialpose``): re-initialise the filter there and track from it."""
-        with self._lock:
-            t = stamp if stamp is not None else (self.front.buffer.latest or 0.0)
+        """A user's initial pose (``/initialpose``): re-initialise the filter there and track from it. Without a
+        stamp and before any data it waits for the first accepted measurement and applies at its stamp (a filter
+        reset at stamp 0 would have to propagate up to the first real stamp)."""
+        with self.lock:
+            if stamp is None and self.front.buffer.latest is None:
+                self._pending_initial = (np.asarray(pose, float), np.asarray(cov, float))
+                return
+            self._pending_initial = None
+            t = stamp if stamp is not None else self.front.buffer.latest
             if self.filter.stamp is not None and t < self.filter.stamp:
                 t = self.filter.stamp  # the filter cannot reset before what it already applied
             self._reset_filter(pose, cov, t)
@@ -279,7 +308,7 @@ class Pipeline:
 
     def request_global(self) -> None:
         """Relocalize globally at the next step (the ``reinitialize_global_localization`` service)."""
-        with self._lock:
+        with self.lock:
             self._global_requested = True
             self._global_since = None
             if self.state == State.TRACKING:
@@ -323,7 +352,7 @@ class Pipeline:
         an absolute sensor (``absolute_streams``); otherwise the filter dead-reckons on odometry/IMU and its
         covariance grows. The pose source runs outside the lock, so :meth:`offer` (sensor callbacks) and
         :meth:`estimate` never wait for inference."""
-        with self._lock:
+        with self.lock:
             buf = self.front.buffer
             t = buf.latest if t is None else t
             if t is None:
@@ -357,7 +386,7 @@ class Pipeline:
                     rival_out = self.source.track_many(window, self.site, t, np.stack([p for p, _ in rival_priors]),
                                                        np.stack([c for _, c in rival_priors]), rig=self.rig)
             latency = time.perf_counter() - t0
-        with self._lock:
+        with self.lock:
             update, health = 'none', {}
             if mode is not None and self.filter is not filt:
                 return None  # reset while the pose source ran (initial pose, time jump): the result is obsolete
@@ -395,7 +424,7 @@ class Pipeline:
         follows, whose latency, verdict and health it reports. None before the first pose and while re-anchoring
         after a blackout. While rival hypotheses remain the covariance spans them; while lost (or asked to
         relocalize) it spans the site."""
-        with self._lock:
+        with self.lock:
             t = self.front.buffer.latest if t is None else t
             if t is None or not self.filter.initialized or (self._reanchor and not self._global_requested):
                 return None
@@ -416,7 +445,7 @@ class Pipeline:
     def pose_at(self, t: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(pose (3,), cov (3, 3)) of the filter at stamp t (e.g. the clock's now: the uncertainty while no data
         arrives), or None before the first pose."""
-        with self._lock:
+        with self.lock:
             if not self.filter.initialized:
                 return None
             return self.filter.pose_at(t)
@@ -456,7 +485,7 @@ class Pipeline:
     def filter_counts(self) -> dict[str, dict[str, int]]:
         """What the filters did with each source (accepted, rejected, ...) over the whole run: the current filter's
         counters plus those of every filter it replaced."""
-        with self._lock:
+        with self.lock:
             out = {k: Counter(v) for k, v in self._retired_counts.items()}
             for source, c in self.filter.counts.items():
                 out.setdefault(source, Counter()).update(c)

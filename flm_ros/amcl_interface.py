@@ -2,14 +2,13 @@
 
 * ``nav2_msgs`` (``SetInitialPose``, ``ParticleCloud``, ``Particle``): Nav2's package where it is installed, else the
   subset this repository generates (``ros_interfaces/nav2_msgs``); :data:`NAV2_MSGS` is False where neither is.
-* :func:`hypotheses`: the poses the pipeline is tracking (the filter's and, after an ambiguous global localization,
-  its rivals'), with weights, for AMCL's ``particle_cloud`` topic; :func:`cloud_message` builds it as
+* :func:`cloud_message`: the poses the pipeline is tracking (:meth:`flm_core.pipeline.Pipeline.hypotheses`: the
+  filter's and, after an ambiguous global localization, its rivals', with weights) as AMCL's ``particle_cloud``,
   ``nav2_msgs/ParticleCloud`` or ``geometry_msgs/PoseArray``.
 * :func:`twist`: the filter's body twist with its covariance, for ``nav_msgs/Odometry``.
 * :func:`save_pose_file` / :func:`load_pose_file`: the saved pose in AMCL's file format.
 
-These read the pipeline's filter and rival hypotheses under its lock (``Pipeline._lock``, ``_rivals``,
-``_logscore``): :class:`flm_core.pipeline.Pipeline` has no public accessor for them yet.
+The twist reads the pipeline's filter under ``Pipeline.lock``.
 """
 from __future__ import annotations
 
@@ -34,20 +33,6 @@ except ImportError:
 
 #: Variance given to a twist component the filter has no covariance for (m^2/s^2 or rad^2/s^2): unknown, not zero.
 UNKNOWN_VAR = 1e6
-
-
-def hypotheses(pipe: Any, t: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """(poses (K, 3) x, y, yaw in the map, weights (K,) summing to 1) at stamp t: the filter's pose first, then the
-    rival hypotheses kept after an ambiguous global localization. The weights are each hypothesis's share of the
-    accumulated model likelihood (softmax of the pipeline's log-scores); with one hypothesis its weight is 1. None
-    before the first pose."""
-    with pipe._lock:
-        if not pipe.filter.initialized:
-            return None
-        poses = [pipe.filter.pose_at(t)[0]] + [r.filter.pose_at(t)[0] for r in pipe._rivals]
-        logs = np.array([pipe._logscore] + [r.logscore for r in pipe._rivals], dtype=np.float64)
-    w = np.exp(logs - logs.max())
-    return np.stack(poses), w / w.sum()
 
 
 def _pose(p: np.ndarray) -> Pose:
@@ -84,7 +69,7 @@ def twist(pipe: Any, t: float) -> tuple[np.ndarray, np.ndarray] | None:
     base_link with its heading, first order). wz: IMU-driven filter: the gyro rate minus the estimated bias, with the
     bias variance plus the gyro's white noise over one propagation step (``max_step``); odometry-driven filter: the
     held odometry yaw rate, which the filter has no covariance for (:data:`UNKNOWN_VAR`)."""
-    with pipe._lock:
+    with pipe.lock:
         filt = pipe.filter
         if not filt.initialized:
             return None

@@ -431,9 +431,7 @@ class LocalizerNode(LifecycleNode):
     def _use_site(self, pl: Pipeline, site: Site) -> None:
         """Swap a new site (map) into the running pipeline (inference thread, between updates)."""
         self._prepare_source(site)
-        with pl._lock:
-            pl.site, pl.source = site, self.source
-            pose = pl.filter.pose.copy() if pl.filter.initialized else None
+        pose = pl.set_site(site, self.source)
         if pose is not None and not _inside(site.map, pose[:2]):
             pl.request_global()
             self.get_logger().warn(f'the pose ({pose[0]:.2f}, {pose[1]:.2f}) is off the new map: global '
@@ -470,13 +468,12 @@ class LocalizerNode(LifecycleNode):
         return True
 
     def _request_initial_pose(self, pose: np.ndarray, cov: np.ndarray, stamp: float | None, why: str) -> None:
-        """Set an initial pose now; inactive: at activation (as AMCL); before any sensor data: with the first data
-        (the filter starts at its stamp, not at 0)."""
+        """Set an initial pose now; inactive: at activation (as AMCL). (Before any sensor data the pipeline applies it
+        with the first data, at its stamp.)"""
         pl = self.pipeline
-        if pl is None or pl.front.buffer.latest is None:
+        if pl is None:
             self._pending_pose = (np.asarray(pose, float), np.asarray(cov, float), why)
-            self.get_logger().info(f'initial pose from {why} kept for the ' +
-                                   ('activation' if pl is None else 'first sensor data'))
+            self.get_logger().info(f'initial pose from {why} kept for the activation')
             return
         self._pending_pose = None
         pl.set_initial_pose(pose, cov, stamp)
@@ -582,8 +579,6 @@ class LocalizerNode(LifecycleNode):
         pl = self.pipeline
         if pl is None:
             return
-        if self._pending_pose is not None and pl.front.buffer.latest is not None:
-            self._request_initial_pose(self._pending_pose[0], self._pending_pose[1], None, self._pending_pose[2])
         res = pl.estimate()
         try:
             if res is None or not self._publish(res):
@@ -707,7 +702,7 @@ class LocalizerNode(LifecycleNode):
                 od.twist.covariance = (np.eye(6) * amcl.UNKNOWN_VAR).reshape(-1).tolist()
             self.odom_pub.publish(od)
         if self.cloud_pub is not None and pl is not None and _listened(self.cloud_pub):
-            hyp = amcl.hypotheses(pl, r.stamp)
+            hyp = pl.hypotheses(r.stamp)
             if hyp is not None:
                 self.cloud_pub.publish(amcl.cloud_message(self._cloud_kind, msg.header, *hyp))
         ps = PoseStamped(header=msg.header, pose=msg.pose.pose)

@@ -51,17 +51,17 @@ def _drive(pipe, seconds: float, speed: float = 0.2, imu: bool = False) -> float
 
 def test_hypotheses_are_the_filter_and_its_rivals_weighted_by_model_likelihood():
     pipe = _pipeline()
-    assert amcl.hypotheses(pipe, 1000.0) is None, 'nothing before the first pose'
+    assert pipe.hypotheses(1000.0) is None, 'nothing before the first pose'
     t = _drive(pipe, 1.0)
     pipe.set_initial_pose(np.array([2.2, 3.0, 0.0]), np.diag([0.01, 0.01, 0.01]), t)
-    poses, w = amcl.hypotheses(pipe, t)
+    poses, w = pipe.hypotheses(t)
     assert poses.shape == (1, 3) and w.tolist() == [1.0]
     assert poses[0] == pytest.approx([2.2, 3.0, 0.0], abs=1e-6)
     # an ambiguous global result leaves rivals (the pipeline makes them in _keep_rivals, as here)
     pipe._rivals.append(Rival(pipe._new_filter_at(np.array([7.8, 5.0, math.pi]), np.diag([0.01] * 3), t),
                               logscore=-1.0))
     pipe._logscore = 0.0
-    poses, w = amcl.hypotheses(pipe, t)
+    poses, w = pipe.hypotheses(t)
     assert poses[:, :2] == pytest.approx(np.array([[2.2, 3.0], [7.8, 5.0]]), abs=1e-6)
     assert w == pytest.approx([1 / (1 + math.exp(-1)), math.exp(-1) / (1 + math.exp(-1))])
     header = Header(frame_id='map')

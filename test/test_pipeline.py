@@ -244,3 +244,17 @@ def test_auto_process_turns_to_the_imu_when_it_arrives_after_an_initial_pose():
     ahead, _ = pipe.pose_at(0.6)                     # and the IMU-driven filter keeps moving with it
     assert np.hypot(*(ahead[:2] - after[:2])) > 0.05
     assert pipe.estimate() is not None
+
+
+def test_an_initial_pose_before_any_data_applies_at_the_first_stamp():
+    """A filter reset at stamp 0 would propagate step by step up to the first real stamp (1.7e9 s of wall-clock
+    stamps: a hang); the pose waits for the first accepted measurement instead."""
+    here = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Offset(here))
+    pipe.set_initial_pose(here, SMALL)
+    assert not pipe.filter.initialized and pipe.estimate() is None
+    t = 1.7e9
+    pipe.offer('uwb', RangeSample(stamp=t, anchor_id='a0', range=5.0), t)
+    assert pipe.filter.initialized and pipe.filter.stamp == pytest.approx(t)
+    assert np.hypot(*(pipe.estimate().pose[:2] - here[:2])) < 1e-6
+    assert any(w == 'initial pose' for w in _events(pipe))
