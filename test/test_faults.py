@@ -62,6 +62,7 @@ REQUIRED_BY_NAME = {
 }
 CASES = ['run'] + [c.name for c in default_cases()] + ['model_unavailable']
 JUDGED_UNTIL = 2.0   # s of play after a case's end up to which its effects are judged (diagnostics, pose jumps)
+LOOKBACK = 30.0      # s before a case's start from which a failure message lists the node's localization events
 
 
 @pytest.fixture(scope='module')
@@ -110,7 +111,16 @@ def test_fault_case(matrix, name):
         assert needed in whats, f'{name}: no check about {needed!r} (checks: {whats})'
     failed = [f"{k['what']}: {k['detail'] or '(no figure)'}" for k in c['checks'] if not k['ok']]
     assert not failed, f'{name} ({c["what"]}), {len(failed)} of {len(c["checks"])} checks failed:\n  ' + \
-        '\n  '.join(failed) + f'\n\n{report["table"]}'
+        '\n  '.join(failed) + f'\n\n{_events_around(report, c)}\n\n{report["table"]}'
+
+
+def _events_around(report: dict[str, Any], c: dict[str, Any]) -> str:
+    """The node's localization events from LOOKBACK s before the case to the end of its window: whether it was
+    still tracking when the case began (a loss after an earlier case shows here)."""
+    lo, hi = c['t0'] - LOOKBACK, c['t1'] + JUDGED_UNTIL
+    near = [f'{t:.2f} {what}' for t, what in report['events'] if lo <= t <= hi]
+    return (f'localization events stamped {lo:.0f}-{hi:.0f} s (the case: {c["t0"]:.0f}-{c["t1"]:.0f} s of play): '
+            + ('; '.join(near[-12:]) or 'none'))
 
 
 def test_report_figures(matrix):

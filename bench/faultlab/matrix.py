@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 
 from bench.faultlab.cases import SCENARIO_S, Case, default_cases, fault_scenario, random_model
 from bench.faultlab.inject import Injector, node_command, node_env, node_parameters, run_plan
-from bench.faultlab.judge import CaseResult, analyze, case_json, figures, table
+from bench.faultlab.judge import CaseResult, analyze, case_json, events, figures, table
 from bench.faultlab.plan import build_plan
 
 
@@ -120,6 +120,7 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
         'figures': figs,
         'cases': {name: case_json(c) for name, c in results.items()},
         'table': table(results),
+        'events': events(rec),   # (stamp s after EPOCH, what) of the localization events the node reported
     }
     (out / 'faults.json').write_text(json.dumps(report, indent=1, default=float))
     with open(out / 'record.pkl', 'wb') as f:   # for a post-mortem: what was sent and what came back
