@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """Reliability figures: the fault matrix on the real node over DDS, and an accelerated soak.
 
-1. The matrix (flm_ros/faults.py): a generated scenario played to a fresh ``flm_localizer`` process in sim time (3x
-   real time, storms and huge messages at real time) with every fault case on one timeline, the model file deleted
-   after configure, then lifecycle checks. Prints the case table and: cases run, crashes, peak RSS, max time to
-   recover, max pose jump on recovery, messages rejected by reason.
+1. The matrix (bench/faultlab, run by ``matrix.run_matrix``): a generated scenario played to a fresh
+   ``flm_localizer`` process in sim time (3x real time, storms, huge messages, the kidnap and the bag loop at real
+   time) with every fault case on one timeline, the model file deleted after configure, then lifecycle checks.
+   Writes faults.json (every case's checks with what was measured), record.pkl (what was sent and what came back)
+   and node.log; prints the case table and: cases run, crashes, peak RSS, max time to recover, max pose jump on
+   recovery, messages rejected by reason.
 2. The soak: one simulated hour (``--soak-hours``) replayed as fast as possible through the ROS-free pipeline the
    node runs (flm_core.pipeline via make_pipeline, as ``flm-eval`` offline; the node over DDS could not replay an
    hour faster than real time on this machine), with dropouts; RSS sampled every simulated minute; prints the
    samples and the slope (target: flat).
 
     python bench/faults.py                       # both (about 2 + 10 minutes on 2 loaded cores)
-    python bench/faults.py --no-soak             # the matrix only
+    python bench/faults.py --no-soak             # the matrix only (what test/test_faults.py runs)
+    python bench/faults.py --no-soak --cases drop_scan,kidnap --trained no
     python bench/faults.py --no-matrix --soak-hours 0.25
 
 The model is the shipped checkpoint when it exists, else a freshly initialised network (then the checks that need
-a model which localizes are skipped; the table says so). Exit status 0, or 1 when a case failed or the node crashed.
+a model which localizes are skipped; the table says so). Exit status 0, or 1 when a case failed, the node crashed
+or the soak's RSS was not flat.
 """
 from __future__ import annotations
 
@@ -25,25 +29,32 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # torch single-threaded (on a loaded 2-core machine its default pool made model steps ~100x slower), and the Fast DDS
 # profile that lets this process publish the multi-MB messages: both before torch/rclpy are imported.
 for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
     os.environ.setdefault(_var, '1')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from flm_ros import faults as F  # noqa: E402
+from bench.faultlab.cases import default_cases  # noqa: E402
+from bench.faultlab.inject import large_data_profile  # noqa: E402
+from bench.faultlab.matrix import run_matrix  # noqa: E402
+from bench.faultlab.soak import soak  # noqa: E402
 
-os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(F.large_data_profile()))
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(large_data_profile()))
 os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='flm-faults-roslog-'))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n\n', 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--seed', type=int, default=5, help='scenario seed (default 5)')
     p.add_argument('--rate', type=float, default=3.0, help='matrix: sim seconds per wall second (default 3)')
     p.add_argument('--model', default=None, help='TorchScript model (default: the shipped one, else untrained)')
+    p.add_argument('--trained', choices=('auto', 'yes', 'no'), default='auto',
+                   help='matrix: run the checks that need a model that localizes (auto: when the shipped one is used)')
+    p.add_argument('--cases', default='', help='matrix: comma-separated case names (default: all)')
     p.add_argument('--out', type=Path, default=None, help='folder for faults.json, soak.json, node.log')
     p.add_argument('--no-matrix', action='store_true', help='skip the fault matrix')
     p.add_argument('--no-soak', action='store_true', help='skip the soak')
@@ -53,7 +64,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.rate <= 0 or args.soak_hours <= 0:
         p.error('--rate and --soak-hours must be > 0')
+    known = [c.name for c in default_cases()]
+    unknown = [c for c in args.cases.split(',') if c and c not in known]
+    if unknown:
+        p.error(f'--cases: unknown {unknown}; the cases are {", ".join(known)}')
     return args
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    return 'n/a' if v is None else f'{v:.2f} {unit}'
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The case table and the headline figures of a matrix report (:func:`bench.faultlab.matrix.run_matrix`)."""
+    f, m = report['figures'], report['meta']
+    print(report['table'])
+    print()
+    kind = 'trained' if m['trained'] else 'untrained: the checks that need a model that localizes are skipped'
+    print(f'model: {m["model"]} ({kind})')
+    print(f'cases run: {f["cases"]}   failed: {", ".join(f["failed"]) or "none"}   crashes: {f["crashes"]}')
+    print(f'peak RSS: {f["peak_rss_mb"]:.0f} MB   max time to recover: '
+          f'{_fmt(f["max_recover_s"], "s")} ({f.get("max_recover_case")}; relocalization: '
+          + ', '.join(f'{n} {_fmt(v, "s")}' for n, v in f.get('relocalize_s', {}).items()) + ')   '
+          f'max pose jump on recovery: {_fmt(f["max_jump_m"], "m")} ({f.get("max_jump_case")})')
+    print('messages rejected by reason: ' + ', '.join(f'{k} {v}' for k, v in f['rejected'].items()))
+    print(f'{m["sim_s"]:.0f} s of sim time, {m["messages"]} messages, played in {m["play_wall_s"]:.0f} s '
+          f'({m["wall_s"]:.0f} s in all)')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     say = (lambda s: print(s, file=sys.stderr, flush=True))
     rc = 0
     if not args.no_matrix:
-        report = F.run_matrix(out, args.seed, args.rate, args.model, None, None, progress=say)
+        trained = {'auto': None, 'yes': True, 'no': False}[args.trained]
+        report = run_matrix(out, args.seed, args.rate, args.model, trained,
+                            [c for c in args.cases.split(',') if c] or None, progress=say)
         print('== fault matrix (node process over DDS)')
-        F.print_report(report)
+        print_report(report)
+        print(f'report: {out / "faults.json"}')
         rc = 0 if not report['figures']['failed'] and not report['figures']['crashes'] else 1
     if not args.no_soak:
-        s = F.soak(args.soak_hours, args.seed, args.model, full_sensors=args.soak_full_sensors, progress=say)
+        s = soak(args.soak_hours, args.seed, args.model, full_sensors=args.soak_full_sensors, progress=say)
         (out / 'soak.json').write_text(json.dumps(s, indent=1))
         print(f'\n== soak: {s["sim_s"] / 3600:.2f} simulated hours through the pipeline (offline, no DDS), '
               f'{s["laps"]} laps of a generated scenario, {s["messages_dropped"]} messages dropped out')
