@@ -109,4 +109,4 @@ class LikelihoodField:
         g_cells, g_off = self._gaussian(float(sigma_hit))
         g = np.where(inside, g_cells[idx], g_off)
         pz = z_hit * g + z_rand / range_max
-        return 1.0 + np.sum(pz * pz * pz, axis=1)
+        return 1.0 + np.sum(pz * pz * pz, axis=1, dtype=np.float64)
