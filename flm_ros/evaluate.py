@@ -341,7 +341,9 @@ def _baseline(kind: str) -> dict[str, Any]:
         spec.loader.exec_module(mod)
         mod._import_amcl()   # a clear ImportError (what to install) now rather than at the first message
         return {'baseline': lambda site, mounts: mod.AmclBeamBaseline(site.map, extrinsics=mounts, robot='auto')}
-    if kind not in BASELINES or kind == 'amcl':
+    if kind == 'amcl':
+        raise ValueError("'amcl' names two runs: ask for 'amcl-lf' and 'amcl-beam' one by one")
+    if kind not in BASELINES:
         raise ValueError(f'unknown baseline {kind!r}; expected some of {", ".join(BASELINES)}')
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
 

@@ -159,6 +159,10 @@ class AmclNode(Baseline):
         d['motion_model'] = self.motion_robot()
         if self.detector.holonomic:
             d['holonomic_because'] = self.detector.reason
+            if self.robot == 'diff_drive':
+                d['warning'] = ('the odometry shows sideways motion but the differential motion model is configured '
+                                "(it spreads the particles' headings by ~0.7 rad per update then): use robot "
+                                "'holonomic' or 'auto'")
         return d
 
     # ------------------------------------------------------------------ scans
