@@ -33,7 +33,7 @@ setup(
     ],
     python_requires='>=3.10',
     # the runtime without an inference back end: add [onnx] (ONNX Runtime, what a robot needs) or [train] (torch)
-    install_requires=['setuptools', 'numpy>=1.26', 'scipy>=1.11', 'PyYAML>=5.4', 'pillow>=9.0', 'psutil>=5.9'],
+    install_requires=['setuptools', 'numpy>=1.26', 'scipy>=1.11', 'PyYAML>=5.4', 'pillow>=9.0'],
     extras_require={
         'onnx': ['onnxruntime>=1.16'],
         'eval': ['rosbags>=0.11.1', 'matplotlib>=3.5', 'tqdm>=4.60', 'evo>=1.30'],

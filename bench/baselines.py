@@ -8,7 +8,10 @@ Every method starts from the same perturbed initial pose (0.3 m in a random dire
 covariance) at t = 0, receives the messages of its sensors in arrival order, and is evaluated at 10 Hz from 0.5 s on,
 on its online estimate at that instant (what a consumer of its output would have had):
 
-    amcl-nav2 / amcl-tuned   Nav2 AMCL (PyPI ``amcl``: beam model), odometry + 2D lidar; Nav2 defaults / tuned set
+    amcl-lf / amcl-lf-tuned  Nav2 AMCL, likelihood-field model (Nav2's default; flm_core.estimation.mcl), odometry
+                             + 2D lidar; Nav2 defaults / tuned set
+    amcl-beam / amcl-beam-tuned  Nav2 AMCL, beam model (GPL PyPI ``amcl`` bindings, bench/amcl_beam.py; skipped when
+                             not installed); Nav2 defaults / tuned set
     icp2d-eskf / icp3d-eskf  scan-to-map ICP + ESKF (IMU, odometry), 2D lidar vs occupancy map / 3D lidar vs point map
     uwb-eskf                 robust multilateration + ESKF (IMU, odometry)
     dead-reckoning           ESKF with IMU + odometry only (the floor)
@@ -43,15 +46,17 @@ from flm_core.estimation.baselines import (Baseline, DeadReckoningBaseline, Esti
                                            UwbBaseline, make_pose_source)
 from flm_core.estimation.harness import (perturbed_start, run_baseline, scenario_extrinsics,  # noqa: E402
                                          scenario_messages, scenario_point_map)
+from flm_core.estimation.mcl import TUNED, LikelihoodFieldMcl  # noqa: E402
 from flm_core.evaluation.metrics import pose_nees  # noqa: E402
 from flm_core.measurements import Image, ImuSample, LaserScan2D, OdometrySample, PointCloud, RangeSample  # noqa: E402
 
-ALL = ('amcl-nav2', 'amcl-tuned', 'icp2d-eskf', 'icp3d-eskf', 'uwb-eskf', 'dead-reckoning', 'pipeline(icp2d)',
+AMCL = ('amcl-lf', 'amcl-lf-tuned', 'amcl-beam', 'amcl-beam-tuned')
+ALL = (*AMCL, 'icp2d-eskf', 'icp3d-eskf', 'uwb-eskf', 'dead-reckoning', 'pipeline(icp2d)',
        'flm+eskf')
-INPUTS = {'amcl-nav2': 'odom+lidar2d', 'amcl-tuned': 'odom+lidar2d', 'icp2d-eskf': 'imu+odom+lidar2d',
+INPUTS = {**{m: 'odom+lidar2d' for m in AMCL}, 'icp2d-eskf': 'imu+odom+lidar2d',
           'icp3d-eskf': 'imu+odom+lidar3d', 'uwb-eskf': 'imu+odom+uwb', 'dead-reckoning': 'imu+odom',
           'pipeline(icp2d)': 'odom+lidar2d', 'flm+eskf': 'all'}
-STREAMS = {'amcl-nav2': ('odom', 'lidar2d'), 'amcl-tuned': ('odom', 'lidar2d'),
+STREAMS = {**{m: ('odom', 'lidar2d') for m in AMCL},
            'icp2d-eskf': ('imu', 'odom', 'lidar2d'), 'icp3d-eskf': ('imu', 'odom', 'lidar3d'),
            'uwb-eskf': ('imu', 'odom', 'uwb'), 'dead-reckoning': ('imu', 'odom'),
            'pipeline(icp2d)': ('odom', 'lidar2d'), 'flm+eskf': ('imu', 'odom', 'lidar2d', 'lidar3d', 'uwb', 'depth')}
@@ -140,10 +145,14 @@ def make_methods(sc: Any, names: list[str], localizer: Any) -> list[tuple[Baseli
     s = sc.config.sensors
     rig = _Rig(ext, s.uwb.frame_id, sc.streams['depth'].intrinsics if 'depth' in sc.streams else None)
     for n in names:
-        if n in ('amcl-nav2', 'amcl-tuned'):
-            from flm_core.estimation.amcl_baseline import TUNED, AmclBaseline  # noqa: PLC0415
-            out.append((AmclBaseline(site.map, ext, TUNED if n == 'amcl-tuned' else None, robot=sc.motion.robot,
-                                     name=n), STREAMS[n]))
+        if n in AMCL:
+            params = TUNED if n.endswith('-tuned') else None
+            if n.startswith('amcl-lf'):
+                b: Baseline = LikelihoodFieldMcl(site.map, ext, params, robot=sc.motion.robot, seed=sc.seed, name=n)
+            else:
+                from bench.amcl_beam import AmclBeamBaseline  # noqa: PLC0415 (GPL bindings inside)
+                b = AmclBeamBaseline(site.map, ext, params, robot=sc.motion.robot, name=n)
+            out.append((b, STREAMS[n]))
         elif n == 'icp2d-eskf':
             out.append((IcpBaseline(pm(2), ext), STREAMS[n]))
         elif n == 'icp3d-eskf':
@@ -215,14 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     if ns.seeds < 1 or ns.duration <= 2.0:
         ap.error('--seeds must be >= 1 and --duration > 2 s')
     notes: list[str] = []
-    if any(m.startswith('amcl') for m in methods):
-        from flm_core.estimation.amcl_baseline import amcl_available  # noqa: PLC0415
+    if any(m.startswith('amcl-beam') for m in methods):
+        from bench.amcl_beam import amcl_available  # noqa: PLC0415
         if not amcl_available():
-            notes.append('AMCL rows skipped: the optional package "amcl" (GPLv3, benchmark-only) is not installed')
-            methods = [m for m in methods if not m.startswith('amcl')]
+            notes.append('amcl-beam rows skipped: the optional package "amcl" (GPL-3.0, benchmark-only) is not '
+                         'installed (pip install -r requirements/bench.txt)')
+            methods = [m for m in methods if not m.startswith('amcl-beam')]
         else:
-            notes.append('AMCL = PyPI "amcl" (nav2_amcl bindings): beam laser model (the package has no '
-                         'likelihood-field model, Nav2\'s default), nav2 update thresholds re-implemented')
+            notes.append('amcl-beam = PyPI "amcl" (nav2_amcl bindings): beam laser model, its compiled-in KLD '
+                         'constants; nav2 node logic re-implemented (flm_core.estimation.mcl.node)')
+    if any(m.startswith('amcl-lf') for m in methods):
+        notes.append('amcl-lf = nav2_amcl\'s likelihood-field model, motion models and KLD sampling in numpy '
+                     '(flm_core.estimation.mcl)')
     localizer = None
     if 'flm+eskf' in methods:
         cls, why = model_status()

@@ -18,8 +18,10 @@ Per building and sensor subset (2D lidar+odom; 3D lidar+IMU; depth+odom; UWB+IMU
   condition is dropped for subsets that cannot observe heading from one window: UWB+IMU, UWB only);
 - UWB CRLB: RMS over epochs of sqrt(trace(CRLB)) from the anchors that answered (flm_core.datagen.crlb).
 
-Baselines (flm_core.estimation): 'amcl-nav2' (Nav2's AMCL, beam model, nav2 defaults) and 'icp2d-eskf' on 2D
-lidar+odom, 'icp3d-eskf' on 3D lidar+IMU, 'uwb-eskf' on UWB+IMU and UWB only, 'dead-reckoning' (IMU+odom).
+Baselines (flm_core.estimation): Nav2's AMCL with its defaults in both laser models - 'amcl-lf' (likelihood
+field, Nav2's default model, flm_core.estimation.mcl) and 'amcl-beam' (beam model through the GPL ``amcl`` bindings,
+bench/amcl_beam.py; skipped when that package is not installed) - and 'icp2d-eskf' on 2D lidar+odom, 'icp3d-eskf'
+on 3D lidar+IMU, 'uwb-eskf' on UWB+IMU and UWB only, 'dead-reckoning' (IMU+odom).
 No classical baseline uses the depth camera.
 
 Maps (``--maps``): every building is run twice. The main table uses **mapped maps** (flm_core.datagen realism,
@@ -114,13 +116,13 @@ def run_baselines(sc: Any, subset_name: str, eval_t: np.ndarray, start: tuple[fl
     ext = scenario_extrinsics(sc)
     jobs: list[tuple[Any, tuple[str, ...]]] = []
     if subset_name == 'lidar2d+odom':
-        try:
-            from flm_core.estimation.amcl_baseline import AmclBaseline, amcl_available  # noqa: PLC0415
+        from bench.amcl_beam import AmclBeamBaseline, amcl_available  # noqa: PLC0415 (GPL bindings inside)
+        from flm_core.estimation.mcl import LikelihoodFieldMcl  # noqa: PLC0415
 
-            if amcl_available():
-                jobs.append((AmclBaseline(sc.site().map, ext, robot=sc.motion.robot), ('odom', 'lidar2d')))
-        except ImportError:
-            pass
+        occ = sc.site().map
+        jobs.append((LikelihoodFieldMcl(occ, ext, robot=sc.motion.robot, seed=sc.seed), ('odom', 'lidar2d')))
+        if amcl_available():
+            jobs.append((AmclBeamBaseline(occ, ext, robot=sc.motion.robot), ('odom', 'lidar2d')))
         jobs.append((IcpBaseline(scenario_point_map(sc, 2), ext, use_odom=True), ('odom', 'lidar2d')))
         jobs[-1][0].use_imu = False
     elif subset_name == 'lidar3d+imu':

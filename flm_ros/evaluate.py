@@ -233,6 +233,9 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
                     mounts = rig.rig(frames_in({stream: [(m.stamp, m)]})).mounts
                     base_impl = baseline(site, mounts)
                     base_impl.reset(stamp, None if init['pose'] is None else np.array(init['pose']), start_cov)
+                ext, frame = getattr(base_impl, 'extrinsics', None), getattr(m, 'frame_id', '')
+                if ext is not None and stream not in ('odom', 'uwb') and frame and frame not in ext:
+                    ext.update(rig.rig({frame}).mounts)   # mounts of sensor frames first seen after the first message
                 t0b = time.perf_counter()
                 base_impl.step(m)
                 latencies.append(time.perf_counter() - t0b)
@@ -409,15 +412,35 @@ def replay_ground_truth(bag: Path, p: dict[str, Any], gt_spec: str) -> Replay:
                   start=binfo.start)
 
 
-BASELINES = ('icp', 'icp2d', 'icp3d', 'uwb', 'uwb-ekf', 'amcl')
+BASELINES = ('icp', 'icp2d', 'icp3d', 'uwb', 'uwb-ekf', 'amcl', 'amcl-lf', 'amcl-beam')
 
 
 def _baseline(kind: str) -> dict[str, Any]:
-    """replay_offline arguments that run baseline ``kind`` (see --compare)."""
-    if kind == 'amcl':
-        from flm_core.estimation.amcl_baseline import AmclBaseline  # noqa: PLC0415 (optional GPL dependency)
+    """replay_offline arguments that run baseline ``kind`` (see --compare); 'amcl' is expanded to 'amcl-lf' and
+    'amcl-beam' by the caller. Both AMCL variants choose their motion model from the odometry (robot 'auto': the
+    omni model once it shows sideways motion, Nav2's differential one until then). 'amcl-beam' runs the GPL-3.0
+    ``amcl`` bindings through bench/amcl_beam.py, loaded from the repository (never part of the installed package)."""
+    if kind == 'amcl-lf':
+        from flm_core.estimation.mcl import LikelihoodFieldMcl  # noqa: PLC0415
 
-        return {'baseline': lambda site, mounts: AmclBaseline(site.map, extrinsics=mounts)}
+        return {'baseline': lambda site, mounts: LikelihoodFieldMcl(site.map, extrinsics=mounts, robot='auto')}
+    if kind == 'amcl-beam':
+        import importlib.util  # noqa: PLC0415
+
+        where = [Path(__file__).resolve().parents[1] / 'bench' / 'amcl_beam.py', Path.cwd() / 'bench' / 'amcl_beam.py']
+        path = next((f for f in where if f.is_file()), None)
+        if path is None:
+            raise ImportError('amcl-beam needs bench/amcl_beam.py of a source checkout of this repository (it is '
+                              f'not installed with the package; looked in {", ".join(str(f.parent) for f in where)}) '
+                              'and the GPL-3.0 PyPI package "amcl" (pip install -r requirements/bench.txt); '
+                              'amcl-lf needs neither')
+        spec = importlib.util.spec_from_file_location('flm_bench_amcl_beam', path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mod._import_amcl()   # a clear ImportError (what to install) now rather than at the first message
+        return {'baseline': lambda site, mounts: mod.AmclBeamBaseline(site.map, extrinsics=mounts, robot='auto')}
+    if kind == 'amcl':
+        raise ValueError("'amcl' names two runs: ask for 'amcl-lf' and 'amcl-beam' one by one")
     if kind not in BASELINES:
         raise ValueError(f'unknown baseline {kind!r}; expected some of {", ".join(BASELINES)}')
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
@@ -444,8 +467,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument('--disable', default='', help='comma-separated streams to ignore, e.g. scan,points')
     p.add_argument('--compare', default='', help='comma-separated baselines to run on the same bag (offline mode; '
                                                  'each starts from the ground truth interpolated at its first '
-                                                 'accepted sensor stamp): icp, icp2d, icp3d, uwb-ekf, amcl (Nav2 '
-                                                 'AMCL, the optional amcl package)')
+                                                 'accepted sensor stamp): icp, icp2d, icp3d, uwb-ekf, amcl-lf (Nav2 '
+                                                 'AMCL, likelihood field), amcl-beam (Nav2 AMCL beam model: GPL amcl '
+                                                 'bindings, bench/), amcl (both)')
     p.add_argument('--initial-pose', default=None, metavar='X,Y,YAW|gt',
                    help='start the FLM there (m, m, rad in the map frame; std from the parameters '
                         'initial_pose.std_xy/std_yaw) instead of localizing globally; gt (offline mode): from the '
@@ -581,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     notes = [f'flm: {n}' for n in rep.notes]
     compared: list[tuple[str, Replay]] = []
-    kinds = [k for k in ns.compare.split(',') if k]
+    kinds = [x for k in ns.compare.split(',') if k for x in (('amcl-lf', 'amcl-beam') if k == 'amcl' else (k,))]
     if kinds and ns.mode == 'offline' and len(rep.gt):
         for kind in kinds:
             try:

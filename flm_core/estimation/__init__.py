@@ -6,7 +6,7 @@
 * :mod:`.multilateration` - robust UWB multilateration (Gauss-Newton, NLOS rejection);
 * :mod:`.icp` - scan-to-map registration, 2D scans against an occupancy map and 3D clouds against a point map;
 * :mod:`.baselines` - the common baseline interface and the UWB / lidar-ICP / odometry baselines;
-* :mod:`.amcl_baseline` - Nav2's AMCL through the optional PyPI ``amcl`` package (imported lazily, there only).
+* :mod:`.mcl` - Nav2's AMCL (likelihood field, KLD sampling) in numpy; the GPL beam-model bindings are in bench/.
 """
 from .eskf import Eskf, EskfConfig, UpdateResult
 

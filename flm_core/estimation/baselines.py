@@ -16,7 +16,7 @@ velocity measurement, so the only difference between them is the absolute sensor
   (:mod:`.icp`) from the filter's prediction, deskewed with the filter's twist, fused as a pose measurement.
 * :class:`DeadReckoningBaseline` ('dead-reckoning'): IMU + odometry only, the floor every method must beat.
 
-Nav2's AMCL lives in :mod:`.amcl_baseline` (optional GPLv3 dependency, imported lazily there).
+Nav2's AMCL lives in :mod:`.mcl` (likelihood field; the GPL beam-model bindings' adapter is bench/amcl_beam.py).
 
 Sensor extrinsics are given as ``{frame_id: (x, y, z, yaw)}`` of each sensor frame in base_link (what TF's
 static transforms hold); measurements are looked up by their ``frame_id``.
