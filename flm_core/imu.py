@@ -16,8 +16,11 @@ Up (the direction opposite to gravity) comes, per IMU frame, from
   time constant ``tau`` whenever the specific force is close to 1 g (a complementary filter, as Mahony's without
   the yaw part).
 
-The rotation of the IMU frame into base_link comes from TF (the caller's ``mount``); without it the sample is
-levelled by gravity alone and the heading of its x axis is taken as base_link's.
+The rotation of the IMU frame into base_link comes from TF (the caller's ``mount``). With the mount known and no
+orientation in the message, base_link is taken as level and the mount alone is applied: an attitude estimate from
+the accelerometer cannot tell a tilt from the robot's own acceleration, and absorbing the accelerations into a
+tilt made IMU dead reckoning worse on level floors. Without the mount the sample is levelled by gravity alone (the
+estimate) and the heading of its x axis is taken as base_link's.
 
 No ROS imports; SI units; quaternions (x, y, z, w).
 """
@@ -42,7 +45,7 @@ class LevelerConfig:
     max_disagreement: rad, a message orientation whose up differs more than this from the gravity estimate is not
     used (counted in :attr:`ImuLeveler.disagreements`)."""
 
-    tau: float = 1.0
+    tau: float = 5.0
     accel_gate: float = 0.15
     max_dt: float = 1.0
     max_disagreement: float = 0.5
@@ -89,10 +92,10 @@ class ImuLeveler:
     disagreements: int = 0    # samples whose orientation contradicted gravity (not used for levelling)
     _att: dict[str, _Attitude] = field(default_factory=dict)
 
-    def up(self, m: ImuSample, start: np.ndarray | None = None) -> np.ndarray:
-        """(3,) unit up vector in the sample's IMU frame at its stamp (updates the estimate). ``start``: the up
-        vector to start from (base_link's z when the mount is known: the platform taken as level until gravity says
-        otherwise), else the first sample's specific force."""
+    def up(self, m: ImuSample, start: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+        """(unit up vector (3,) in the sample's IMU frame at its stamp, whether it is the message's orientation);
+        updates the estimate. ``start``: the up vector to start the estimate from (base_link's z when the mount is
+        known), else the first sample's specific force."""
         a = np.asarray(m.linear_acceleration, float)
         na = float(np.linalg.norm(a))
         att = self._att.get(m.frame_id)
@@ -112,19 +115,23 @@ class ImuLeveler:
             q = q / np.linalg.norm(q)
             up_o = quat_rotate(np.array([-q[0], -q[1], -q[2], q[3]]), np.array([0.0, 0.0, 1.0]))
             if float(up_o.dot(up)) >= math.cos(self.config.max_disagreement):
-                up = up_o
-            else:
-                self.disagreements += 1
+                self._att[m.frame_id] = _Attitude(up_o, float(m.stamp))
+                return up_o, True
+            self.disagreements += 1
         self._att[m.frame_id] = _Attitude(up, float(m.stamp))
-        return up
+        return up, False
 
     def level(self, m: ImuSample, mount: np.ndarray | None) -> ImuSample:
         """The sample in the level base frame (frame_id = ``base_frame``, no orientation, covariances rotated).
         ``mount``: (4,) quaternion of the IMU frame in base_link (from TF), None when unknown (taken as identity:
         levelled by gravity alone)."""
         R_bi = np.eye(3) if mount is None else _matrix(mount)
-        up_b = R_bi @ self.up(m, None if mount is None else R_bi[2].copy())   # R_bi^T e_z: base z in the IMU frame
-        R = level_frame(up_b) @ R_bi                     # IMU frame -> level base frame
+        up_i, given = self.up(m, None if mount is None else R_bi[2].copy())   # R_bi^T e_z: base z in the IMU frame
+        if mount is not None and not given:
+            return self._rotated(m, R_bi)                # the mount alone: base_link is taken as level
+        return self._rotated(m, level_frame(R_bi @ up_i) @ R_bi)   # IMU frame -> level base frame
+
+    def _rotated(self, m: ImuSample, R: np.ndarray) -> ImuSample:
         rot = (lambda c: R @ np.asarray(c, float) @ R.T)
         return replace(m, frame_id=self.base_frame,
                        angular_velocity=R @ np.asarray(m.angular_velocity, float),
