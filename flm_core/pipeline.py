@@ -221,7 +221,7 @@ class Pipeline:
         for r in self._rivals:
             r.filter = carried(r.filter)
         label = {'imu': 'IMU', 'odom': 'odometry'}[self._process]   # 'cv' is never switched to: it means no data
-        self._event(stamp, f'{label} data: the filter is {label}-driven from now on')
+        self._event(stamp, f'{label} data: the filter is {label}-driven from now on', routine='process switch')
 
     @staticmethod
     def _propagate(filt: Eskf, stream: str, m: Any) -> None:

@@ -109,6 +109,7 @@ def soak(hours: float = 1.0, seed: int = 5, model: str | Path | None = None, lap
             'rss_peak_mb': max(s[2] for s in samples) / 1e6 if samples else math.nan,
             'max_buffered': max((s[3] for s in samples), default=0),
             'filter_events': len(pipe.filter._events), 'pipeline_events': len(pipe.events),
+            'events': [f'{t:.1f} s: {w}' for t, w in pipe.events],
             'model_latency_ms': {'p50': float(np.percentile(lat, 50)), 'p99': float(np.percentile(lat, 99))},
             'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
             'state': pipe.state.value}
