@@ -69,3 +69,22 @@ def random_model(tmp_path_factory):
     path = tmp_path_factory.mktemp('model') / 'flm_random.pt'
     export_torchscript(m, path, build_meta(m, dataclasses.asdict(TokenConfig())))
     return path
+
+
+_EXIT: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the test process with the session's status once pytest has printed its summary, without the interpreter's
+    teardown: after every test had passed, 2 of 3 full runs here died in that teardown with SIGSEGV (exit 139; the
+    C extensions loaded together, rclpy, torch, ONNX Runtime and open3d, being finalised), which a runner reads as
+    a failure. Each test module alone exits cleanly; the crash is not in a test."""
+    if _EXIT and os.environ.get('FLM_TEST_TEARDOWN') != '1':
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT[0])
