@@ -54,7 +54,7 @@ class World:
         self.site = Site('synthetic', map=self.map,
                          anchors=tuple(Anchor(f'a{i}', a) for i, a in enumerate(self.anchors)))
         self.index = MapIndex(self.site)
-        self.field = DistanceField.of(self.index)
+        self.field = DistanceField.of(self.index, surface=1.0)     # solid cells: the surface is their faces
         self.faces = _faces(solids)
 
     def to_world(self, xy: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ parameters with Gaussian priors (e.g. UWB range biases). Residual blocks (each m
 divided by its standard deviation ``sigma``; all vectorised over the block's measurements):
 
 * :class:`ScanBlock` - 2D scan points (base_link) against the map's signed distance field (:class:`DistanceField`,
-  bilinear with its gradient, zero on the faces of the occupied cells, truncated at ``truncation`` m so that far
+  bilinear with its gradient, zero on the surface of the occupied cells, truncated at ``truncation`` m so that far
   points do not dominate): a point-to-line residual wherever the wall is locally straight;
 * :class:`PlaneBlock` - 3D points (base_link) against a point map with normals
   (:class:`flm_core.estimation.icp.PointMap`): point-to-plane residuals to the nearest map point, re-associated at
@@ -55,7 +55,10 @@ class SolverConfig:
     """loss: 'huber', 'cauchy' or 'none' (plain weighted least squares); loss_scale: the loss's threshold in
     sigmas; outlier: |residual| / sigma above which a measurement is reported as an outlier (and not counted in the
     rms / chi-square; its robust weight already bounds its pull); max_iterations: re-linearisations; tol: step size
-    (m and rad) that ends the solve; lm_lambda: the initial Levenberg-Marquardt damping; max_inflation: bound of the
+    (m and rad) that ends the solve; tol_gain: a step whose squared length in the information's metric
+    (``step^T H step``, sigmas^2) is below it ends the solve too, once taken (a weakly observed direction, or
+    points hopping between the map's cells, converge slowly, and the last digits are far inside the answer's
+    uncertainty); lm_lambda: the initial Levenberg-Marquardt damping; max_inflation: bound of the
     chi-square inflation of the covariance; max_variance: m^2 / rad^2, the largest variance a direction gets (the
     information's eigenvalues are floored at its inverse)."""
 
@@ -64,6 +67,7 @@ class SolverConfig:
     outlier: float = 5.0
     max_iterations: int = 20
     tol: float = 1e-8
+    tol_gain: float = 1e-4
     lm_lambda: float = 1e-4
     max_inflation: float = 100.0
     max_variance: float = 1e4
@@ -101,15 +105,18 @@ def robust_cost(e: np.ndarray, loss: str, k: float) -> np.ndarray:
 class DistanceField:
     """Signed distance (m) to the surface of the occupied cells of an occupancy grid, bilinear between cell centres.
 
-    Zero on the faces of the occupied cells (where a range sensor's beam ends), positive in free and unknown space
-    (the Euclidean distance transform, less half a cell), negative inside obstacles (depth below the face); looked up
+    Zero on the surface of the occupied cells (see ``surface``), positive in free and unknown space (the Euclidean
+    distance transform to the occupied cells), negative inside obstacles (depth below the surface); looked up
     in the grid's own cell coordinates, so it moves rigidly with the map's origin. Outside the grid the border value
     holds (gradient 0: no information). Build it once per map (:meth:`of` caches it on a
     :class:`flm_core.model.tokens.MapIndex`)."""
 
-    def __init__(self, occ: OccupancyMap, outside: np.ndarray | None = None) -> None:
+    def __init__(self, occ: OccupancyMap, outside: np.ndarray | None = None, surface: float = 0.0) -> None:
         """occ: the grid; outside (H, W) m: the distance of every cell centre to the nearest occupied cell centre
-        (``MapIndex.dist``; computed here when None)."""
+        (``MapIndex.dist``; computed here when None); surface: where the surface lies in an occupied cell at the
+        boundary, as a fraction of half a cell from its centre towards free space: 0 = the centre (a map ray-cast
+        from scans, as SLAM builds them: a beam's end falls anywhere in its cell), 1 = the face (solid cells, as
+        the project's generated buildings are)."""
         solid = occ.occupied()
         if not solid.any():
             raise ValueError('the occupancy map has no occupied cells: no distance field')
@@ -117,46 +124,58 @@ class DistanceField:
         if outside is None:
             outside = ndimage.distance_transform_edt(~solid) * res
         inside = ndimage.distance_transform_edt(solid) * res      # occupied cell -> nearest non-occupied centre
-        half = 0.5 * res
-        self.values = np.where(solid, half - inside, np.asarray(outside, np.float64) - half)   # (H, W) m
+        if not 0.0 <= surface <= 1.0:
+            raise ValueError(f'surface must be in [0, 1] (centre to face), got {surface}')
+        off = 0.5 * res * surface
+        self.values = np.where(solid, res - inside - off, np.asarray(outside, np.float64) - off)   # (H, W) m
+        self._flat = np.ascontiguousarray(self.values).ravel()
+        self.surface = float(surface)
         self.resolution = res
         self.origin = np.asarray(occ.origin, np.float64).copy()
         self._c, self._s = math.cos(self.origin[2]), math.sin(self.origin[2])
 
     @classmethod
-    def of(cls, index: object) -> DistanceField:
-        """The field of a :class:`flm_core.model.tokens.MapIndex` with a grid map (built once, kept in its
-        ``cache``)."""
+    def of(cls, index: object, surface: float = 0.0) -> DistanceField:
+        """The field of a :class:`flm_core.model.tokens.MapIndex` with a grid map (built once per ``surface``, kept
+        in its ``cache``)."""
         cache = getattr(index, 'cache')
-        f = cache.get('solver.distance_field')
+        key = f'solver.distance_field.{surface}'
+        f = cache.get(key)
         if f is None:
             site = getattr(index, 'site')
             if site.map is None:
                 raise ValueError(f'site {site.name!r} has no occupancy map: no distance field')
-            f = cache['solver.distance_field'] = cls(site.map, getattr(index, 'dist', None))
+            f = cache[key] = cls(site.map, getattr(index, 'dist', None), surface)
         return f
 
     def lookup(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map-frame points xy (N, 2) m -> (distance (N,) m, gradient (N, 2) in the map frame)."""
-        H, W = self.values.shape
         dx, dy = xy[:, 0] - self.origin[0], xy[:, 1] - self.origin[1]
-        u = (self._c * dx + self._s * dy) / self.resolution - 0.5     # cell-centre coordinates
-        v = (-self._s * dx + self._c * dy) / self.resolution - 0.5
+        val, gu, gv = self.lookup_grid(self._c * dx + self._s * dy, -self._s * dx + self._c * dy)
+        return val, np.stack([self._c * gu - self._s * gv, self._s * gu + self._c * gv], -1)
+
+    def lookup_grid(self, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points in the grid's own axes (m from the origin along its columns gx (N,) and rows gy (N,)) ->
+        (distance (N,) m, d/dgx (N,), d/dgy (N,)); outside the grid the border value and a zero gradient."""
+        H, W = self.values.shape
+        u = gx * (1.0 / self.resolution) - 0.5          # cell-centre coordinates
+        v = gy * (1.0 / self.resolution) - 0.5
         inside = (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1)
-        u = np.clip(u, 0.0, W - 1.0)
-        v = np.clip(v, 0.0, H - 1.0)
-        i0 = np.minimum(np.floor(u).astype(np.int64), max(W - 2, 0))
-        j0 = np.minimum(np.floor(v).astype(np.int64), max(H - 2, 0))
-        i1, j1 = np.minimum(i0 + 1, W - 1), np.minimum(j0 + 1, H - 1)
+        np.clip(u, 0.0, W - 1.0, out=u)
+        np.clip(v, 0.0, H - 1.0, out=v)
+        i0 = np.minimum(u.astype(np.int64), max(W - 2, 0))
+        j0 = np.minimum(v.astype(np.int64), max(H - 2, 0))
         fu, fv = u - i0, v - j0
-        f = self.values
-        f00, f10, f01, f11 = f[j0, i0], f[j0, i1], f[j1, i0], f[j1, i1]
-        val = (1 - fv) * ((1 - fu) * f00 + fu * f10) + fv * ((1 - fu) * f01 + fu * f11)
-        gu = ((1 - fv) * (f10 - f00) + fv * (f11 - f01)) / self.resolution
-        gv = ((1 - fu) * (f01 - f00) + fu * (f11 - f10)) / self.resolution
-        gu, gv = np.where(inside, gu, 0.0), np.where(inside, gv, 0.0)
-        grad = np.stack([self._c * gu - self._s * gv, self._s * gu + self._c * gv], -1)
-        return val, grad
+        k = j0 * W + i0
+        f = self._flat
+        f00, f10 = f.take(k), f.take(k + (W > 1))
+        f01, f11 = f.take(k + W * (H > 1)), f.take(k + W * (H > 1) + (W > 1))
+        a, b = f10 - f00, f11 - f01
+        val = f00 + fu * a + fv * (f01 - f00 + fu * (b - a))
+        scale = inside * (1.0 / self.resolution)
+        gu = (a + fv * (b - a)) * scale
+        gv = (f01 - f00 + fu * (f11 - f10 - f01 + f00)) * scale
+        return val, gu, gv
 
 
 # ------------------------------------------------------------------------------------------------ residual blocks
@@ -231,16 +250,20 @@ class ScanBlock:
         self.extra_std = np.zeros(0)
 
     def linearize(self, pose: np.ndarray, extra: np.ndarray) -> Linearization:
-        q, dq = _rot_points(pose, self.points)
-        d, g = self.field.lookup(q)
+        fld = self.field
+        # in the grid's axes: gxy = R(-o)(t - origin) + R(yaw - o) p
+        c0, s0 = fld._c, fld._s
+        dx, dy = pose[0] - fld.origin[0], pose[1] - fld.origin[1]
+        c, s = math.cos(pose[2] - fld.origin[2]), math.sin(pose[2] - fld.origin[2])
+        px, py = self.points[:, 0], self.points[:, 1]
+        rx, ry = c * px - s * py, s * px + c * py
+        d, gu, gv = fld.lookup_grid(c0 * dx + s0 * dy + rx, -s0 * dx + c0 * dy + ry)
         active = (np.abs(d) < self.truncation) & self.finite
         r = np.clip(d, -self.truncation, self.truncation)
-        J = np.zeros((len(d), 3))
-        J[:, 0:2] = g
-        J[:, 2] = np.einsum('ni,ni->n', g, dq)
-        J[~active] = 0.0
-        sig = np.asarray(self.sigma)
-        return Linearization(r=r, e=r / sig, J=J / sig[:, None], active=active, valid=self.finite.copy())
+        w = active / np.asarray(self.sigma)
+        gu, gv = gu * w, gv * w
+        J = np.column_stack([c0 * gu - s0 * gv, s0 * gu + c0 * gv, gv * rx - gu * ry])
+        return Linearization(r=r, e=r / self.sigma, J=J, active=active, valid=self.finite)
 
 
 @dataclass
@@ -318,7 +341,8 @@ class RangeBlock:
             raise ValueError(f'{self.name}: {len(self.anchors)} anchors for {M} ranges')
         self.tag = np.broadcast_to(np.asarray(self.tag, np.float64), (M, 3)).copy()
         idx = np.arange(M) if self.anchor_index is None else np.asarray(self.anchor_index, np.int64).reshape(M)
-        B = int(idx.max()) + 1 if M else 0
+        sizes = [np.size(a) for a in (self.bias, self.bias_std, self.bias_mean) if np.ndim(a) > 0]
+        B = max([int(idx.max()) + 1 if M else 0] + sizes)
         self.anchor_index = idx
         self.sigma = _sigmas(self.sigma, M, self.name)
         self.weights = _weights(self.weights, M)
@@ -376,20 +400,24 @@ class RangeBlock:
 # ------------------------------------------------------------------------------------------------ the solve
 @dataclass
 class Solution:
-    """pose (3,) x, y (m), yaw (rad) of base_link in the map; cov (3, 3) its covariance (the measurements'
-    information divided by ``inflation``, plus the priors'; variances capped at ``max_variance``); cov_measurements
-    (3, 3): the same without the pose prior (the measurements' own); information (3, 3): the measurements' own
-    information of the pose (extras marginalised, not inflated); extra: dict block name -> its solved extra
-    parameters (E,); residuals / inliers: dict block name -> (n,) m / bool; rms: normalised residual RMS of the
-    inliers (sigmas); inlier_share: inliers / usable measurements; chi2_red: reduced chi-square of the
-    measurements; inflation = clip(chi2_red, 1, max_inflation); prior_mahalanobis: Mahalanobis distance of the pose
-    from the prior (nan without one); cost: the final robust cost; iterations; converged."""
+    """The result of :func:`solve`.
+
+    pose (3,) x, y (m), yaw (rad) of base_link in the map; cov (3, 3) its covariance (the measurements' information
+    divided by ``inflation``, plus the priors'; variances capped at ``max_variance``); cov_measurements (3, 3): the
+    same without the pose prior (the measurements' own); information (3, 3): the measurements' own information of
+    the pose (extras marginalised, not inflated); extra: dict block name -> its solved extra parameters (E,);
+    extra_var: their variances (E,) (with the priors, inflated as ``cov``); residuals / inliers: dict block name ->
+    (n,) m / bool; rms: normalised residual RMS of the inliers (sigmas); inlier_share: inliers / usable
+    measurements; chi2_red: reduced chi-square of the measurements; inflation = clip(chi2_red, 1, max_inflation);
+    prior_mahalanobis: Mahalanobis distance of the pose from the prior (nan without one); cost: the final robust
+    cost; iterations; converged; n_measurements: usable measurements; stats: per block n, inliers, rms."""
 
     pose: np.ndarray
     cov: np.ndarray
     cov_measurements: np.ndarray
     information: np.ndarray
     extra: dict[str, np.ndarray]
+    extra_var: dict[str, np.ndarray]
     residuals: dict[str, np.ndarray]
     inliers: dict[str, np.ndarray]
     rms: float
@@ -466,9 +494,15 @@ class _Problem:
 
     def cost(self, theta: np.ndarray, lins: list[Linearization]) -> float:
         cfg = self.cfg
-        c = self.prior_terms(theta)[0]
+        d = theta[3:] - self.extra_mean[3:]
+        c = 0.5 * float(self.extra_info[3:] @ (d * d))
+        if self.prior is not None:
+            mu, Hp = self.prior
+            dp = theta[:3] - mu
+            dp[2] = (dp[2] + math.pi) % (2.0 * math.pi) - math.pi
+            c += 0.5 * float(dp @ Hp @ dp)
         for b, lin in zip(self.blocks, lins):
-            c += float(np.sum(b.weights * robust_cost(lin.e, cfg.loss, cfg.loss_scale)))
+            c += float(b.weights @ robust_cost(lin.e, cfg.loss, cfg.loss_scale))
         return c
 
     def normal_equations(self, lins: list[Linearization]) -> tuple[np.ndarray, np.ndarray]:
@@ -478,10 +512,15 @@ class _Problem:
         g = np.zeros(self.n)
         for b, sl, lin in zip(self.blocks, self.slices, lins):
             w = b.weights * robust_weight(lin.e, cfg.loss, cfg.loss_scale)
-            cols = np.r_[0:3, sl.start:sl.stop]
             Jw = lin.J * w[:, None]
-            H[np.ix_(cols, cols)] += Jw.T @ lin.J
-            g[cols] += Jw.T @ lin.e
+            Hb, gb = Jw.T @ lin.J, Jw.T @ lin.e
+            if sl.start == sl.stop:
+                H[:3, :3] += Hb
+                g[:3] += gb
+            else:
+                cols = np.r_[0:3, sl.start:sl.stop]
+                H[np.ix_(cols, cols)] += Hb
+                g[cols] += gb
         return H, g
 
 
@@ -523,7 +562,10 @@ def solve(blocks: Sequence[Block], x0: np.ndarray, prior: tuple[np.ndarray, np.n
                 lam = max(lam * 0.1, 1e-12)
                 break
             lam *= 10.0
-        if not improved or float(np.max(np.abs(step[:3]))) < cfg.tol:
+            if float(step @ H @ step) < cfg.tol_gain:   # a step within the noise did not help: done
+                break
+        # the step (taken) was a small fraction of the answer's uncertainty, or tiny: done
+        if not improved or float(step @ H @ step) < cfg.tol_gain or float(np.max(np.abs(step[:3]))) < cfg.tol:
             converged = True
             break
     return _solution(prob, theta, lins, cost, it, converged)
@@ -555,7 +597,8 @@ def _solution(prob: _Problem, theta: np.ndarray, lins: list[Linearization], cost
     chi2_red = chi2 / dof if dof > 0.5 else float('nan')
     inflation = float(np.clip(chi2_red, 1.0, cfg.max_inflation)) if np.isfinite(chi2_red) else 1.0
     # what the residuals do not explain widens the measurements' information, not the priors'
-    cov = _floored_inverse(Hm / inflation + Hfull_p, cfg.max_variance)[:3, :3]
+    full = _floored_inverse(Hm / inflation + Hfull_p, cfg.max_variance)
+    cov = full[:3, :3]
     cov_m = _floored_inverse(Hm / inflation + Hextra, cfg.max_variance)[:3, :3]
     info = np.linalg.inv(_floored_inverse(H_meas, cfg.max_variance)[:3, :3])
     e_in = np.concatenate([lin.e[inliers[b.name]] for b, lin in zip(prob.blocks, lins)]) if prob.blocks \
@@ -567,8 +610,10 @@ def _solution(prob: _Problem, theta: np.ndarray, lins: list[Linearization], cost
         dp[2] = float(wrap_angle(dp[2]))
         mahal = float(np.sqrt(max(float(dp @ Hp @ dp), 0.0)))
     extra = {b.name: theta[sl].copy() for b, sl in zip(prob.blocks, prob.slices)}
-    return Solution(pose=theta[:3].copy(), cov=0.5 * (cov + cov.T), cov_measurements=0.5 * (cov_m + cov_m.T), information=0.5 * (info + info.T),
-                    extra=extra, residuals=residuals, inliers=inliers,
+    extra_var = {b.name: np.diag(full)[sl].copy() for b, sl in zip(prob.blocks, prob.slices)}
+    return Solution(pose=theta[:3].copy(), cov=0.5 * (cov + cov.T), cov_measurements=0.5 * (cov_m + cov_m.T),
+                    information=0.5 * (info + info.T),
+                    extra=extra, extra_var=extra_var, residuals=residuals, inliers=inliers,
                     rms=float(np.sqrt(np.mean(e_in ** 2))) if len(e_in) else float('nan'),
                     inlier_share=n_in / n_use if n_use else 0.0, chi2_red=chi2_red, inflation=inflation,
                     prior_mahalanobis=mahal, cost=cost, iterations=iterations, converged=converged,

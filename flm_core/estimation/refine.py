@@ -1,0 +1,411 @@
+"""A pose source that solves the pose from the window's measurements, starting where another source (the FLM) says.
+
+``Refined(source, config)`` has the pipeline's PoseSource interface (:class:`flm_core.pipeline.PoseSource`):
+``localize(window, site, t, prior_pose, prior_cov, rig)``, and ``track_many`` when the inner source has it. Per
+update it
+
+1. runs the inner source (the FLM's ``Localizer``, a classical source, or none) on the window, unchanged;
+2. puts the window's measurements in base_link at ``t`` (:func:`flm_core.model.tokens.prepare`: sensor mounts from
+   the rig, motion between a measurement's stamp and ``t`` compensated with the window's odometry): the newest scan
+   (voxel-filtered) against the map's distance field, 3D points against the site's point map (point-to-plane),
+   the newest UWB ranges (``uwb_window`` s) with the tag's lever arm and height;
+3. solves the pose (:func:`flm_core.estimation.solver.solve`) from the inner source's pose and from the prior, with
+   the prior as a Gaussian term, and keeps the solve with the lower cost;
+4. hands on the solved pose and the covariance of the measurements alone (the pipeline's filter holds the prior
+   already: handing it the posterior would count the prior twice); or None when the solve is inconsistent (too few
+   inliers, residual RMS too high: the window does not fit the map at that pose) or has nothing to solve with.
+
+Tracking uses only measurements stamped after the previous tracking update (``fresh_only``): the pipeline runs its
+source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same scan
+again and again would shrink the covariance with no new information. With nothing new it returns None and the
+filter dead-reckons.
+
+UWB range biases: a common offset of all anchors (a clock or antenna delay) and a per-anchor offset are solved with
+the pose, their prior carried from one update to the next (a random walk of ``bias_walk`` m per sqrt(s)): what the
+site file's biases leave out is learnt as the robot moves. One tag does not observe the heading, and then the
+direction of its lever arm is unknown: the pose handed on is base_link's expected position under the heading's
+uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the rest of the lever arm counted as position variance, and the
+heading is reported as unobserved (variance ``max_variance``).
+
+Global mode (no prior): the inner source's global result (and each of its alternatives) is solved from, with a wide
+prior on its pose (``global_position_std``, heading std pi / sqrt(3): a heading uniform on the circle), and the
+posterior covariance is handed on. Without an inner source the UWB ranges' robust multilateration gives the start.
+
+The inner estimate's other attributes (score, alternatives, mode, health) are kept; ``health['geometry']`` is the
+solve's inlier share. ``counts`` says what happened at each update and ``solve_times`` holds the solver's wall time
+per update (s).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..geometry import wrap_angle
+from ..model.tokens import TYPE_ID, MapIndex, Rig, SensorFrame, TokenConfig, prepare
+from ..site import Site
+from .baselines import Estimate as BaseEstimate
+from .icp import PointMap, voxel_downsample
+from .multilateration import multilaterate
+from .solver import Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, Solution, SolverConfig, solve
+
+Window = Mapping[str, Sequence[tuple[float, Any]]]
+ABSOLUTE = ('scan', 'points', 'depth', 'uwb')
+UNIFORM_YAW_STD = math.pi / math.sqrt(3.0)     # rad, std of a heading uniform on the circle
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """solver: the solve's settings. scan_sigma / points_sigma: m, point-to-line / point-to-plane noise;
+    scan_voxel / points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance beyond
+    which a point is not pulled (unmapped clutter). uwb_sigma: m, range noise; uwb_window: s of the newest ranges
+    used; uwb_bias_std: m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial
+    std of the offset shared by all anchors; bias_walk: m per sqrt(s), how fast the learnt offsets may drift;
+    use_prior: the filter's prior is a term of the solve (it always is a start); fresh_only: tracking uses only
+    measurements newer than the previous tracking update (see the module docstring); min_inlier_share,
+    max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; yaw_unobserved: rad^2,
+    a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
+    global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
+    how long the errors of consecutive windows stay alike (a tracking result's covariance is multiplied by
+    correlation_time / the time since the previous result, at least 1; 0 disables); map_surface: where the surface
+    lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
+    as in maps ray-cast from scans by SLAM; 1 its face); cov_floor: std (m, m, rad) added in quadrature to a result
+    with scan or point residuals: how well the map and a scan can agree at all (the map's cells, its registration
+    errors), which the residuals of one scan, alike from beam to beam, do not show."""
+
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    scan_sigma: float = 0.05
+    scan_voxel: float = 0.1
+    points_sigma: float = 0.05
+    points_voxel: float = 0.2
+    truncation: float = 0.5
+    uwb_sigma: float = 0.1
+    uwb_window: float = 0.1
+    uwb_bias_std: float = 0.1
+    uwb_common_std: float = 0.5
+    bias_walk: float = 0.002
+    use_prior: bool = True
+    fresh_only: bool = True
+    min_inlier_share: float = 0.5
+    max_rms: float = 3.0
+    yaw_unobserved: float = 0.25
+    global_position_std: float = 2.0
+    correlation_time: float = 1.0
+    map_surface: float = 0.0
+    cov_floor: tuple[float, float, float] = (0.03, 0.03, 0.01)
+
+
+class _Biases:
+    """The learnt UWB offsets of one site: a common one and one per anchor (means m, variances m^2) and the stamp
+    they refer to."""
+
+    def __init__(self, n: int, cfg: RefineConfig) -> None:
+        self.common = (0.0, cfg.uwb_common_std ** 2)
+        self.mean = np.zeros(n)
+        self.var = np.full(n, cfg.uwb_bias_std ** 2)
+        self.stamp: float | None = None
+
+
+class Refined:
+    """See the module docstring. ``source``: the inner pose source (or None); ``config``: :class:`RefineConfig`."""
+
+    def __init__(self, source: Any = None, config: RefineConfig | None = None) -> None:
+        self.source = source
+        self.config = config or RefineConfig()
+        self.counts: Counter[str] = Counter()
+        self.solve_times: list[float] = []
+        self.last: Solution | None = None
+        self._site: tuple[int, MapIndex, DistanceField | None, PointMap | None, dict[bytes, int]] | None = None
+        self._biases: _Biases | None = None
+        self._last_t: float | None = None            # stamp of the previous tracking update
+        self._cut: tuple[float, float | None] = (math.nan, None)   # (t, the fresh cutoff used at t)
+        self._last_handed: float | None = None       # stamp of the previous result handed on
+        self._inflation = 1.0                        # the decorrelation factor of the latest tracking result
+        if source is not None and hasattr(source, 'track_many'):
+            self.track_many = self._track_many
+
+    # ------------------------------------------------------------------ site data
+    def _site_data(self, site: Site) -> tuple[MapIndex, DistanceField | None, PointMap | None, dict[bytes, int]]:
+        if self._site is None or self._site[0] != id(site):
+            index = self.source.map_index(site) if hasattr(self.source, 'map_index') else MapIndex(site)
+            fld = DistanceField.of(index, self.config.map_surface) if index.kind == 'grid' else None
+            pm = PointMap.from_points(site.point_map, voxel=0.15) if site.point_map is not None \
+                and len(site.point_map) else None
+            ids = {np.asarray(a.position, np.float64).tobytes(): k for k, a in enumerate(site.anchors)}
+            self._site = (id(site), index, fld, pm, ids)
+            self._biases = _Biases(len(site.anchors), self.config)
+        return self._site[1:]
+
+    # ------------------------------------------------------------------ measurements
+    def _fresh(self, window: Window, t: float, tracking: bool) -> dict[str, list[tuple[float, Any]]]:
+        """The window with its absolute streams cut to what is new since the previous tracking update (tracking,
+        ``fresh_only``) and the UWB ranges to the newest ``uwb_window`` s."""
+        cut = None
+        if tracking and self.config.fresh_only:
+            if self._cut[0] == t:
+                cut = self._cut[1]
+            else:
+                cut = self._last_t if self._last_t is not None and self._last_t <= t else None
+                self._cut = (t, cut)
+                self._last_t = t
+        elif not tracking:
+            self._last_t = t
+            self._cut = (t, None)
+        out = {}
+        for name, items in window.items():
+            items = list(items)
+            if name in ABSOLUTE and cut is not None:
+                items = [(s, m) for s, m in items if s > cut]
+            if name == 'uwb':
+                items = [(s, m) for s, m in items if s >= t - self.config.uwb_window]
+            out[name] = items
+        return out
+
+    def blocks(self, window: Window, site: Site, t: float, rig: Rig | None = None, tracking: bool = True
+               ) -> tuple[list[Block], SensorFrame]:
+        """The residual blocks of a window at stamp t (see the module docstring) and the prepared frame."""
+        cfg = self.config
+        index, fld, pm, ids = self._site_data(site)
+        w = self._fresh(window, t, tracking)
+        big = 1 << 20
+        tc = TokenConfig(max_beams=big, max_points=big, max_depth=big, max_uwb=big, window=max(cfg.uwb_window, 1.0))
+        frame = prepare(w, site, t, rig, tc, index)
+        blocks: list[Block] = []
+        scan = frame.ptype == TYPE_ID['scan']
+        if scan.any() and fld is not None:
+            pts, _ = voxel_downsample(frame.pts[scan, :2], cfg.scan_voxel)
+            blocks.append(ScanBlock(pts, fld, sigma=cfg.scan_sigma, truncation=cfg.truncation))
+        cloud = (frame.ptype == TYPE_ID['points']) | (frame.ptype == TYPE_ID['depth'])
+        if cloud.any() and pm is not None:
+            pts, _ = voxel_downsample(frame.pts[cloud], cfg.points_voxel)
+            blocks.append(PlaneBlock(pts, pm, sigma=cfg.points_sigma, truncation=cfg.truncation))
+        if len(frame.uwb_range):
+            k = np.array([ids.get(a.tobytes(), -1) for a in np.asarray(frame.uwb_anchor, np.float64)])
+            ok = k >= 0
+            if ok.any():
+                b = self._biases_at(t, len(site.anchors))
+                blocks.append(RangeBlock(frame.uwb_anchor[ok], frame.uwb_range[ok], frame.uwb_tag[ok],
+                                         sigma=cfg.uwb_sigma, anchor_index=k[ok], bias=0.0,
+                                         bias_std=np.sqrt(b.var), bias_mean=b.mean,
+                                         common_bias_std=math.sqrt(b.common[1]), common_bias_mean=b.common[0]))
+        return blocks, frame
+
+    def _biases_at(self, t: float, n: int) -> _Biases:
+        """The learnt offsets, their variances grown by the random walk since they were last updated."""
+        b = self._biases
+        assert b is not None and len(b.mean) == n
+        if b.stamp is not None and t > b.stamp:
+            q = self.config.bias_walk ** 2 * (t - b.stamp)
+            b.var = b.var + q
+            b.common = (b.common[0], b.common[1] + q)
+            b.stamp = t
+        return b
+
+    def _learn(self, blocks: list[Block], sol: Solution, t: float) -> None:
+        """Carry the solved offsets (and their variances) to the next update."""
+        b = self._biases
+        for blk in blocks:
+            if isinstance(blk, RangeBlock) and b is not None and blk.name in sol.extra_var:
+                x, v = sol.extra[blk.name], sol.extra_var[blk.name]
+                c0 = 1 if blk.common_bias_std > 0 else 0
+                if c0:
+                    b.common = (float(x[0]), float(v[0]))
+                b.mean[blk.estimated] = x[c0:]
+                b.var[blk.estimated] = v[c0:]
+                b.stamp = t
+
+    # ------------------------------------------------------------------ solving
+    def _starts(self, poses: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for p in poses:
+            if p is None or not np.all(np.isfinite(p)):
+                continue
+            p = np.asarray(p, np.float64).reshape(3)
+            if not any(_near(p, q, 0.01, 0.01) for q in out):
+                out.append(p)
+        return out
+
+    def _solve(self, blocks: list[Block], starts: list[np.ndarray], prior: tuple[np.ndarray, np.ndarray] | None
+               ) -> Solution | None:
+        best, seen = None, []
+        for x0 in starts:
+            if any(_near(x0, q) for q in seen):     # converges where a solve already went
+                continue
+            sol = solve(blocks, x0, prior=prior, config=self.config.solver)
+            seen += [x0, sol.pose]
+            if best is None or sol.cost < best.cost:
+                best = sol
+        return best
+
+    def consistent(self, sol: Solution) -> bool:
+        """Whether a solve explains its measurements (inlier share and residual RMS within the config's bounds)."""
+        c = self.config
+        return sol.n_measurements > 0 and sol.inlier_share >= c.min_inlier_share and np.isfinite(sol.rms) \
+            and sol.rms <= c.max_rms
+
+    def _handed_on(self, blocks: list[Block], sol: Solution, heading: tuple[float, float] | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(pose (3,), cov (3, 3)) to hand the pipeline. ``heading``: (mean, variance) of the prior's heading when
+        tracking (then the measurements' own covariance: the filter has the prior), None for a global result (the
+        posterior). With the heading unobserved by the measurements (one UWB tag and nothing else), base_link's
+        expected position under the heading's uncertainty (see the module docstring)."""
+        tracking = heading is not None
+        pose = sol.pose.copy()
+        cov = (sol.cov_measurements if tracking else sol.cov).copy()
+        if sol.cov_measurements[2, 2] <= self.config.yaw_unobserved \
+                or any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+            return pose, cov
+        tags = [b.tag for b in blocks if isinstance(b, RangeBlock)]
+        if not tags:
+            return pose, cov
+        lever = np.concatenate(tags)[:, :2].mean(0)
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        arm = np.array([c * lever[0] - s * lever[1], s * lever[0] + c * lever[1]])
+        J = np.array([[1.0, 0.0, -arm[1]], [0.0, 1.0, arm[0]]])              # tag position w.r.t. the pose
+        tag, tag_cov = pose[:2] + arm, J @ sol.cov_measurements @ J.T
+        yaw, var = heading if tracking else (float(pose[2]), UNIFORM_YAW_STD ** 2)
+        shrink = math.exp(-0.5 * min(var, 50.0))
+        c, s = math.cos(yaw), math.sin(yaw)
+        out = np.zeros((3, 3))
+        out[:2, :2] = tag_cov + np.eye(2) * 0.5 * (1.0 - shrink ** 2) * float(lever @ lever)
+        out[2, 2] = self.config.solver.max_variance if tracking else var
+        base = tag - shrink * np.array([c * lever[0] - s * lever[1], s * lever[0] + c * lever[1]])
+        return np.array([base[0], base[1], float(wrap_angle(yaw))]), out
+
+    def _floored(self, blocks: list[Block], cov: np.ndarray) -> np.ndarray:
+        """cov plus the map agreement floor (``cov_floor``) when scans or points took part."""
+        if not any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+            return cov
+        return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
+
+    def _decorrelated(self, cov: np.ndarray, t: float) -> np.ndarray:
+        """A tracking result's covariance times correlation_time / (time since the previous one handed on), at
+        least 1: consecutive windows share their slowly varying errors (multipath, map errors, an unknown heading
+        under a lever arm) and a run of them carries about the information of one per correlation time."""
+        tau = self.config.correlation_time
+        prev, self._last_handed = self._last_handed, t
+        if tau <= 0 or prev is None or not t > prev:
+            self._inflation = 1.0
+            return cov
+        self._inflation = max(1.0, tau / (t - prev))
+        return cov * self._inflation
+
+    # ------------------------------------------------------------------ the PoseSource interface
+    def localize(self, window: Window, site: Site, t: float, prior_pose: np.ndarray | None = None,
+                 prior_cov: np.ndarray | None = None, rig: Any = None) -> Any:
+        inner = None
+        if self.source is not None:
+            if prior_pose is None:
+                inner = self.source.localize(window, site, t, rig=rig)
+            else:
+                inner = self.source.localize(window, site, t, prior_pose, prior_cov, rig=rig)
+        tracking = prior_pose is not None
+        blocks, frame = self.blocks(window, site, t, rig, tracking)
+        if not blocks:
+            self.counts['nothing to solve'] += 1
+            return None if tracking else inner
+        t0 = time.perf_counter()
+        if tracking:
+            prior = (np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)) \
+                if self.config.use_prior and prior_cov is not None else None
+            sol = self._solve(blocks, self._starts([getattr(inner, 'pose', None), prior_pose]), prior)
+        else:
+            start = getattr(inner, 'pose', None)
+            if start is None:
+                start = self._uwb_start(blocks, frame)
+            sol = self._solve(blocks, self._starts([start]), self._wide_prior(start)) if start is not None \
+                else None
+        self.solve_times.append(time.perf_counter() - t0)
+        if sol is None:
+            self.counts['no start'] += 1
+            return inner if not tracking else None
+        self.last = sol
+        if not self.consistent(sol):
+            self.counts['inconsistent'] += 1
+            return None
+        self.counts['solved'] += 1
+        if tracking:
+            self._learn(blocks, sol, t)
+        if tracking:
+            heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
+            pose, cov = self._handed_on(blocks, sol, heading)
+            cov = self._decorrelated(cov, t)
+        else:
+            pose, cov = self._handed_on(blocks, sol, None)
+            self._last_handed = t
+        cov = self._floored(blocks, cov)
+        alt = getattr(inner, 'alternatives', None)
+        if not tracking and alt is not None:
+            alt = self._refine_alternatives(blocks, alt)
+        return self._estimate(inner, pose, cov, sol, t, 'tracking' if tracking else 'global', alt)
+
+    def _wide_prior(self, start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if start is None:
+            return None
+        s = self.config.global_position_std
+        return np.asarray(start, np.float64), np.diag([s * s, s * s, UNIFORM_YAW_STD ** 2])
+
+    def _uwb_start(self, blocks: list[Block], frame: SensorFrame) -> np.ndarray | None:
+        """A start without an inner source: robust multilateration of the tag (heading 0)."""
+        rb = next((b for b in blocks if isinstance(b, RangeBlock)), None)
+        if rb is None:
+            return None
+        res = multilaterate(rb.anchors, rb.ranges, sigma=self.config.uwb_sigma, fixed_z=float(rb.tag[:, 2].mean()))
+        if not res.ok:
+            return None
+        lever = rb.tag[:, :2].mean(0)
+        return np.array([res.position[0] - lever[0], res.position[1] - lever[1], 0.0])
+
+    def _refine_alternatives(self, blocks: list[Block], alt: tuple[np.ndarray, np.ndarray, np.ndarray]
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        poses, covs, scores = (np.array(a, dtype=np.float64, copy=True) for a in alt)
+        for k in range(len(poses)):
+            sol = self._solve(blocks, [poses[k]], self._wide_prior(poses[k]))
+            if sol is not None and self.consistent(sol):
+                pose, cov = self._handed_on(blocks, sol, None)
+                poses[k], covs[k] = pose, self._floored(blocks, cov)
+        return poses, covs, scores
+
+    def _estimate(self, inner: Any, pose: np.ndarray, cov: np.ndarray, sol: Solution, t: float, mode: str,
+                  alt: Any) -> Any:
+        health = dict(getattr(inner, 'health', {}) or {})
+        health['geometry'] = float(sol.inlier_share)
+        cov = 0.5 * (cov + cov.T)
+        if inner is not None and dataclasses.is_dataclass(inner):
+            changes: dict[str, Any] = {'pose': pose, 'cov': cov, 'health': health}
+            if hasattr(inner, 'alternatives'):
+                changes['alternatives'] = alt
+            return dataclasses.replace(inner, **changes)
+        return BaseEstimate(stamp=t, pose=pose, cov=cov, source='solver', mode=mode, health=health,
+                            info={'rms': sol.rms, 'inlier_share': sol.inlier_share, 'chi2_red': sol.chi2_red})
+
+    def _track_many(self, window: Window, site: Site, t: float, poses: np.ndarray, covs: np.ndarray,
+                    rig: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inner source's ``track_many`` (rival hypotheses), each result solved from (with its prior); a rival
+        whose solve is inconsistent keeps the inner source's answer."""
+        out, ocov, scores = self.source.track_many(window, site, t, poses, covs, rig=rig)
+        out, ocov = np.array(out, dtype=np.float64, copy=True), np.array(ocov, dtype=np.float64, copy=True)
+        blocks, _ = self.blocks(window, site, t, rig, tracking=True)
+        if not blocks:
+            return out, ocov, scores
+        for k in range(len(out)):
+            prior = (np.asarray(poses[k], np.float64), np.asarray(covs[k], np.float64)) if self.config.use_prior \
+                else None
+            sol = self._solve(blocks, self._starts([out[k], poses[k]]), prior)
+            if sol is not None and self.consistent(sol):
+                p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
+                out[k], ocov[k] = p, self._floored(blocks, c * max(1.0, self._inflation))
+        return out, ocov, scores
+
+
+def _near(a: np.ndarray, b: np.ndarray, dxy: float = 0.05, dyaw: float = 0.02) -> bool:
+    """Whether two poses are within dxy m and dyaw rad of each other."""
+    return bool(np.hypot(a[0] - b[0], a[1] - b[1]) <= dxy and abs(float(wrap_angle(a[2] - b[2]))) <= dyaw)
+
+
+__all__ = ['RefineConfig', 'Refined']
