@@ -37,6 +37,7 @@ per update (s).
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import time
@@ -46,7 +47,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..geometry import wrap_angle
+from ..geometry import quat_to_yaw, wrap_angle
 from ..model.tokens import TYPE_ID, MapIndex, Rig, SensorFrame, TokenConfig, prepare
 from ..site import Site
 from .baselines import Estimate as BaseEstimate
@@ -76,7 +77,9 @@ class RefineConfig:
     lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
     as in maps ray-cast from scans by SLAM; 1 its face); cov_floor: std (m, m, rad) added in quadrature to a result
     with scan or point residuals: how well the map and a scan can agree at all (the map's cells, its registration
-    errors), which the residuals of one scan, alike from beam to beam, do not show."""
+    errors), which the residuals of one scan, alike from beam to beam, do not show; odom_extrapolation: s, how far
+    past its newest sample the odometry's twist may carry a measurement to ``t`` (0: the motion stops there; a
+    twist differenced from odometry poses can be far off, and a wrong turn rate turns the whole scan)."""
 
     solver: SolverConfig = field(default_factory=SolverConfig)
     scan_sigma: float = 0.05
@@ -97,6 +100,7 @@ class RefineConfig:
     global_position_std: float = 2.0
     correlation_time: float = 1.0
     map_surface: float = 0.0
+    odom_extrapolation: float = 0.0
     cov_floor: tuple[float, float, float] = (0.03, 0.03, 0.01)
 
 
@@ -122,8 +126,9 @@ class Refined:
         self.last: Solution | None = None
         self._site: tuple[int, MapIndex, DistanceField | None, PointMap | None, dict[bytes, int]] | None = None
         self._biases: _Biases | None = None
-        self._last_t: float | None = None            # stamp of the previous tracking update
-        self._cut: tuple[float, float | None] = (math.nan, None)   # (t, the fresh cutoff used at t)
+        self._used: dict[str, tuple[float, int]] = {}    # stream -> (newest stamp used, items used at it)
+        self._before: dict[str, tuple[float, int]] = {}  # the same before the current update
+        self._update_t: float | None = None               # stamp of the current update
         self._last_handed: float | None = None       # stamp of the previous result handed on
         self._inflation = 1.0                        # the decorrelation factor of the latest tracking result
         if source is not None and hasattr(source, 'track_many'):
@@ -143,37 +148,46 @@ class Refined:
 
     # ------------------------------------------------------------------ measurements
     def _fresh(self, window: Window, t: float, tracking: bool) -> dict[str, list[tuple[float, Any]]]:
-        """The window with its absolute streams cut to what is new since the previous tracking update (tracking,
-        ``fresh_only``) and the UWB ranges to the newest ``uwb_window`` s."""
-        cut = None
-        if tracking and self.config.fresh_only:
-            if self._cut[0] == t:
-                cut = self._cut[1]
-            else:
-                cut = self._last_t if self._last_t is not None and self._last_t <= t else None
-                self._cut = (t, cut)
-                self._last_t = t
-        elif not tracking:
-            self._last_t = t
-            self._cut = (t, None)
+        """The window with its absolute streams cut to what no earlier update used (tracking, ``fresh_only``; the
+        rival hypotheses of the same update see the same) and the UWB ranges to the newest ``uwb_window`` s. What
+        an update used is remembered per stream as (newest stamp, items at that stamp): a scan that arrives late,
+        after later odometry moved the updates past its stamp, is still new."""
+        if t != self._update_t:
+            if self._update_t is not None and t < self._update_t:
+                self._used = {}                                   # time went back: a new run
+            self._before, self._update_t = dict(self._used), t
+            for name, items in window.items():
+                if name in ABSOLUTE and items:
+                    newest = float(items[-1][0])
+                    k = len(items) - bisect.bisect_left([st for st, _ in items], newest)
+                    if newest >= self._used.get(name, (-math.inf, 0))[0]:
+                        self._used[name] = (newest, k)
+        used = self._before if tracking and self.config.fresh_only else {}
         out = {}
         for name, items in window.items():
             items = list(items)
-            if name in ABSOLUTE and cut is not None:
-                items = [(s, m) for s, m in items if s > cut]
+            if name in used:
+                s0, k0 = used[name]
+                first = bisect.bisect_left([st for st, _ in items], s0)
+                same = bisect.bisect_right([st for st, _ in items], s0)
+                items = items[min(first + k0, same):] if same > first else items[first:]
             if name == 'uwb':
-                items = [(s, m) for s, m in items if s >= t - self.config.uwb_window]
+                items = [(st, m) for st, m in items if st >= t - self.config.uwb_window]
             out[name] = items
         return out
 
     def blocks(self, window: Window, site: Site, t: float, rig: Rig | None = None, tracking: bool = True
-               ) -> tuple[list[Block], SensorFrame]:
-        """The residual blocks of a window at stamp t (see the module docstring) and the prepared frame."""
+               ) -> tuple[list[Block], SensorFrame, np.ndarray]:
+        """The residual blocks of a window at stamp t (see the module docstring), the prepared frame, and the
+        covariance (3, 3) the odometry's motion compensation of the scan or cloud adds (:func:`motion_cov`)."""
         cfg = self.config
         index, fld, pm, ids = self._site_data(site)
         w = self._fresh(window, t, tracking)
         big = 1 << 20
-        tc = TokenConfig(max_beams=big, max_points=big, max_depth=big, max_uwb=big, window=max(cfg.uwb_window, 1.0))
+        # the odometry that carries the oldest measurement used to t must be in the prepared track
+        oldest = min((float(items[0][0]) for name, items in w.items() if name in ABSOLUTE and items), default=t)
+        tc = TokenConfig(max_beams=big, max_points=big, max_depth=big, max_uwb=big,
+                         window=max(cfg.uwb_window, t - oldest, 0.0), max_odom_extrapolation=cfg.odom_extrapolation)
         frame = prepare(w, site, t, rig, tc, index)
         blocks: list[Block] = []
         scan = frame.ptype == TYPE_ID['scan']
@@ -193,7 +207,11 @@ class Refined:
                                          sigma=cfg.uwb_sigma, anchor_index=k[ok], bias=0.0,
                                          bias_std=np.sqrt(b.var), bias_mean=b.mean,
                                          common_bias_std=math.sqrt(b.common[1]), common_bias_mean=b.common[0]))
-        return blocks, frame
+        motion = np.zeros((3, 3))
+        if (scan | cloud).any():
+            stamp = t + float(frame.pdt[scan | cloud].min())
+            motion = motion_cov(w.get('odom') or [], stamp, t, cfg.odom_extrapolation)
+        return blocks, frame, motion
 
     def _biases_at(self, t: float, n: int) -> _Biases:
         """The learnt offsets, their variances grown by the random walk since they were last updated."""
@@ -305,7 +323,7 @@ class Refined:
             else:
                 inner = self.source.localize(window, site, t, prior_pose, prior_cov, rig=rig)
         tracking = prior_pose is not None
-        blocks, frame = self.blocks(window, site, t, rig, tracking)
+        blocks, frame, motion = self.blocks(window, site, t, rig, tracking)
         if not blocks:
             self.counts['nothing to solve'] += 1
             return None if tracking else inner
@@ -338,10 +356,10 @@ class Refined:
         else:
             pose, cov = self._handed_on(blocks, sol, None)
             self._last_handed = t
-        cov = self._floored(blocks, cov)
+        cov = self._floored(blocks, cov) + motion
         alt = getattr(inner, 'alternatives', None)
         if not tracking and alt is not None:
-            alt = self._refine_alternatives(blocks, alt)
+            alt = self._refine_alternatives(blocks, alt, motion)
         return self._estimate(inner, pose, cov, sol, t, 'tracking' if tracking else 'global', alt)
 
     def _wide_prior(self, start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -361,14 +379,14 @@ class Refined:
         lever = rb.tag[:, :2].mean(0)
         return np.array([res.position[0] - lever[0], res.position[1] - lever[1], 0.0])
 
-    def _refine_alternatives(self, blocks: list[Block], alt: tuple[np.ndarray, np.ndarray, np.ndarray]
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _refine_alternatives(self, blocks: list[Block], alt: tuple[np.ndarray, np.ndarray, np.ndarray],
+                             motion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         poses, covs, scores = (np.array(a, dtype=np.float64, copy=True) for a in alt)
         for k in range(len(poses)):
             sol = self._solve(blocks, [poses[k]], self._wide_prior(poses[k]))
             if sol is not None and self.consistent(sol):
                 pose, cov = self._handed_on(blocks, sol, None)
-                poses[k], covs[k] = pose, self._floored(blocks, cov)
+                poses[k], covs[k] = pose, self._floored(blocks, cov) + motion
         return poses, covs, scores
 
     def _estimate(self, inner: Any, pose: np.ndarray, cov: np.ndarray, sol: Solution, t: float, mode: str,
@@ -390,7 +408,7 @@ class Refined:
         whose solve is inconsistent keeps the inner source's answer."""
         out, ocov, scores = self.source.track_many(window, site, t, poses, covs, rig=rig)
         out, ocov = np.array(out, dtype=np.float64, copy=True), np.array(ocov, dtype=np.float64, copy=True)
-        blocks, _ = self.blocks(window, site, t, rig, tracking=True)
+        blocks, _, motion = self.blocks(window, site, t, rig, tracking=True)
         if not blocks:
             return out, ocov, scores
         for k in range(len(out)):
@@ -399,8 +417,41 @@ class Refined:
             sol = self._solve(blocks, self._starts([out[k], poses[k]]), prior)
             if sol is not None and self.consistent(sol):
                 p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
-                out[k], ocov[k] = p, self._floored(blocks, c * max(1.0, self._inflation))
+                out[k], ocov[k] = p, self._floored(blocks, c * max(1.0, self._inflation)) + motion
         return out, ocov, scores
+
+
+def motion_cov(odom: Sequence[tuple[float, Any]], stamp: float, t: float, extrapolation: float = 0.0
+               ) -> np.ndarray:
+    """Covariance (3, 3) (m^2, m^2, rad^2; isotropic in position) of the error of carrying a measurement from
+    ``stamp`` to ``t`` with odometry interpolated between its samples ``odom`` ([(stamp, OdometrySample)], oldest
+    first): between two samples the motion is known only in sum, so the interpolated pose at a fraction f of an
+    interval that moved by (d, dyaw) is uncertain by sqrt(f (1 - f)) of it; past the newest sample (beyond
+    ``extrapolation`` s) the motion is unknown, taken as the newest interval's per second times the gap. Both
+    ends count; a position error also follows from the yaw error times the distance carried."""
+    if not odom or stamp == t:
+        return np.zeros((3, 3))
+    st = np.array([s for s, _ in odom], np.float64)
+    xy = np.array([m.position[:2] for _, m in odom], np.float64)
+    yaw = np.unwrap(quat_to_yaw(np.array([m.orientation for _, m in odom], np.float64)))
+    var_p = var_y = 0.0
+    for tau in (stamp, t):
+        k = int(np.searchsorted(st, tau))
+        if 0 < k < len(st):
+            f = (tau - st[k - 1]) / max(st[k] - st[k - 1], 1e-9)
+            a = f * (1.0 - f)
+            var_p += a * float(np.sum((xy[k] - xy[k - 1]) ** 2))
+            var_y += a * float(yaw[k] - yaw[k - 1]) ** 2
+        elif len(st) > 1:
+            j = len(st) - 1 if k >= len(st) else 1
+            gap = max(abs(tau - st[min(k, len(st) - 1)]) - extrapolation, 0.0)
+            rate = gap / max(st[j] - st[j - 1], 1e-9)
+            var_p += rate ** 2 * float(np.sum((xy[j] - xy[j - 1]) ** 2))
+            var_y += rate ** 2 * float(yaw[j] - yaw[j - 1]) ** 2
+    i0, i1 = (np.interp(v, st, xy[:, 0]) for v in (stamp, t))
+    j0, j1 = (np.interp(v, st, xy[:, 1]) for v in (stamp, t))
+    var_p += var_y * float((i1 - i0) ** 2 + (j1 - j0) ** 2)
+    return np.diag([var_p, var_p, var_y])
 
 
 def _near(a: np.ndarray, b: np.ndarray, dxy: float = 0.05, dyaw: float = 0.02) -> bool:
@@ -408,4 +459,4 @@ def _near(a: np.ndarray, b: np.ndarray, dxy: float = 0.05, dyaw: float = 0.02) -
     return bool(np.hypot(a[0] - b[0], a[1] - b[1]) <= dxy and abs(float(wrap_angle(a[2] - b[2]))) <= dyaw)
 
 
-__all__ = ['RefineConfig', 'Refined']
+__all__ = ['RefineConfig', 'Refined', 'motion_cov']
