@@ -49,9 +49,11 @@ import numpy as np
 
 from ..geometry import quat_to_yaw, wrap_angle
 from ..model.tokens import TYPE_ID, MapIndex, Rig, SensorFrame, TokenConfig, prepare
+from ..measurements import LaserScan2D
 from ..site import Site
 from .baselines import Estimate as BaseEstimate
-from .icp import PointMap, voxel_downsample
+from .baselines import scan_points
+from .icp import PointMap, deskew, voxel_downsample
 from .multilateration import multilaterate
 from .solver import Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, Solution, SolverConfig, solve
 
@@ -72,8 +74,8 @@ class RefineConfig:
     max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; yaw_unobserved: rad^2,
     a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
     global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
-    how long the errors of consecutive windows stay alike (a tracking result's covariance is multiplied by
-    correlation_time / the time since the previous result, at least 1; 0 disables); map_surface: where the surface
+    how long the errors of consecutive windows of UWB ranges stay alike (a tracking result from ranges alone has
+    its covariance multiplied by correlation_time / the time since the previous result, at least 1; 0 disables); map_surface: where the surface
     lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
     as in maps ray-cast from scans by SLAM; 1 its face); cov_floor: std (m, m, rad) added in quadrature to a result
     with scan or point residuals: how well the map and a scan can agree at all (the map's cells, its registration
@@ -188,6 +190,8 @@ class Refined:
         oldest = min((float(items[0][0]) for name, items in w.items() if name in ABSOLUTE and items), default=t)
         tc = TokenConfig(max_beams=big, max_points=big, max_depth=big, max_uwb=big,
                          window=max(cfg.uwb_window, t - oldest, 0.0), max_odom_extrapolation=cfg.odom_extrapolation)
+        if w.get('scan'):
+            w['scan'] = w['scan'][:-1] + [(w['scan'][-1][0], deskewed(w['scan'][-1][1], rig, w))]
         frame = prepare(w, site, t, rig, tc, index)
         blocks: list[Block] = []
         scan = frame.ptype == TYPE_ID['scan']
@@ -301,12 +305,16 @@ class Refined:
             return cov
         return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
 
-    def _decorrelated(self, cov: np.ndarray, t: float) -> np.ndarray:
-        """A tracking result's covariance times correlation_time / (time since the previous one handed on), at
-        least 1: consecutive windows share their slowly varying errors (multipath, map errors, an unknown heading
-        under a lever arm) and a run of them carries about the information of one per correlation time."""
+    def _decorrelated(self, blocks: list[Block], cov: np.ndarray, t: float) -> np.ndarray:
+        """A tracking result from ranges alone: its covariance times correlation_time / (time since the previous
+        result handed on), at least 1. Consecutive windows of ranges share their slowly varying errors (multipath,
+        the range biases not yet learnt, the unknown direction of a lever arm) and a run of them carries about the
+        information of one per correlation time. (With scans or points the persistent part is the map agreement
+        floor, ``cov_floor``; their noise is new in every scan.)"""
         tau = self.config.correlation_time
         prev, self._last_handed = self._last_handed, t
+        if any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+            tau = 0.0
         if tau <= 0 or prev is None or not t > prev:
             self._inflation = 1.0
             return cov
@@ -352,11 +360,11 @@ class Refined:
         if tracking:
             heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
             pose, cov = self._handed_on(blocks, sol, heading)
-            cov = self._decorrelated(cov, t)
+            cov = self._decorrelated(blocks, self._floored(blocks, cov) + motion, t)
         else:
             pose, cov = self._handed_on(blocks, sol, None)
+            cov = self._floored(blocks, cov) + motion
             self._last_handed = t
-        cov = self._floored(blocks, cov) + motion
         alt = getattr(inner, 'alternatives', None)
         if not tracking and alt is not None:
             alt = self._refine_alternatives(blocks, alt, motion)
@@ -421,6 +429,38 @@ class Refined:
         return out, ocov, scores
 
 
+def deskewed(scan: LaserScan2D, rig: Rig | None, window: Window) -> LaserScan2D:
+    """The scan's valid beams with the robot's motion during the sweep undone (each beam is ``time_increment`` s
+    after the one before; :func:`flm_core.estimation.icp.deskew` with the body twist of the odometry sample nearest
+    the scan's stamp, else the turn rate of the nearest IMU sample), as a scan in base_link at its stamp (frame ''
+    with per-beam angles). A scan without beam timing comes back unchanged."""
+    if not scan.time_increment:
+        return scan
+    mount = tuple(float(v) for v in (rig or Rig()).mount(scan.frame_id))
+    pts, dt = scan_points(scan, 2, mount, 0.0)                      # type: ignore[misc]
+    twist = np.zeros(3)
+    near = _nearest(window.get('odom') or [], scan.stamp)
+    if near is not None:
+        twist = np.array([near.linear_velocity[0], near.linear_velocity[1], near.angular_velocity[2]], np.float64)
+    else:
+        imu = _nearest(window.get('imu') or [], scan.stamp)
+        if imu is not None:
+            twist[2] = float(imu.angular_velocity[2])
+    pts = deskew(pts, dt, twist)
+    return LaserScan2D(stamp=scan.stamp, frame_id='', angles=np.arctan2(pts[:, 1], pts[:, 0]).astype(np.float32),
+                       ranges=np.hypot(pts[:, 0], pts[:, 1]).astype(np.float32), range_min=0.0,
+                       range_max=float('inf'))
+
+
+def _nearest(items: Sequence[tuple[float, Any]], stamp: float) -> Any:
+    """The item of a stamp-sorted [(stamp, item)] nearest ``stamp`` (None when empty)."""
+    if not items:
+        return None
+    k = bisect.bisect_left([s for s, _ in items], stamp)
+    cands = [i for i in (k - 1, k) if 0 <= i < len(items)]
+    return items[min(cands, key=lambda i: abs(items[i][0] - stamp))][1]
+
+
 def motion_cov(odom: Sequence[tuple[float, Any]], stamp: float, t: float, extrapolation: float = 0.0
                ) -> np.ndarray:
     """Covariance (3, 3) (m^2, m^2, rad^2; isotropic in position) of the error of carrying a measurement from
@@ -459,4 +499,4 @@ def _near(a: np.ndarray, b: np.ndarray, dxy: float = 0.05, dyaw: float = 0.02) -
     return bool(np.hypot(a[0] - b[0], a[1] - b[1]) <= dxy and abs(float(wrap_angle(a[2] - b[2]))) <= dyaw)
 
 
-__all__ = ['RefineConfig', 'Refined', 'motion_cov']
+__all__ = ['RefineConfig', 'Refined', 'deskewed', 'motion_cov']
