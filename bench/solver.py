@@ -105,7 +105,7 @@ def _f(v: Any, fmt: str = '{:.3f}') -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     out = ['| data | variant | APE RMSE [m] | x naive | median [m] | > 1 m | NEES | yaw RMSE [deg] '
-           '| solver ms p50 / p95 | update ms p50 | refinement | estimates |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+           '| solver ms p50 / p95 | update ms p50 | refinement | estimates |', '|---' * 12 + '|']
     naive = {r['data']: r['rmse'] for r in rows if r['variant'] == 'naive multilateration'}
     for r in rows:
         ratio = r['rmse'] / naive[r['data']] if r['data'] in naive else float('nan')

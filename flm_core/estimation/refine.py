@@ -6,34 +6,37 @@ update it
 
 1. runs the inner source (the FLM's ``Localizer``, a classical source, or none) on the window, unchanged;
 2. puts the window's measurements in base_link at ``t`` (:func:`flm_core.model.tokens.prepare`: sensor mounts from
-   the rig, motion between a measurement's stamp and ``t`` compensated with the window's odometry): the newest scan
-   (voxel-filtered) against the map's distance field, 3D points against the site's point map (point-to-plane),
-   the newest UWB ranges (``uwb_window`` s) with the tag's lever arm and height;
+   the rig, the motion between a measurement's stamp and ``t`` compensated with the window's odometry): the newest
+   scan (deskewed with the odometry's twist when its beams carry timing, :func:`deskewed`; voxel-filtered) against
+   the map's distance field, 3D points against the site's point map (point-to-plane), the newest UWB ranges
+   (``uwb_window`` s) with the tag's lever arm and height;
 3. solves the pose (:func:`flm_core.estimation.solver.solve`) from the inner source's pose and from the prior, with
    the prior as a Gaussian term, and keeps the solve with the lower cost;
 4. hands on the solved pose and the covariance of the measurements alone (the pipeline's filter holds the prior
-   already: handing it the posterior would count the prior twice); or None when the solve is inconsistent (too few
-   inliers, residual RMS too high: the window does not fit the map at that pose) or has nothing to solve with.
+   already: handing it the posterior would count the prior twice), plus what the solve cannot see: how well map and
+   scan can agree at all (``cov_floor``), the uncertainty of the odometry's motion compensation (:func:`motion_cov`)
+   and, for ranges alone, the errors consecutive windows share (``correlation_time``); or None when the solve is
+   inconsistent (too few inliers, residual RMS too high: the window does not fit the map at that pose) or has
+   nothing to solve with. (The pipeline's filter then dead-reckons; its covariance grows.)
 
-Tracking uses only measurements stamped after the previous tracking update (``fresh_only``): the pipeline runs its
-source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same scan
-again and again would shrink the covariance with no new information. With nothing new it returns None and the
-filter dead-reckons.
+Tracking uses only measurements no earlier update used (``fresh_only``, remembered per stream): the pipeline runs
+its source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same
+scan again and again would shrink the covariance with no new information. With nothing new it returns None.
 
 UWB range biases: a common offset of all anchors (a clock or antenna delay) and a per-anchor offset are solved with
 the pose, their prior carried from one update to the next (a random walk of ``bias_walk`` m per sqrt(s)): what the
 site file's biases leave out is learnt as the robot moves. One tag does not observe the heading, and then the
-direction of its lever arm is unknown: the pose handed on is base_link's expected position under the heading's
-uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the rest of the lever arm counted as position variance, and the
-heading is reported as unobserved (variance ``max_variance``).
+direction of its lever arm is unknown: the pose handed on is base_link's expected position under the prior's
+heading uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the rest of the lever arm counted as position
+variance, and the heading is reported as unobserved (variance ``max_variance``).
 
 Global mode (no prior): the inner source's global result (and each of its alternatives) is solved from, with a wide
 prior on its pose (``global_position_std``, heading std pi / sqrt(3): a heading uniform on the circle), and the
 posterior covariance is handed on. Without an inner source the UWB ranges' robust multilateration gives the start.
 
 The inner estimate's other attributes (score, alternatives, mode, health) are kept; ``health['geometry']`` is the
-solve's inlier share. ``counts`` says what happened at each update and ``solve_times`` holds the solver's wall time
-per update (s).
+solve's inlier share. ``counts`` says what happened at each update, ``last`` is the latest solve and
+``solve_times`` holds the solver's wall time per update (s).
 """
 from __future__ import annotations
 
@@ -75,9 +78,10 @@ class RefineConfig:
     a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
     global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
     how long the errors of consecutive windows of UWB ranges stay alike (a tracking result from ranges alone has
-    its covariance multiplied by correlation_time / the time since the previous result, at least 1; 0 disables); map_surface: where the surface
-    lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
-    as in maps ray-cast from scans by SLAM; 1 its face); cov_floor: std (m, m, rad) added in quadrature to a result
+    its covariance multiplied by correlation_time / the time since the previous result, at least 1; 0 disables);
+    map_surface: where the surface lies in a boundary cell of the occupancy map
+    (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1 its
+    face, as in the project's generated buildings); cov_floor: std (m, m, rad) added in quadrature to a result
     with scan or point residuals: how well the map and a scan can agree at all (the map's cells, its registration
     errors), which the residuals of one scan, alike from beam to beam, do not show; odom_extrapolation: s, how far
     past its newest sample the odometry's twist may carry a measurement to ``t`` (0: the motion stops there; a
