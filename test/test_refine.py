@@ -216,11 +216,11 @@ def test_the_flms_score_alternatives_and_rivals_survive(scenario, messages) -> N
     w = _window(messages, t)
     inner = loc.localize(w, site, t, rig=rig)
     est = src.localize(w, site, t, rig=rig)
+    scores = [inner.score] + ([] if inner.alternatives is None else list(inner.alternatives[2]))
     assert est is not None and est.mode == 'global' and est.score == pytest.approx(inner.score)
-    assert (est.alternatives is None) == (inner.alternatives is None)
-    if est.alternatives is not None:
-        assert len(est.alternatives[0]) == len(inner.alternatives[0])
-        np.testing.assert_allclose(est.alternatives[2], inner.alternatives[2])
+    if est.alternatives is not None:             # the alternatives that fit the window, with their scores
+        assert all(any(sc == pytest.approx(x) for x in scores) for sc in est.alternatives[2])
+        assert est.alternatives[0].shape[1:] == (3,) and est.alternatives[1].shape[1:] == (3, 3)
     assert set(inner.health) <= set(est.health) and 'geometry' in est.health
     truth = _truth(scenario, t)
     assert _err(inner.pose, truth)[0] < 0.5                 # the model's global answer is near (0.17 m here) ...
@@ -229,6 +229,32 @@ def test_the_flms_score_alternatives_and_rivals_survive(scenario, messages) -> N
     covs = np.stack([np.diag([0.3, 0.3, 0.1]) ** 2] * 2)
     out, ocov, scores = src.track_many(w, site, t + 0.01, poses, covs, rig=rig)
     assert out.shape == (2, 3) and ocov.shape == (2, 3, 3) and scores.shape == (2,)
+
+
+class _GlobalAnswer:
+    """An inner source whose global answer is given: a winner and alternatives with scores (a stand-in for the
+    model, which is not what this test is about)."""
+
+    def __init__(self, winner: np.ndarray, alternatives: list[np.ndarray]) -> None:
+        from flm_core.model.inference import Estimate
+        cov = np.diag([0.3, 0.3, 0.1]) ** 2
+        self.est = Estimate(pose=winner, cov=cov, health={'scan': 0.9}, mode='global', latency=0.0, score=0.9,
+                            alternatives=(np.stack(alternatives), np.stack([cov] * len(alternatives)),
+                                          np.linspace(0.8, 0.7, len(alternatives))))
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        return self.est
+
+
+def test_a_global_winner_that_does_not_fit_gives_way_to_an_alternative_that_does(scenario, messages) -> None:
+    site, rig, t = scenario.site(), _rig(scenario), 6.0
+    truth = _truth(scenario, t)
+    wrong = truth + np.array([0.0, 0.0, math.pi / 2])            # turned by 90 degrees: the scan does not fit
+    right = truth + np.array([0.15, -0.1, 0.05])
+    src = Refined(_GlobalAnswer(wrong, [right, wrong + np.array([0.5, 0.0, 0.0])]), GENERATED)
+    est = src.localize(_window(messages, t), site, t, rig=rig)
+    assert est is not None and _err(est.pose, truth)[0] < 0.03 and est.score == pytest.approx(0.8)
+    assert est.alternatives is None                             # the other one does not fit either
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -339,40 +339,68 @@ class Refined:
         if not blocks:
             self.counts['nothing to solve'] += 1
             return None if tracking else inner
+        if not tracking:
+            return self._global(inner, blocks, frame, motion, t)
         t0 = time.perf_counter()
-        if tracking:
-            prior = (np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)) \
-                if self.config.use_prior and prior_cov is not None else None
-            sol = self._solve(blocks, self._starts([getattr(inner, 'pose', None), prior_pose]), prior)
-        else:
-            start = getattr(inner, 'pose', None)
-            if start is None:
-                start = self._uwb_start(blocks, frame)
-            sol = self._solve(blocks, self._starts([start]), self._wide_prior(start)) if start is not None \
-                else None
+        prior = (np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)) \
+            if self.config.use_prior and prior_cov is not None else None
+        sol = self._solve(blocks, self._starts([getattr(inner, 'pose', None), prior_pose]), prior)
         self.solve_times.append(time.perf_counter() - t0)
-        if sol is None:
-            self.counts['no start'] += 1
-            return inner if not tracking else None
+        assert sol is not None
         self.last = sol
         if not self.consistent(sol):
             self.counts['inconsistent'] += 1
             return None
         self.counts['solved'] += 1
-        if tracking:
-            self._learn(blocks, sol, t)
-        if tracking:
-            heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
-            pose, cov = self._handed_on(blocks, sol, heading)
-            cov = self._decorrelated(blocks, self._floored(blocks, cov) + motion, t)
+        self._learn(blocks, sol, t)
+        heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
+        pose, cov = self._handed_on(blocks, sol, heading)
+        cov = self._decorrelated(blocks, self._floored(blocks, cov) + motion, t)
+        return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None))
+
+    def _global(self, inner: Any, blocks: list[Block], frame: SensorFrame, motion: np.ndarray, t: float) -> Any:
+        """Global mode: the inner source's winner and alternatives (best score first; without an inner source the
+        ranges' multilateration) each solved with a wide prior; those the window does not fit are dropped, the
+        first that fits wins (with its score) and the others that fit stay its alternatives."""
+        t0 = time.perf_counter()
+        cands: list[tuple[np.ndarray, float | None]] = []
+        if getattr(inner, 'pose', None) is not None:
+            cands.append((np.asarray(inner.pose, np.float64), getattr(inner, 'score', None)))
+            alt = getattr(inner, 'alternatives', None)
+            if alt is not None:
+                cands += [(np.asarray(p, np.float64), float(sc)) for p, sc in zip(alt[0], alt[2])]
         else:
-            pose, cov = self._handed_on(blocks, sol, None)
-            cov = self._floored(blocks, cov) + motion
-            self._last_handed = t
-        alt = getattr(inner, 'alternatives', None)
-        if not tracking and alt is not None:
-            alt = self._refine_alternatives(blocks, alt, motion)
-        return self._estimate(inner, pose, cov, sol, t, 'tracking' if tracking else 'global', alt)
+            start = self._uwb_start(blocks, frame)
+            if start is not None:
+                cands.append((start, None))
+        fits = []
+        for pose0, score in cands:
+            sol = self._solve(blocks, [pose0], self._wide_prior(pose0))
+            if sol is None:
+                continue
+            self.last = sol
+            if self.consistent(sol):
+                pose, cov = self._handed_on(blocks, sol, None)
+                fits.append((pose, self._floored(blocks, cov) + motion, score, sol))
+        self.solve_times.append(time.perf_counter() - t0)
+        if not cands:
+            self.counts['no start'] += 1
+            return inner
+        if not fits:
+            self.counts['inconsistent'] += 1
+            return None
+        self.counts['solved'] += 1
+        self._last_handed = t
+        pose, cov, score, sol = fits[0]
+        self.last = sol
+        alt = None
+        if len(fits) > 1:
+            alt = (np.stack([f[0] for f in fits[1:]]), np.stack([f[1] for f in fits[1:]]),
+                   np.array([f[2] if f[2] is not None else 0.0 for f in fits[1:]]))
+        est = self._estimate(inner, pose, cov, sol, t, 'global', alt)
+        if score is not None and hasattr(est, 'score'):
+            est = dataclasses.replace(est, score=score)
+        return est
 
     def _wide_prior(self, start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         if start is None:
@@ -390,16 +418,6 @@ class Refined:
             return None
         lever = rb.tag[:, :2].mean(0)
         return np.array([res.position[0] - lever[0], res.position[1] - lever[1], 0.0])
-
-    def _refine_alternatives(self, blocks: list[Block], alt: tuple[np.ndarray, np.ndarray, np.ndarray],
-                             motion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        poses, covs, scores = (np.array(a, dtype=np.float64, copy=True) for a in alt)
-        for k in range(len(poses)):
-            sol = self._solve(blocks, [poses[k]], self._wide_prior(poses[k]))
-            if sol is not None and self.consistent(sol):
-                pose, cov = self._handed_on(blocks, sol, None)
-                poses[k], covs[k] = pose, self._floored(blocks, cov) + motion
-        return poses, covs, scores
 
     def _estimate(self, inner: Any, pose: np.ndarray, cov: np.ndarray, sol: Solution, t: float, mode: str,
                   alt: Any) -> Any:
