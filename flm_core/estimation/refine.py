@@ -202,13 +202,19 @@ class Refined:
         if scan.any() and fld is not None:
             pts, _ = voxel_downsample(frame.pts[scan, :2], cfg.scan_voxel)
             blocks.append(ScanBlock(pts, fld, sigma=cfg.scan_sigma, truncation=cfg.truncation))
+        elif scan.any():
+            self.counts['scan unused: no occupancy map'] += 1
         cloud = (frame.ptype == TYPE_ID['points']) | (frame.ptype == TYPE_ID['depth'])
         if cloud.any() and pm is not None:
             pts, _ = voxel_downsample(frame.pts[cloud], cfg.points_voxel)
             blocks.append(PlaneBlock(pts, pm, sigma=cfg.points_sigma, truncation=cfg.truncation))
+        elif cloud.any():
+            self.counts['3D points unused: no point map'] += 1
         if len(frame.uwb_range):
             k = np.array([ids.get(a.tobytes(), -1) for a in np.asarray(frame.uwb_anchor, np.float64)])
             ok = k >= 0
+            if not ok.all():
+                self.counts['uwb range of an unknown anchor'] += int((~ok).sum())
             if ok.any():
                 b = self._biases_at(t, len(site.anchors))
                 blocks.append(RangeBlock(frame.uwb_anchor[ok], frame.uwb_range[ok], frame.uwb_tag[ok],
