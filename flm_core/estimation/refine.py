@@ -1,0 +1,530 @@
+"""A pose source that solves the pose from the window's measurements, starting where another source (the FLM) says.
+
+``Refined(source, config)`` has the pipeline's PoseSource interface (:class:`flm_core.pipeline.PoseSource`):
+``localize(window, site, t, prior_pose, prior_cov, rig)``, and ``track_many`` when the inner source has it. Per
+update it
+
+1. runs the inner source (the FLM's ``Localizer``, a classical source, or none) on the window, unchanged;
+2. puts the window's measurements in base_link at ``t`` (:func:`flm_core.model.tokens.prepare`: sensor mounts from
+   the rig, the motion between a measurement's stamp and ``t`` compensated with the window's odometry): the newest
+   scan (deskewed with the odometry's twist when its beams carry timing, :func:`deskewed`; voxel-filtered) against
+   the map's distance field, 3D points against the site's point map (point-to-plane), the newest UWB ranges
+   (``uwb_window`` s) with the tag's lever arm and height;
+3. solves the pose (:func:`flm_core.estimation.solver.solve`) from the inner source's pose and from the prior, with
+   the prior as a Gaussian term, and keeps the solve with the lower cost;
+4. hands on the solved pose and the covariance of the measurements alone (the pipeline's filter holds the prior
+   already: handing it the posterior would count the prior twice), plus what the solve cannot see: how well map and
+   scan can agree at all (``cov_floor``), the uncertainty of the odometry's motion compensation (:func:`motion_cov`)
+   and, for ranges alone, the errors consecutive windows share (``correlation_time``); or None when the solve is
+   inconsistent (too few inliers, residual RMS too high: the window does not fit the map at that pose) or has
+   nothing to solve with. (The pipeline's filter then dead-reckons; its covariance grows.)
+
+Tracking uses only measurements no earlier update used (``fresh_only``, remembered per stream): the pipeline runs
+its source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same
+scan again and again would shrink the covariance with no new information. With nothing new it returns None.
+
+UWB range biases: a common offset of all anchors (a clock or antenna delay) and a per-anchor offset are solved with
+the pose, their prior carried from one update to the next (a random walk of ``bias_walk`` m per sqrt(s)): what the
+site file's biases leave out is learnt as the robot moves. One tag does not observe the heading, and then the
+direction of its lever arm is unknown: the pose handed on is base_link's expected position under the prior's
+heading uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the rest of the lever arm counted as position
+variance, and the heading is reported as unobserved (variance ``max_variance``).
+
+Global mode (no prior): the inner source's global result (and each of its alternatives) is solved from, with a wide
+prior on its pose (``global_position_std``, heading std pi / sqrt(3): a heading uniform on the circle), and the
+posterior covariance is handed on. Without an inner source the UWB ranges' robust multilateration gives the start.
+
+The inner estimate's other attributes (score, alternatives, mode, health) are kept; ``health['geometry']`` is the
+solve's inlier share. ``counts`` says what happened at each update, ``last`` is the latest solve and
+``solve_times`` holds the solver's wall time per update (s).
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..geometry import quat_to_yaw, wrap_angle
+from ..model.tokens import TYPE_ID, MapIndex, Rig, SensorFrame, TokenConfig, prepare
+from ..measurements import LaserScan2D
+from ..site import Site
+from .baselines import Estimate as BaseEstimate
+from .baselines import scan_points
+from .icp import PointMap, deskew, voxel_downsample
+from .multilateration import multilaterate
+from .solver import Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, Solution, SolverConfig, solve
+
+Window = Mapping[str, Sequence[tuple[float, Any]]]
+ABSOLUTE = ('scan', 'points', 'depth', 'uwb')
+UNIFORM_YAW_STD = math.pi / math.sqrt(3.0)     # rad, std of a heading uniform on the circle
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """solver: the solve's settings. scan_sigma / points_sigma: m, point-to-line / point-to-plane noise;
+    scan_voxel / points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance beyond
+    which a point is not pulled (unmapped clutter). uwb_sigma: m, range noise; uwb_window: s of the newest ranges
+    used; uwb_bias_std: m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial
+    std of the offset shared by all anchors; bias_walk: m per sqrt(s), how fast the learnt offsets may drift;
+    use_prior: the filter's prior is a term of the solve (it always is a start); fresh_only: tracking uses only
+    measurements newer than the previous tracking update (see the module docstring); min_inlier_share,
+    max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; yaw_unobserved: rad^2,
+    a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
+    global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
+    how long the errors of consecutive windows of UWB ranges stay alike (a tracking result from ranges alone has
+    its covariance multiplied by correlation_time / the time since the previous result, at least 1; 0 disables);
+    map_surface: where the surface lies in a boundary cell of the occupancy map
+    (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1 its
+    face, as in the project's generated buildings); cov_floor: std (m, m, rad) added in quadrature to a result
+    with scan or point residuals: how well the map and a scan can agree at all (the map's cells, its registration
+    errors), which the residuals of one scan, alike from beam to beam, do not show; odom_extrapolation: s, how far
+    past its newest sample the odometry's twist may carry a measurement to ``t`` (0: the motion stops there; a
+    twist differenced from odometry poses can be far off, and a wrong turn rate turns the whole scan)."""
+
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    scan_sigma: float = 0.05
+    scan_voxel: float = 0.1
+    points_sigma: float = 0.05
+    points_voxel: float = 0.2
+    truncation: float = 0.5
+    uwb_sigma: float = 0.1
+    uwb_window: float = 0.1
+    uwb_bias_std: float = 0.1
+    uwb_common_std: float = 0.5
+    bias_walk: float = 0.002
+    use_prior: bool = True
+    fresh_only: bool = True
+    min_inlier_share: float = 0.5
+    max_rms: float = 3.0
+    yaw_unobserved: float = 0.25
+    global_position_std: float = 2.0
+    correlation_time: float = 1.0
+    map_surface: float = 0.0
+    odom_extrapolation: float = 0.0
+    cov_floor: tuple[float, float, float] = (0.03, 0.03, 0.01)
+
+
+class _Biases:
+    """The learnt UWB offsets of one site: a common one and one per anchor (means m, variances m^2) and the stamp
+    they refer to."""
+
+    def __init__(self, n: int, cfg: RefineConfig) -> None:
+        self.common = (0.0, cfg.uwb_common_std ** 2)
+        self.mean = np.zeros(n)
+        self.var = np.full(n, cfg.uwb_bias_std ** 2)
+        self.stamp: float | None = None
+
+
+class Refined:
+    """See the module docstring. ``source``: the inner pose source (or None); ``config``: :class:`RefineConfig`."""
+
+    def __init__(self, source: Any = None, config: RefineConfig | None = None) -> None:
+        self.source = source
+        self.config = config or RefineConfig()
+        self.counts: Counter[str] = Counter()
+        self.solve_times: list[float] = []
+        self.last: Solution | None = None
+        self._site: tuple[int, MapIndex, DistanceField | None, PointMap | None, dict[bytes, int]] | None = None
+        self._biases: _Biases | None = None
+        self._used: dict[str, tuple[float, int]] = {}    # stream -> (newest stamp used, items used at it)
+        self._before: dict[str, tuple[float, int]] = {}  # the same before the current update
+        self._update_t: float | None = None               # stamp of the current update
+        self._last_handed: float | None = None       # stamp of the previous result handed on
+        self._inflation = 1.0                        # the decorrelation factor of the latest tracking result
+        if source is not None and hasattr(source, 'track_many'):
+            self.track_many = self._track_many
+
+    # ------------------------------------------------------------------ site data
+    def _site_data(self, site: Site) -> tuple[MapIndex, DistanceField | None, PointMap | None, dict[bytes, int]]:
+        if self._site is None or self._site[0] != id(site):
+            index = self.source.map_index(site) if hasattr(self.source, 'map_index') else MapIndex(site)
+            fld = DistanceField.of(index, self.config.map_surface) if index.kind == 'grid' else None
+            pm = PointMap.from_points(site.point_map, voxel=0.15) if site.point_map is not None \
+                and len(site.point_map) else None
+            ids = {np.asarray(a.position, np.float64).tobytes(): k for k, a in enumerate(site.anchors)}
+            self._site = (id(site), index, fld, pm, ids)
+            self._biases = _Biases(len(site.anchors), self.config)
+        return self._site[1:]
+
+    # ------------------------------------------------------------------ measurements
+    def _fresh(self, window: Window, t: float, tracking: bool) -> dict[str, list[tuple[float, Any]]]:
+        """The window with its absolute streams cut to what no earlier update used (tracking, ``fresh_only``; the
+        rival hypotheses of the same update see the same) and the UWB ranges to the newest ``uwb_window`` s. What
+        an update used is remembered per stream as (newest stamp, items at that stamp): a scan that arrives late,
+        after later odometry moved the updates past its stamp, is still new."""
+        if t != self._update_t:
+            if self._update_t is not None and t < self._update_t:
+                self._used = {}                                   # time went back: a new run
+            self._before, self._update_t = dict(self._used), t
+            for name, items in window.items():
+                if name in ABSOLUTE and items:
+                    newest = float(items[-1][0])
+                    k = len(items) - bisect.bisect_left([st for st, _ in items], newest)
+                    if newest >= self._used.get(name, (-math.inf, 0))[0]:
+                        self._used[name] = (newest, k)
+        used = self._before if tracking and self.config.fresh_only else {}
+        out = {}
+        for name, items in window.items():
+            items = list(items)
+            if name in used:
+                s0, k0 = used[name]
+                first = bisect.bisect_left([st for st, _ in items], s0)
+                same = bisect.bisect_right([st for st, _ in items], s0)
+                items = items[min(first + k0, same):] if same > first else items[first:]
+            if name == 'uwb':
+                items = [(st, m) for st, m in items if st >= t - self.config.uwb_window]
+            out[name] = items
+        return out
+
+    def blocks(self, window: Window, site: Site, t: float, rig: Rig | None = None, tracking: bool = True
+               ) -> tuple[list[Block], SensorFrame, np.ndarray]:
+        """The residual blocks of a window at stamp t (see the module docstring), the prepared frame, and the
+        covariance (3, 3) the odometry's motion compensation of the scan or cloud adds (:func:`motion_cov`)."""
+        cfg = self.config
+        index, fld, pm, ids = self._site_data(site)
+        w = self._fresh(window, t, tracking)
+        big = 1 << 20
+        # the odometry that carries the oldest measurement used to t must be in the prepared track
+        oldest = min((float(items[0][0]) for name, items in w.items() if name in ABSOLUTE and items), default=t)
+        tc = TokenConfig(max_beams=big, max_points=big, max_depth=big, max_uwb=big,
+                         window=max(cfg.uwb_window, t - oldest, 0.0), max_odom_extrapolation=cfg.odom_extrapolation)
+        if w.get('scan'):
+            w['scan'] = w['scan'][:-1] + [(w['scan'][-1][0], deskewed(w['scan'][-1][1], rig, w))]
+        frame = prepare(w, site, t, rig, tc, index)
+        blocks: list[Block] = []
+        scan = frame.ptype == TYPE_ID['scan']
+        if scan.any() and fld is not None:
+            pts, _ = voxel_downsample(frame.pts[scan, :2], cfg.scan_voxel)
+            blocks.append(ScanBlock(pts, fld, sigma=cfg.scan_sigma, truncation=cfg.truncation))
+        elif scan.any():
+            self.counts['scan unused: no occupancy map'] += 1
+        cloud = (frame.ptype == TYPE_ID['points']) | (frame.ptype == TYPE_ID['depth'])
+        if cloud.any() and pm is not None:
+            pts, _ = voxel_downsample(frame.pts[cloud], cfg.points_voxel)
+            blocks.append(PlaneBlock(pts, pm, sigma=cfg.points_sigma, truncation=cfg.truncation))
+        elif cloud.any():
+            self.counts['3D points unused: no point map'] += 1
+        if len(frame.uwb_range):
+            k = np.array([ids.get(a.tobytes(), -1) for a in np.asarray(frame.uwb_anchor, np.float64)])
+            ok = k >= 0
+            if not ok.all():
+                self.counts['uwb range of an unknown anchor'] += int((~ok).sum())
+            if ok.any():
+                b = self._biases_at(t, len(site.anchors))
+                blocks.append(RangeBlock(frame.uwb_anchor[ok], frame.uwb_range[ok], frame.uwb_tag[ok],
+                                         sigma=cfg.uwb_sigma, anchor_index=k[ok], bias=0.0,
+                                         bias_std=np.sqrt(b.var), bias_mean=b.mean,
+                                         common_bias_std=math.sqrt(b.common[1]), common_bias_mean=b.common[0]))
+        motion = np.zeros((3, 3))
+        if (scan | cloud).any():
+            stamp = t + float(frame.pdt[scan | cloud].min())
+            motion = motion_cov(w.get('odom') or [], stamp, t, cfg.odom_extrapolation)
+        return blocks, frame, motion
+
+    def _biases_at(self, t: float, n: int) -> _Biases:
+        """The learnt offsets, their variances grown by the random walk since they were last updated."""
+        b = self._biases
+        assert b is not None and len(b.mean) == n
+        if b.stamp is not None and t > b.stamp:
+            q = self.config.bias_walk ** 2 * (t - b.stamp)
+            b.var = b.var + q
+            b.common = (b.common[0], b.common[1] + q)
+            b.stamp = t
+        return b
+
+    def _learn(self, blocks: list[Block], sol: Solution, t: float) -> None:
+        """Carry the solved offsets (and their variances) to the next update."""
+        b = self._biases
+        for blk in blocks:
+            if isinstance(blk, RangeBlock) and b is not None and blk.name in sol.extra_var:
+                x, v = sol.extra[blk.name], sol.extra_var[blk.name]
+                c0 = 1 if blk.common_bias_std > 0 else 0
+                if c0:
+                    b.common = (float(x[0]), float(v[0]))
+                b.mean[blk.estimated] = x[c0:]
+                b.var[blk.estimated] = v[c0:]
+                b.stamp = t
+
+    # ------------------------------------------------------------------ solving
+    def _starts(self, poses: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for p in poses:
+            if p is None or not np.all(np.isfinite(p)):
+                continue
+            p = np.asarray(p, np.float64).reshape(3)
+            if not any(_near(p, q, 0.01, 0.01) for q in out):
+                out.append(p)
+        return out
+
+    def _solve(self, blocks: list[Block], starts: list[np.ndarray], prior: tuple[np.ndarray, np.ndarray] | None
+               ) -> Solution | None:
+        best, seen = None, []
+        for x0 in starts:
+            if any(_near(x0, q) for q in seen):     # converges where a solve already went
+                continue
+            sol = solve(blocks, x0, prior=prior, config=self.config.solver)
+            seen += [x0, sol.pose]
+            if best is None or sol.cost < best.cost:
+                best = sol
+        return best
+
+    def consistent(self, sol: Solution) -> bool:
+        """Whether a solve explains its measurements (inlier share and residual RMS within the config's bounds)."""
+        c = self.config
+        return sol.n_measurements > 0 and sol.inlier_share >= c.min_inlier_share and np.isfinite(sol.rms) \
+            and sol.rms <= c.max_rms
+
+    def _handed_on(self, blocks: list[Block], sol: Solution, heading: tuple[float, float] | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(pose (3,), cov (3, 3)) to hand the pipeline. ``heading``: (mean, variance) of the prior's heading when
+        tracking (then the measurements' own covariance: the filter has the prior), None for a global result (the
+        posterior). With the heading unobserved by the measurements (one UWB tag and nothing else), base_link's
+        expected position under the heading's uncertainty (see the module docstring)."""
+        tracking = heading is not None
+        pose = sol.pose.copy()
+        cov = (sol.cov_measurements if tracking else sol.cov).copy()
+        if sol.cov_measurements[2, 2] <= self.config.yaw_unobserved \
+                or any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+            return pose, cov
+        tags = [b.tag for b in blocks if isinstance(b, RangeBlock)]
+        if not tags:
+            return pose, cov
+        lever = np.concatenate(tags)[:, :2].mean(0)
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        arm = np.array([c * lever[0] - s * lever[1], s * lever[0] + c * lever[1]])
+        J = np.array([[1.0, 0.0, -arm[1]], [0.0, 1.0, arm[0]]])              # tag position w.r.t. the pose
+        tag, tag_cov = pose[:2] + arm, J @ sol.cov_measurements @ J.T
+        yaw, var = heading if tracking else (float(pose[2]), UNIFORM_YAW_STD ** 2)
+        shrink = math.exp(-0.5 * min(var, 50.0))
+        c, s = math.cos(yaw), math.sin(yaw)
+        out = np.zeros((3, 3))
+        out[:2, :2] = tag_cov + np.eye(2) * 0.5 * (1.0 - shrink ** 2) * float(lever @ lever)
+        out[2, 2] = self.config.solver.max_variance if tracking else var
+        base = tag - shrink * np.array([c * lever[0] - s * lever[1], s * lever[0] + c * lever[1]])
+        return np.array([base[0], base[1], float(wrap_angle(yaw))]), out
+
+    def _floored(self, blocks: list[Block], cov: np.ndarray) -> np.ndarray:
+        """cov plus the map agreement floor (``cov_floor``) when scans or points took part."""
+        if not any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+            return cov
+        return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
+
+    def _decorrelated(self, blocks: list[Block], cov: np.ndarray, t: float) -> np.ndarray:
+        """A tracking result from ranges alone: its covariance times correlation_time / (time since the previous
+        result handed on), at least 1. Consecutive windows of ranges share their slowly varying errors (multipath,
+        the range biases not yet learnt, the unknown direction of a lever arm) and a run of them carries about the
+        information of one per correlation time. (With scans or points the persistent part is the map agreement
+        floor, ``cov_floor``; their noise is new in every scan.)"""
+        tau = self.config.correlation_time
+        prev, self._last_handed = self._last_handed, t
+        if any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+            tau = 0.0
+        if tau <= 0 or prev is None or not t > prev:
+            self._inflation = 1.0
+            return cov
+        self._inflation = max(1.0, tau / (t - prev))
+        return cov * self._inflation
+
+    # ------------------------------------------------------------------ the PoseSource interface
+    def localize(self, window: Window, site: Site, t: float, prior_pose: np.ndarray | None = None,
+                 prior_cov: np.ndarray | None = None, rig: Any = None) -> Any:
+        inner = None
+        if self.source is not None:
+            if prior_pose is None:
+                inner = self.source.localize(window, site, t, rig=rig)
+            else:
+                inner = self.source.localize(window, site, t, prior_pose, prior_cov, rig=rig)
+        tracking = prior_pose is not None
+        blocks, frame, motion = self.blocks(window, site, t, rig, tracking)
+        if not blocks:
+            self.counts['nothing to solve'] += 1
+            return None if tracking else inner
+        if not tracking:
+            return self._global(inner, blocks, frame, motion, t)
+        t0 = time.perf_counter()
+        prior = (np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)) \
+            if self.config.use_prior and prior_cov is not None else None
+        sol = self._solve(blocks, self._starts([getattr(inner, 'pose', None), prior_pose]), prior)
+        self.solve_times.append(time.perf_counter() - t0)
+        assert sol is not None
+        self.last = sol
+        if not self.consistent(sol):
+            self.counts['inconsistent'] += 1
+            return None
+        self.counts['solved'] += 1
+        self._learn(blocks, sol, t)
+        heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
+        pose, cov = self._handed_on(blocks, sol, heading)
+        cov = self._decorrelated(blocks, self._floored(blocks, cov) + motion, t)
+        return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None))
+
+    def _global(self, inner: Any, blocks: list[Block], frame: SensorFrame, motion: np.ndarray, t: float) -> Any:
+        """Global mode: the inner source's winner and alternatives (best score first; without an inner source the
+        ranges' multilateration) each solved with a wide prior; those the window does not fit are dropped, the
+        first that fits wins (with its score) and the others that fit stay its alternatives."""
+        t0 = time.perf_counter()
+        cands: list[tuple[np.ndarray, float | None]] = []
+        if getattr(inner, 'pose', None) is not None:
+            cands.append((np.asarray(inner.pose, np.float64), getattr(inner, 'score', None)))
+            alt = getattr(inner, 'alternatives', None)
+            if alt is not None:
+                cands += [(np.asarray(p, np.float64), float(sc)) for p, sc in zip(alt[0], alt[2])]
+        else:
+            start = self._uwb_start(blocks, frame)
+            if start is not None:
+                cands.append((start, None))
+        fits = []
+        for pose0, score in cands:
+            sol = self._solve(blocks, [pose0], self._wide_prior(pose0))
+            if sol is None:
+                continue
+            self.last = sol
+            if self.consistent(sol):
+                pose, cov = self._handed_on(blocks, sol, None)
+                fits.append((pose, self._floored(blocks, cov) + motion, score, sol))
+        self.solve_times.append(time.perf_counter() - t0)
+        if not cands:
+            self.counts['no start'] += 1
+            return inner
+        if not fits:
+            self.counts['inconsistent'] += 1
+            return None
+        self.counts['solved'] += 1
+        self._last_handed = t
+        pose, cov, score, sol = fits[0]
+        self.last = sol
+        alt = None
+        if len(fits) > 1:
+            alt = (np.stack([f[0] for f in fits[1:]]), np.stack([f[1] for f in fits[1:]]),
+                   np.array([f[2] if f[2] is not None else 0.0 for f in fits[1:]]))
+        est = self._estimate(inner, pose, cov, sol, t, 'global', alt)
+        if score is not None and hasattr(est, 'score'):
+            est = dataclasses.replace(est, score=score)
+        return est
+
+    def _wide_prior(self, start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if start is None:
+            return None
+        s = self.config.global_position_std
+        return np.asarray(start, np.float64), np.diag([s * s, s * s, UNIFORM_YAW_STD ** 2])
+
+    def _uwb_start(self, blocks: list[Block], frame: SensorFrame) -> np.ndarray | None:
+        """A start without an inner source: robust multilateration of the tag (heading 0)."""
+        rb = next((b for b in blocks if isinstance(b, RangeBlock)), None)
+        if rb is None:
+            return None
+        res = multilaterate(rb.anchors, rb.ranges, sigma=self.config.uwb_sigma, fixed_z=float(rb.tag[:, 2].mean()))
+        if not res.ok:
+            return None
+        lever = rb.tag[:, :2].mean(0)
+        return np.array([res.position[0] - lever[0], res.position[1] - lever[1], 0.0])
+
+    def _estimate(self, inner: Any, pose: np.ndarray, cov: np.ndarray, sol: Solution, t: float, mode: str,
+                  alt: Any) -> Any:
+        health = dict(getattr(inner, 'health', {}) or {})
+        health['geometry'] = float(sol.inlier_share)
+        cov = 0.5 * (cov + cov.T)
+        if inner is not None and dataclasses.is_dataclass(inner):
+            changes: dict[str, Any] = {'pose': pose, 'cov': cov, 'health': health}
+            if hasattr(inner, 'alternatives'):
+                changes['alternatives'] = alt
+            return dataclasses.replace(inner, **changes)
+        return BaseEstimate(stamp=t, pose=pose, cov=cov, source='solver', mode=mode, health=health,
+                            info={'rms': sol.rms, 'inlier_share': sol.inlier_share, 'chi2_red': sol.chi2_red})
+
+    def _track_many(self, window: Window, site: Site, t: float, poses: np.ndarray, covs: np.ndarray,
+                    rig: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inner source's ``track_many`` (rival hypotheses), each result solved from (with its prior); a rival
+        whose solve is inconsistent keeps the inner source's answer."""
+        out, ocov, scores = self.source.track_many(window, site, t, poses, covs, rig=rig)
+        out, ocov = np.array(out, dtype=np.float64, copy=True), np.array(ocov, dtype=np.float64, copy=True)
+        blocks, _, motion = self.blocks(window, site, t, rig, tracking=True)
+        if not blocks:
+            return out, ocov, scores
+        for k in range(len(out)):
+            prior = (np.asarray(poses[k], np.float64), np.asarray(covs[k], np.float64)) if self.config.use_prior \
+                else None
+            sol = self._solve(blocks, self._starts([out[k], poses[k]]), prior)
+            if sol is not None and self.consistent(sol):
+                p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
+                out[k], ocov[k] = p, self._floored(blocks, c * max(1.0, self._inflation)) + motion
+        return out, ocov, scores
+
+
+def deskewed(scan: LaserScan2D, rig: Rig | None, window: Window) -> LaserScan2D:
+    """The scan's valid beams with the robot's motion during the sweep undone (each beam is ``time_increment`` s
+    after the one before; :func:`flm_core.estimation.icp.deskew` with the body twist of the odometry sample nearest
+    the scan's stamp, else the turn rate of the nearest IMU sample), as a scan in base_link at its stamp (frame ''
+    with per-beam angles). A scan without beam timing comes back unchanged."""
+    if not scan.time_increment:
+        return scan
+    mount = tuple(float(v) for v in (rig or Rig()).mount(scan.frame_id))
+    pts, dt = scan_points(scan, 2, mount, 0.0)                      # type: ignore[misc]
+    twist = np.zeros(3)
+    near = _nearest(window.get('odom') or [], scan.stamp)
+    if near is not None:
+        twist = np.array([near.linear_velocity[0], near.linear_velocity[1], near.angular_velocity[2]], np.float64)
+    else:
+        imu = _nearest(window.get('imu') or [], scan.stamp)
+        if imu is not None:
+            twist[2] = float(imu.angular_velocity[2])
+    pts = deskew(pts, dt, twist)
+    return LaserScan2D(stamp=scan.stamp, frame_id='', angles=np.arctan2(pts[:, 1], pts[:, 0]).astype(np.float32),
+                       ranges=np.hypot(pts[:, 0], pts[:, 1]).astype(np.float32), range_min=0.0,
+                       range_max=float('inf'))
+
+
+def _nearest(items: Sequence[tuple[float, Any]], stamp: float) -> Any:
+    """The item of a stamp-sorted [(stamp, item)] nearest ``stamp`` (None when empty)."""
+    if not items:
+        return None
+    k = bisect.bisect_left([s for s, _ in items], stamp)
+    cands = [i for i in (k - 1, k) if 0 <= i < len(items)]
+    return items[min(cands, key=lambda i: abs(items[i][0] - stamp))][1]
+
+
+def motion_cov(odom: Sequence[tuple[float, Any]], stamp: float, t: float, extrapolation: float = 0.0
+               ) -> np.ndarray:
+    """Covariance (3, 3) (m^2, m^2, rad^2; isotropic in position) of the error of carrying a measurement from
+    ``stamp`` to ``t`` with odometry interpolated between its samples ``odom`` ([(stamp, OdometrySample)], oldest
+    first): between two samples the motion is known only in sum, so the interpolated pose at a fraction f of an
+    interval that moved by (d, dyaw) is uncertain by sqrt(f (1 - f)) of it; past the newest sample (beyond
+    ``extrapolation`` s) the motion is unknown, taken as the newest interval's per second times the gap. Both
+    ends count; a position error also follows from the yaw error times the distance carried."""
+    if not odom or stamp == t:
+        return np.zeros((3, 3))
+    st = np.array([s for s, _ in odom], np.float64)
+    xy = np.array([m.position[:2] for _, m in odom], np.float64)
+    yaw = np.unwrap(quat_to_yaw(np.array([m.orientation for _, m in odom], np.float64)))
+    var_p = var_y = 0.0
+    for tau in (stamp, t):
+        k = int(np.searchsorted(st, tau))
+        if 0 < k < len(st):
+            f = (tau - st[k - 1]) / max(st[k] - st[k - 1], 1e-9)
+            a = f * (1.0 - f)
+            var_p += a * float(np.sum((xy[k] - xy[k - 1]) ** 2))
+            var_y += a * float(yaw[k] - yaw[k - 1]) ** 2
+        elif len(st) > 1:
+            j = len(st) - 1 if k >= len(st) else 1
+            gap = max(abs(tau - st[min(k, len(st) - 1)]) - extrapolation, 0.0)
+            rate = gap / max(st[j] - st[j - 1], 1e-9)
+            var_p += rate ** 2 * float(np.sum((xy[j] - xy[j - 1]) ** 2))
+            var_y += rate ** 2 * float(yaw[j] - yaw[j - 1]) ** 2
+    i0, i1 = (np.interp(v, st, xy[:, 0]) for v in (stamp, t))
+    j0, j1 = (np.interp(v, st, xy[:, 1]) for v in (stamp, t))
+    var_p += var_y * float((i1 - i0) ** 2 + (j1 - j0) ** 2)
+    return np.diag([var_p, var_p, var_y])
+
+
+def _near(a: np.ndarray, b: np.ndarray, dxy: float = 0.05, dyaw: float = 0.02) -> bool:
+    """Whether two poses are within dxy m and dyaw rad of each other."""
+    return bool(np.hypot(a[0] - b[0], a[1] - b[1]) <= dxy and abs(float(wrap_angle(a[2] - b[2]))) <= dyaw)
+
+
+__all__ = ['RefineConfig', 'Refined', 'deskewed', 'motion_cov']
