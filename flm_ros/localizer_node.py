@@ -93,7 +93,12 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
         loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']), backend=p['inference_backend'],
                              threads=max(1, int(p['inference_threads'])), iterations=int(p['model.iterations']),
                              converge=float(p['model.converge']), global_candidates=int(p['model.global_candidates']))
-        logger.info(f'model {loc.backend.path} on {loc.device} ({loc.backend.name})')
+        logger.info(f'model {loc.backend.path} on {loc.device} ({loc.backend.name})'
+                    + (', its poses solved against the measurements' if p['model.refine'] else ''))
+        if p['model.refine']:
+            from flm_core.estimation.refine import Refined  # noqa: PLC0415
+
+            return Refined(loc)
         return loc
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
 
@@ -535,9 +540,10 @@ class LocalizerNode(LifecycleNode):
             return
         kinds = {q.apply for q in changed}
         if P.MODEL in kinds:
+            model = getattr(self.source, 'source', self.source)    # the network inside a Refined source
             for name in ('iterations', 'converge', 'global_candidates'):
-                if hasattr(self.source, name):
-                    setattr(self.source, name, type(getattr(self.source, name))(self.p[f'model.{name}']))
+                if hasattr(model, name):
+                    setattr(model, name, type(getattr(model, name))(self.p[f'model.{name}']))
         if P.RATE in kinds and self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(1.0 / float(self.p['update_rate']), self._on_tick)

@@ -141,6 +141,10 @@ class Refined:
             self.track_many = self._track_many
 
     # ------------------------------------------------------------------ site data
+    def map_index(self, site: Site) -> MapIndex:
+        """The map index of ``site`` (built now when the site is new: a new map replaces the old one)."""
+        return self._site_data(site)[0]
+
     def _site_data(self, site: Site) -> tuple[MapIndex, DistanceField | None, PointMap | None, dict[bytes, int]]:
         if self._site is None or self._site[0] != id(site):
             index = self.source.map_index(site) if hasattr(self.source, 'map_index') else MapIndex(site)
