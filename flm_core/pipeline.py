@@ -57,11 +57,21 @@ class PoseSource(Protocol):
     in the map at stamp ``t`` from the measurement window, with covariance; ``prior_pose`` None = global mode;
     ``rig`` says where the sensors sit on the robot (:class:`flm_core.model.tokens.Rig`). Returns an object with
     ``pose`` (3,), ``cov`` (3, 3) and optionally ``health`` (dict) and ``mode``; or None when it cannot localize
-    from this window."""
+    from this window (nothing new in it, too little data); or, tracking, :class:`Inconsistent` when the window
+    contradicts the poses it could solve from."""
 
     def localize(self, window: dict[str, list[tuple[float, Any]]], site: Site, t: float,
                  prior_pose: np.ndarray | None = None, prior_cov: np.ndarray | None = None,
                  rig: Any = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Inconsistent:
+    """What a pose source returns in tracking mode when the window's measurements contradict every pose it could
+    solve from (a kidnap, a world that changed): nothing to fuse, and one more sign of being lost, counted like a
+    model pose the filter's gate rejected (``lost_after_rejections``)."""
+
+    why: str = 'inconsistent'
 
 
 MAX_EVENTS = 500        # events kept: the first FIRST_EVENTS and the newest; all are counted by kind
@@ -176,6 +186,7 @@ class Pipeline:
         self._last_step_t: float | None = None
         self._reanchor = False                            # after a blackout: publish again once re-anchored
         self._pending_initial: tuple[np.ndarray, np.ndarray] | None = None   # an initial pose before any data
+        self._inconsistent = 0                            # consecutive Inconsistent answers of the pose source
         self._health: dict[str, float] = {}               # per-modality health of the last model pose
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
@@ -257,6 +268,7 @@ class Pipeline:
         return Eskf(_with_process(self.config.eskf, proc))
 
     def _restart(self, stamp: float, why: str) -> None:
+        self._inconsistent = 0
         self._retire(self.filter)
         self.filter = self._new_filter()
         self.state = State.INITIALIZING
@@ -395,8 +407,14 @@ class Pipeline:
                     self._reset_at(est.pose, est.cov, t)
                     self._keep_rivals(est, t)
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
+            elif mode == 'tracking' and isinstance(est, Inconsistent):
+                update = 'inconsistent'
+                self._inconsistent += 1
+                if self._suspect_since is None:
+                    self._suspect_since = t
             elif mode == 'tracking' and est is not None:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
+                self._inconsistent = 0
                 update, health = r.value, dict(getattr(est, 'health', {}) or {})
                 if self.filter.consecutive_rejections('model') == 0:
                     self._suspect_since = None
@@ -474,6 +492,7 @@ class Pipeline:
         return fresh
 
     def _reset_filter(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
+        self._inconsistent = 0
         self._retire(self.filter)
         self.filter = self._new_filter_at(pose, cov, t)
 
@@ -553,7 +572,7 @@ class Pipeline:
         return out
 
     def _diverged(self) -> bool:
-        if self.filter.consecutive_rejections('model') >= self.config.lost_after_rejections:
+        if self.filter.consecutive_rejections('model') + self._inconsistent >= self.config.lost_after_rejections:
             return True
         return max_position_std(self.filter.pose_cov) > self.config.lost_std
 

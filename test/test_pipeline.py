@@ -16,7 +16,7 @@ import pytest
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import yaw_to_quat
 from flm_core.measurements import ImuSample, OdometrySample, RangeSample
-from flm_core.pipeline import Pipeline, PipelineConfig, State, max_position_std
+from flm_core.pipeline import Inconsistent, Pipeline, PipelineConfig, State, max_position_std
 from flm_core.site import Anchor, Site
 from flm_core.timebuffer import TimeBufferConfig
 from flm_core.validation import Expectations
@@ -258,3 +258,30 @@ def test_an_initial_pose_before_any_data_applies_at_the_first_stamp():
     assert pipe.filter.initialized and pipe.filter.stamp == pytest.approx(t)
     assert np.hypot(*(pipe.estimate().pose[:2] - here[:2])) < 1e-6
     assert any(w == 'initial pose' for w in _events(pipe))
+
+
+class Contradicted:
+    """A pose source whose solves stop fitting the window (a kidnap): Inconsistent from the fourth update on."""
+
+    def __init__(self, here):
+        self.here, self.n = np.asarray(here, float), 0
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        self.n += 1
+        if prior_pose is not None and self.n > 3:
+            return Inconsistent()
+        return Offset(self.here).localize(window, site, t, prior_pose, prior_cov, rig)
+
+
+def test_inconsistent_answers_count_toward_lost_like_gated_poses():
+    here = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Contradicted(here))
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    updates = []
+    for k in range(12):
+        t = 0.1 * k
+        pipe.offer('uwb', RangeSample(stamp=t, anchor_id='a0', range=5.0), t)
+        u = pipe.update()
+        updates.append(u.update if u else None)
+    assert updates.count('inconsistent') >= pipe.config.lost_after_rejections
+    assert 'lost' in _events(pipe)

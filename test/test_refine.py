@@ -16,7 +16,7 @@ from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import wrap_angle, yaw_to_quat
 from flm_core.measurements import LaserScan2D, OdometrySample, RangeSample
 from flm_core.model.tokens import Rig
-from flm_core.pipeline import Pipeline, PipelineConfig
+from flm_core.pipeline import Inconsistent, Pipeline, PipelineConfig
 from flm_core.site import Anchor, Site
 from flm_core.timebuffer import TimeBufferConfig
 from flm_core.validation import Expectations
@@ -131,7 +131,7 @@ def test_a_window_that_does_not_fit_the_map_is_refused(scenario, messages) -> No
                       range_min=scan.range_min, range_max=scan.range_max * 2)   # a scan of another, larger room
     w = {'scan': [(stamp, bad)], 'odom': w['odom']}
     src = Refined(None, GENERATED)
-    assert src.localize(w, site, t, _truth(scenario, t), np.diag([0.3, 0.3, 0.1]) ** 2, rig) is None
+    assert isinstance(src.localize(w, site, t, _truth(scenario, t), np.diag([0.3, 0.3, 0.1]) ** 2, rig), Inconsistent)
     assert src.counts['inconsistent'] == 1 and src.last.inlier_share < GENERATED.min_inlier_share
 
 

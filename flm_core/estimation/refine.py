@@ -15,9 +15,10 @@ update it
 4. hands on the solved pose and the covariance of the measurements alone (the pipeline's filter holds the prior
    already: handing it the posterior would count the prior twice), plus what the solve cannot see: how well map and
    scan can agree at all (``cov_floor``), the uncertainty of the odometry's motion compensation (:func:`motion_cov`)
-   and, for ranges alone, the errors consecutive windows share (``correlation_time``); or None when the solve is
-   inconsistent (too few inliers, residual RMS too high: the window does not fit the map at that pose) or has
-   nothing to solve with. (The pipeline's filter then dead-reckons; its covariance grows.)
+   and, for ranges alone, the errors consecutive windows share (``correlation_time``); or, when the solve is
+   inconsistent (too few inliers, residual RMS too high: the window does not fit the map at that pose),
+   :class:`flm_core.pipeline.Inconsistent`, which the pipeline counts toward 'lost' (a kidnap); or None when there
+   is nothing to solve with. (The pipeline's filter then dead-reckons; its covariance grows.)
 
 Tracking uses only measurements no earlier update used (``fresh_only``, remembered per stream): the pipeline runs
 its source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same
@@ -53,6 +54,7 @@ import numpy as np
 from ..geometry import quat_to_yaw, wrap_angle
 from ..model.tokens import TYPE_ID, MapIndex, Rig, SensorFrame, TokenConfig, prepare
 from ..measurements import LaserScan2D
+from ..pipeline import Inconsistent
 from ..site import Site
 from .baselines import Estimate as BaseEstimate
 from .baselines import scan_points
@@ -360,7 +362,7 @@ class Refined:
         self.last = sol
         if not self.consistent(sol):
             self.counts['inconsistent'] += 1
-            return None
+            return Inconsistent()
         self.counts['solved'] += 1
         self._learn(blocks, sol, t)
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
