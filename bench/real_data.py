@@ -6,8 +6,10 @@ A data set is a folder with ``bag/`` (rosbag2), ``site.yaml`` and ``ground_truth
 For each one:
 
 - ``flm-eval`` offline: the FLM (no initial pose: it localizes globally) and, with ``--compare``, the classical
-  methods the site's sensors allow, started from the ground truth: on a map ``icp`` and ``amcl``, with UWB anchors
-  ``uwb-ekf``;
+  methods the site's sensors allow, started from the ground truth: on a map ``icp`` and ``amcl`` (both laser
+  models), with UWB anchors ``uwb-ekf``;
+- ``flm+solver``: flm-eval again with ``model.refine: true`` (the FLM's poses solved against the measurements,
+  :mod:`flm_core.estimation.refine`), also from no initial pose;
 - with UWB anchors, the naive reference: one plain 2D least-squares fix per ranging frame
   (:func:`flm_core.estimation.multilateration.naive_fix`: the tag's height from /tf_static, no bias model, no
   outlier rejection, no filter; the tag's position taken as base_link's, since one tag does not observe the
@@ -82,10 +84,13 @@ def naive_multilateration(bag: Path, site: Site, tag_frame: str = 'uwb_tag') -> 
     return Trajectory(a[:, 0], np.column_stack([a[:, 1:], np.zeros(len(a))]))
 
 
-def run_eval(bag: Path, d: Path, out: Path, compare: list[str]) -> dict[str, Any]:
-    """flm-eval offline on ``bag`` with ``compare``; its metrics.json (with the exit status)."""
+def run_eval(bag: Path, d: Path, out: Path, compare: list[str], params_file: Path | None = None) -> dict[str, Any]:
+    """flm-eval offline on ``bag`` with ``compare`` (and a parameter file); its metrics.json (with the exit
+    status)."""
     cmd = [sys.executable, '-m', 'flm_ros.evaluate', str(bag), '--site', str(d / 'site.yaml'),
            '--gt', f'tum:{d / "ground_truth.tum"}', '--out', str(out), '--no-progress']
+    if params_file is not None:
+        cmd += ['--params-file', str(params_file)]
     if compare:
         cmd += ['--compare', ','.join(compare)]
     rc = subprocess.run(cmd, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -93,6 +98,20 @@ def run_eval(bag: Path, d: Path, out: Path, compare: list[str]) -> dict[str, Any
     metrics['exit'] = rc.returncode
     metrics['stderr_tail'] = rc.stderr.strip().splitlines()[-5:]
     return metrics
+
+
+def refined_params(out: Path) -> Path:
+    """A copy of the default parameter file with ``model.refine: true``."""
+    import yaml  # noqa: PLC0415
+
+    from flm_ros.bringup import default_params_file  # noqa: PLC0415
+
+    doc = yaml.safe_load(default_params_file().read_text())
+    doc['/**']['ros__parameters']['model.refine'] = True
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / 'params_refine.yaml'
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
 
 def message_ledger(counts: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -119,6 +138,9 @@ def bench(d: Path, out: Path, seconds: float) -> dict[str, Any]:
     gt = read_tum(d / 'ground_truth.tum')
     metrics = run_eval(bag, d, out / d.name, methods_for(site))
     rows = {name: m for name, m in metrics.get('methods', {}).items()}
+    refined = run_eval(bag, d, out / f'{d.name}_solver', [], refined_params(out))
+    if 'flm' in refined.get('methods', {}):
+        rows['flm+solver'] = refined['methods']['flm']
     if site.anchors:
         naive = naive_multilateration(bag, site)
         rows['naive-multilateration'] = evaluate('naive-multilateration', naive, gt).metrics

@@ -172,9 +172,10 @@ LOCALIZER: tuple[Param, ...] = (
           "deviations of the model's own covariance (0: always run model.iterations).", MODEL, (0.0, 100.0)),
     Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
           'slower, finds the robot more often in repetitive buildings).', MODEL, (1, 4096)),
-    Param('model.refine', True, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "
+    Param('model.refine', False, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "
           'scans against the map, ranges with learnt biases; flm_core.estimation.refine) and hand the filter that '
-          "solve's covariance; false: the network's pose and covariance as they are.", CONFIGURE),
+          "solve's covariance (more accurate and better calibrated on real data; not yet the default: it fails "
+          "cases of the fault matrix); false: the network's pose and covariance as they are.", CONFIGURE),
     Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'icp2d', "
           "'icp3d', 'uwb'.", CONFIGURE, choices=POSE_SOURCES),
     Param('update_rate', 10.0, 'Hz of the output (pose, odometry, map->odom: the filter at the newest sensor stamp) '
