@@ -13,7 +13,7 @@ Where the time goes (wall-clock timers around the library's functions; ~21,000 t
 - model chain: per update, the tokens built from the prior and the network passes on them. Each update starts from
   the pose the previous one fused, so these run one after another whatever else runs beside them;
 - window preparation: the buffered window put into base_link (does not depend on the prior);
-- sensor input: the input checks, the time buffer and the filter's propagation on every message (``Pipeline.offer``);
+- sensor input: the input checks, the time buffer and the filter's propagation on every message (``Pipeline.admit``);
 - the rest: reading and decoding the bag, message conversion, transforms, fusing the model poses, the estimates,
   the progress bar.
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     tm: dict[str, list[float]] = {}
     cpu0 = time.process_time()
     with timed(source, 'forward', tm, 'network'), timed(inference, 'tokenize', tm, 'tokens'), \
-            timed(inference, 'prepare', tm, 'window'), timed(Pipeline, 'offer', tm, 'input'):
+            timed(inference, 'prepare', tm, 'window'), timed(Pipeline, 'admit', tm, 'input'):
         rep = replay_offline(bag, load_site(tmp / 'site.yaml'), p, '/ground_truth/pose', progress=True,
                              source=source)
     cpu = time.process_time() - cpu0
