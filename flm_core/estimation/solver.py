@@ -212,6 +212,13 @@ def _weights(w: np.ndarray | float | None, n: int) -> np.ndarray:
     return out
 
 
+def _finite_points(points: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(points (N, dim) float64 with non-finite ones zeroed, finite (N,) bool mask)."""
+    pts = np.asarray(points, np.float64).reshape(-1, dim)
+    finite = np.all(np.isfinite(pts), 1)
+    return np.where(finite[:, None], pts, 0.0), finite
+
+
 def _sigmas(s: np.ndarray | float, n: int, what: str) -> np.ndarray:
     out = np.broadcast_to(np.asarray(s, np.float64), (n,)).copy()
     if np.any(~(out > 0)) or np.any(~np.isfinite(out)):
@@ -240,9 +247,7 @@ class ScanBlock:
     name: str = 'scan'
 
     def __post_init__(self) -> None:
-        pts = np.asarray(self.points, np.float64).reshape(-1, 2)
-        self.finite = np.all(np.isfinite(pts), 1)
-        self.points = np.where(self.finite[:, None], pts, 0.0)
+        self.points, self.finite = _finite_points(self.points, 2)
         n = len(self.points)
         self.sigma = _sigmas(self.sigma, n, self.name)
         self.weights = _weights(self.weights, n)
@@ -280,9 +285,7 @@ class PlaneBlock:
     name: str = 'points'
 
     def __post_init__(self) -> None:
-        pts = np.asarray(self.points, np.float64).reshape(-1, 3)
-        self.finite = np.all(np.isfinite(pts), 1)
-        self.points = np.where(self.finite[:, None], pts, 0.0)
+        self.points, self.finite = _finite_points(self.points, 3)
         if self.map.dim != 3:
             raise ValueError('PlaneBlock needs a 3D PointMap')
         n = len(self.points)
