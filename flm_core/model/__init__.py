@@ -2,7 +2,8 @@
 
 - ``tokens``: window + Site + reference pose -> token arrays (numpy; what the runtime needs besides the model file)
 - ``net``: the network (torch nn.Module), ``loss``: training loss
-- ``inference``: :class:`Localizer` / :class:`Estimate`, the runtime API (TorchScript + numpy only)
+- ``inference``: :class:`Localizer` / :class:`Estimate`, the runtime API; ``backends``: the network run by
+  TorchScript or ONNX Runtime (no torch needed on the robot)
 - ``export``: ``flm-export`` (TorchScript + ONNX, numerically checked), ``checkpoint``: safe loading
 - ``replay``: a generated scenario seen as the runtime sees it
 
