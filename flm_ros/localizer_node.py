@@ -50,7 +50,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -70,6 +69,7 @@ from flm_ros import params as P
 from flm_ros.bond import start_bond
 from flm_ros.sensor_hub import diagnostics_for
 from flm_ros.sensor_input import SensorInput, buffer_config, expectations
+from flm_ros.spin import spin
 from flm_ros.tf import Buffer, TransformBroadcaster, TransformListener, make_transform, transform_to_arrays
 
 TABLE = P.COMMON + P.LOCALIZER
@@ -844,21 +844,10 @@ def main(args: list[str] | None = None) -> int:
         print(f'flm_localizer: error: {e}', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
     if node.get_parameter('autostart').value:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
-    try:
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node._stop_worker()
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin(node, before_destroy=node._stop_worker)
 
 
 if __name__ == '__main__':

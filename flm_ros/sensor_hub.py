@@ -13,12 +13,12 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from flm_core.site import Site, SiteError, load_site
 from flm_ros import params as P
 from flm_ros.sensor_input import SensorInput
+from flm_ros.spin import spin
 
 STALE_S = 1.0
 
@@ -93,20 +93,7 @@ class SensorHub(Node):
 
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=sys.argv if args is None else args)
-    node = SensorHub()
-    # Single-threaded on purpose: the hub's callbacks are short, and rclpy's MultiThreadedExecutor was seen to
-    # drop a large share of best-effort sensor messages here (test_sensor_hub).
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
-    try:
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin(SensorHub())
 
 
 if __name__ == '__main__':
