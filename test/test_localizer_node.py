@@ -3,7 +3,8 @@ published before a pose, /initialpose (wrong frame refused), the relocalization 
 -> pose + TF out with TF stamps that never go back.
 
 These tests exercise the ROS path with a real TorchScript file exported from a freshly initialised network
-(weights do not matter for plumbing); accuracy with the shipped model is tested in test_model_export.py::test_shipped_model and test_faults.py.
+(weights do not matter for plumbing); accuracy with the shipped model is tested in
+test_model_export.py::test_shipped_model and test_faults.py.
 """
 from __future__ import annotations
 
