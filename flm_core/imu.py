@@ -126,9 +126,11 @@ class ImuLeveler:
         ``mount``: (4,) quaternion of the IMU frame in base_link (from TF), None when unknown (taken as identity:
         levelled by gravity alone)."""
         R_bi = np.eye(3) if mount is None else _matrix(mount)
+        if mount is not None and m.orientation is None:
+            return self._rotated(m, R_bi)                # the mount alone: base_link is taken as level
         up_i, given = self.up(m, None if mount is None else R_bi[2].copy())   # R_bi^T e_z: base z in the IMU frame
         if mount is not None and not given:
-            return self._rotated(m, R_bi)                # the mount alone: base_link is taken as level
+            return self._rotated(m, R_bi)                # an orientation that contradicts gravity: the mount alone
         return self._rotated(m, level_frame(R_bi @ up_i) @ R_bi)   # IMU frame -> level base frame
 
     def _rotated(self, m: ImuSample, R: np.ndarray) -> ImuSample:

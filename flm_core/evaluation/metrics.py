@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from ..geometry import wrap_angle
+from .trajectory import runs
 
 
 def nees(err: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -109,15 +110,9 @@ def confidently_wrong(t: np.ndarray, err: np.ndarray, sigma: np.ndarray, min_err
     dt = np.diff(t)
     hold = np.minimum(np.append(dt, np.median(dt) if len(dt) else 0.0), max_hold)
     best, total = (0.0, None), 0.0
-    k = 0
-    while k < len(bad):
-        if bad[k]:
-            start = k
-            while k + 1 < len(bad) and bad[k + 1]:
-                k += 1
-            length = float(np.sum(hold[start:k + 1]))
-            total += length
-            if best[1] is None or length > best[0]:
-                best = (length, (float(t[start]), float(t[k] + hold[k])))
-        k += 1
+    for start, k in runs(bad):
+        length = float(np.sum(hold[start:k + 1]))
+        total += length
+        if best[1] is None or length > best[0]:
+            best = (length, (float(t[start]), float(t[k] + hold[k])))
     return WrongStretches(total, best[0], best[1])

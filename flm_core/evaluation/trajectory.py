@@ -111,14 +111,18 @@ def failure_segments(t: np.ndarray, err: np.ndarray, threshold: float = 1.0, min
                      ) -> list[tuple[float, float]]:
     """[(start, end)] stamps of maximal runs where the position error exceeds ``threshold`` m (or is NaN)."""
     bad = ~(np.nan_to_num(err, nan=np.inf) <= threshold)
-    segs: list[tuple[float, float]] = []
+    return [(float(t[s]), float(t[e])) for s, e in runs(bad) if t[e] - t[s] >= min_duration]
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[(first, last)] indices (inclusive) of the maximal runs of True in ``mask`` (N,) bool, in order."""
+    out: list[tuple[int, int]] = []
     k = 0
-    while k < len(bad):
-        if bad[k]:
+    while k < len(mask):
+        if mask[k]:
             s = k
-            while k + 1 < len(bad) and bad[k + 1]:
+            while k + 1 < len(mask) and mask[k + 1]:
                 k += 1
-            if t[k] - t[s] >= min_duration:
-                segs.append((float(t[s]), float(t[k])))
+            out.append((s, k))
         k += 1
-    return segs
+    return out
