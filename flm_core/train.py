@@ -30,11 +30,12 @@ from torch import nn
 
 from .datagen import EVAL_SEED_MIN, ScenarioConfig, generate_scenario
 from .datagen.config import FAMILIES
+from .mapindex import MapIndex
 from .model.checkpoint import load_training_checkpoint, save_training_checkpoint
 from .model.loss import flm_loss
 from .model.net import FLM, FLMConfig, count_parameters
 from .model.replay import ScenarioReplay
-from .model.tokens import MODALITIES, MapIndex, Tokens, TokenConfig, collate, prepare, tokenize
+from .model.tokens import MODALITIES, Tokens, TokenConfig, collate, prepare, tokenize
 
 #: Sensor subsets the benches evaluate; training draws them often (the rest of the time a random subset).
 BENCH_SUBSETS: dict[str, tuple[str, ...]] = {

@@ -12,7 +12,7 @@ from scipy.optimize import least_squares
 from flm_core.estimation.icp import PointMap
 from flm_core.estimation.solver import DistanceField, PlaneBlock, RangeBlock, ScanBlock, SolverConfig, solve
 from flm_core.geometry import se2_compose, wrap_angle
-from flm_core.model.tokens import MapIndex
+from flm_core.mapindex import MapIndex
 from flm_core.site import Anchor, OccupancyMap, Site
 
 RES = 0.05

@@ -52,7 +52,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..geometry import quat_to_yaw, wrap_angle
-from ..model.tokens import TYPE_ID, MapIndex, Rig, SensorFrame, TokenConfig, prepare
+from ..mapindex import MapIndex
+from ..model.tokens import TYPE_ID, Rig, SensorFrame, TokenConfig, prepare
 from ..measurements import LaserScan2D
 from ..pipeline import Inconsistent
 from ..site import Site

@@ -109,7 +109,7 @@ class DistanceField:
     distance transform to the occupied cells), negative inside obstacles (depth below the surface); looked up
     in the grid's own cell coordinates, so it moves rigidly with the map's origin. Outside the grid the border value
     holds (gradient 0: no information). Build it once per map (:meth:`of` caches it on a
-    :class:`flm_core.model.tokens.MapIndex`)."""
+    :class:`flm_core.mapindex.MapIndex`)."""
 
     def __init__(self, occ: OccupancyMap, outside: np.ndarray | None = None, surface: float = 0.0) -> None:
         """occ: the grid; outside (H, W) m: the distance of every cell centre to the nearest occupied cell centre
@@ -136,7 +136,7 @@ class DistanceField:
 
     @classmethod
     def of(cls, index: object, surface: float = 0.0) -> DistanceField:
-        """The field of a :class:`flm_core.model.tokens.MapIndex` with a grid map (built once per ``surface``, kept
+        """The field of a :class:`flm_core.mapindex.MapIndex` with a grid map (built once per ``surface``, kept
         in its ``cache``)."""
         cache = getattr(index, 'cache')
         key = f'solver.distance_field.{surface}'

@@ -27,10 +27,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..mapindex import MapIndex
 from ..site import Site
 from .backends import Backend, OnnxBackend, TorchBackend, open_backend
-from .tokens import (MODALITIES, MapIndex, Rig, SensorFrame, TokenConfig, Tokens, compose_correction, prepare,
-                     rotate_cov, tokenize)
+from .tokens import MODALITIES, Rig, SensorFrame, TokenConfig, Tokens, compose_correction, prepare, rotate_cov, tokenize
 
 #: The shipped model (TorchScript with its flm_meta.json record; its ONNX twin flm_v1.onnx lies beside it).
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / 'checkpoints' / 'flm_v1.pt'
