@@ -67,7 +67,7 @@ from flm_ros import conversions as conv
 from flm_ros import heap
 from flm_ros import params as P
 from flm_ros.bond import start_bond
-from flm_ros.sensor_hub import diagnostics_for
+from flm_ros.diagnostics import diagnostics_for
 from flm_ros.sensor_input import SensorInput, buffer_config, expectations
 from flm_ros.spin import spin
 from flm_ros.tf import Buffer, TransformBroadcaster, TransformListener, make_transform, transform_to_arrays
