@@ -81,16 +81,24 @@ def parse_meta(raw: bytes | str, path: str | Path, expected_format: str) -> dict
         meta = json.loads(raw.decode('utf-8') if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f'{path}: {META_NAME} is not valid JSON ({e})') from None
-    if not isinstance(meta, dict) or meta.get('format') != expected_format:
-        raise ModelFileError(f'{path}: {META_NAME} format is {meta.get("format") if isinstance(meta, dict) else meta!r}'
-                             f', expected {expected_format!r}')
-    if meta.get('version') != FORMAT_VERSION:
-        raise ModelFileError(f'{path}: model file version {meta.get("version")!r} is not supported by this flm_core '
-                             f'(supports version {FORMAT_VERSION}); re-export it with flm-export')
+    _check_record(meta, path, expected_format, repr(expected_format), f'{META_NAME} ', 're-export it with flm-export')
     for key in ('tokens', 'model'):
         if not isinstance(meta.get(key), dict):
             raise ModelFileError(f'{path}: {META_NAME} lacks the {key!r} record')
     return meta
+
+
+def _check_record(record: Any, path: str | Path, expected_format: str, what: str, where: str, remedy: str) -> None:
+    """The format and version check of every kind of FLM file (model record, training checkpoint): ``record``
+    must be a dict of format ``expected_format`` (``what``: how a message names it) and version
+    :data:`FORMAT_VERSION`; ``where``: what holds the record (message prefix), ``remedy``: what to do about another
+    version."""
+    fmt = record.get('format') if isinstance(record, dict) else type(record).__name__
+    if fmt != expected_format:
+        raise ModelFileError(f'{path}: {where}format is {fmt!r}, expected {what}')
+    if record.get('version') != FORMAT_VERSION:
+        raise ModelFileError(f'{path}: {where}version {record.get("version")!r} is not supported by this flm_core '
+                             f'(supports version {FORMAT_VERSION}); {remedy}')
 
 
 @contextlib.contextmanager
@@ -161,12 +169,7 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - the restricted unpickler raises several types
         raise ModelFileError(f'{path}: not loadable as plain weights ({type(e).__name__}: {e}); expected {what}') \
             from None
-    if not isinstance(state, dict) or state.get('format') != TRAIN_FORMAT:
-        raise ModelFileError(f'{path}: format {state.get("format") if isinstance(state, dict) else type(state)!r}, '
-                             f'expected {what}')
-    if state.get('version') != FORMAT_VERSION:
-        raise ModelFileError(f'{path}: checkpoint version {state.get("version")!r} unsupported '
-                             f'(supports {FORMAT_VERSION})')
+    _check_record(state, path, TRAIN_FORMAT, what, 'checkpoint ', 'train again with this flm_core')
     for key in ('model', 'step', 'train_cfg'):
         if key not in state:
             raise ModelFileError(f'{path}: checkpoint lacks {key!r}')

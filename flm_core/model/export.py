@@ -27,7 +27,7 @@ import torch
 from .. import __version__
 from .backends import INPUT_NAMES, OUTPUT_NAMES
 from .checkpoint import (FORMAT_VERSION, META_NAME, ONNX_FORMAT, load_torchscript, load_training_checkpoint,
-                         own_torchscript, read_meta, save_torchscript)
+                         own_torchscript, save_torchscript)
 from .net import FLM, FLMConfig, count_parameters
 from .tokens import FEATURE_SCALE, MODALITIES, N_FEAT, N_TYPES, TOKEN_TYPES, TokenConfig
 
@@ -73,12 +73,18 @@ def _max_diff(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> float
 def export_torchscript(model: FLM, path: str | Path, meta: dict[str, Any], device: str = 'cpu',
                        fp16: bool = False) -> dict[str, Any]:
     """Script, save with meta, reload and compare with eager (raises AssertionError beyond tolerance)."""
+    return _export_torchscript(model, path, meta, device, fp16)[0]
+
+
+def _export_torchscript(model: FLM, path: str | Path, meta: dict[str, Any], device: str, fp16: bool
+                        ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`export_torchscript` -> (check results, the written file's record as its reload checked it)."""
     model = model.to(device).eval()
     with own_torchscript():
         scripted = torch.jit.script(model.half() if fp16 else model)
     meta = {**meta, 'device': device, 'fp16': fp16}
     save_torchscript(scripted, path, meta)
-    loaded, _ = load_torchscript(path, device)
+    loaded, record = load_torchscript(path, device)   # the one check of the written file's record
     worst = 0.0
     model_ref = FLM(model.cfg)
     model_ref.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
@@ -99,14 +105,14 @@ def export_torchscript(model: FLM, path: str | Path, meta: dict[str, Any], devic
             assert worst <= FP32_ATOL, f'TorchScript differs from eager by {worst:.3g} (> {FP32_ATOL})'
     if fp16:
         model.float()
-    return {'path': str(path), 'max_abs_diff' if not fp16 else 'max_rel_diff': worst}
+    return {'path': str(path), 'max_abs_diff' if not fp16 else 'max_rel_diff': worst}, record
 
 
 def export_onnx(model: FLM, path: str | Path, meta: dict[str, Any] | None = None, opset: int = 18,
-                twin: str | Path | None = None) -> dict[str, Any]:
+                twin: torch.jit.ScriptModule | None = None) -> dict[str, Any]:
     """ONNX export (dynamic batch and token count) with ``meta`` as its ``flm_meta.json`` record (format
-    'flm-onnx'), checked with onnxruntime when installed against the eager model and, with ``twin``, against that
-    TorchScript file too (raises AssertionError beyond FP32_ATOL)."""
+    'flm-onnx'), checked with onnxruntime when installed against the eager model and, with ``twin`` (the loaded
+    TorchScript file it is the twin of), against that too (raises AssertionError beyond FP32_ATOL)."""
     model = model.float().cpu().eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +132,7 @@ def export_onnx(model: FLM, path: str | Path, meta: dict[str, Any] | None = None
         info['checked'] = False
         return info
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    refs = [model] + ([load_torchscript(twin)[0]] if twin is not None else [])
+    refs = [model] + ([twin] if twin is not None else [])
     worst = 0.0
     for b, n in ((1, 1), (1, 40), (3, 97), (8, 300)):
         x = example_tokens(b, n, seed=10 + b)
@@ -144,23 +150,28 @@ def export_all(ckpt: str | Path, out_dir: str | Path, name: str = 'flm', device:
                onnx: bool = True, extra_meta: dict[str, Any] | None = None, torchscript: bool = True
                ) -> dict[str, Any]:
     """Write DIR/NAME.pt (unless not ``torchscript``: then DIR/NAME.pt must exist, from the same checkpoint, and
-    its record is reused), DIR/NAME.onnx (with ``onnx``) and DIR/NAME.json; returns the check results."""
+    its record is reused), DIR/NAME.onnx (with ``onnx``) and DIR/NAME.json; returns the check results. NAME.pt's
+    record is checked once, where it is loaded (after writing it, or the existing file), and that record is used
+    for the ONNX twin and NAME.json."""
     model, state = model_from_checkpoint(ckpt)
     out_dir = Path(out_dir)
     pt = out_dir / f'{name}.pt'
     res: dict[str, Any] = {}
+    twin = None
     if torchscript:
         token_cfg = TokenConfig(**state['train_cfg']['tokens']).to_dict()
         meta = build_meta(model, token_cfg, {'train_step': int(state['step']),
                                              'holdout_family': state['train_cfg'].get('holdout_family'),
                                              'train_seed': state['train_cfg'].get('seed'), **(extra_meta or {})})
-        res['torchscript'] = export_torchscript(model, pt, meta, device, fp16)
+        res['torchscript'], pt_meta = _export_torchscript(model, pt, meta, device, fp16)
+    else:
+        twin, pt_meta = load_torchscript(pt)
     if onnx:
-        res['onnx'] = export_onnx(model, out_dir / f'{name}.onnx', read_meta(pt), twin=None if torchscript else pt)
+        res['onnx'] = export_onnx(model, out_dir / f'{name}.onnx', pt_meta, twin=twin)
     record = out_dir / f'{name}.json'
     old = json.loads(record.read_text()).get('export', {}) if record.is_file() and not torchscript else {}
     files = {k: {**v, 'path': Path(v['path']).name} for k, v in res.items()}  # the record travels with the files
-    record.write_text(json.dumps({**read_meta(pt), 'export': {**old, **files}}, indent=1, sort_keys=True) + '\n')
+    record.write_text(json.dumps({**pt_meta, 'export': {**old, **files}}, indent=1, sort_keys=True) + '\n')
     return res
 
 
