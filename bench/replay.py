@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                     help='leave the wheel odometry out (2D lidar + IMU + UWB, the set the target names)')
     ns = ap.parse_args(argv)
     os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='flm-roslog-'))
+    from flm_core import config as C
     from flm_core.datagen import ScenarioConfig, evaluation_seeds, generate_scenario
     from flm_core.datagen.bagwriter import write_bag
     from flm_core.evaluation.report import evaluate
@@ -79,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from flm_core.site import load_site
     from flm_ros import params as P
     from flm_ros.bringup import default_params_file
-    from flm_ros.evaluate import TABLE, _Logger, replay_offline
-    from flm_ros.localizer_node import load_pose_source
+    from flm_ros.evaluate import TABLE, _log, replay_offline
 
     seed = ns.seed if ns.seed is not None else int(evaluation_seeds(1)[0])
     tmp = Path(tempfile.mkdtemp(prefix='flm-replay-'))
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p['sensors.odom.enabled'] = not ns.no_odom
     if ns.model:
         p['model_path'] = ns.model
-    source = load_pose_source(p, _Logger())
+    source = C.load_pose_source(C.load_config(p).model, _log)
     tm: dict[str, list[float]] = {}
     cpu0 = time.process_time()
     with timed(source, 'forward', tm, 'network'), timed(inference, 'tokenize', tm, 'tokens'), \

@@ -52,14 +52,14 @@ def _params(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _source(variant: str, p: dict[str, Any]) -> Any:
+    from flm_core import config as C  # noqa: PLC0415
     from flm_core.estimation.refine import Refined  # noqa: PLC0415
-    from flm_ros.evaluate import _Logger  # noqa: PLC0415
-    from flm_ros.localizer_node import load_pose_source  # noqa: PLC0415
+    from flm_ros.evaluate import _log  # noqa: PLC0415
 
     if variant == 'flm':
-        return load_pose_source(p, _Logger())
+        return C.load_pose_source(C.load_config(p).model, _log)
     if variant == 'refined':
-        return Refined(load_pose_source(p, _Logger()))
+        return Refined(C.load_pose_source(C.load_config(p).model, _log))
     if variant == 'solver':
         return Refined(None)
     raise ValueError(f'unknown variant {variant!r}; expected some of {", ".join(VARIANTS)}')

@@ -3,8 +3,8 @@
     flm-eval BAG [--out DIR] [--mode offline|live] [--compare icp,uwb-ekf,amcl] [--fail-above 0.5]
              [--initial-pose X,Y,YAW|gt] [--gt-max-gap 0.5]
 
-offline (default): drives the same pipeline the node runs (flm_core.pipeline via flm_ros.localizer_node.
-make_pipeline, same parameter file, same conversions) deterministically and as fast as the machine allows.
+offline (default): drives the same pipeline the node runs (flm_core.pipeline via flm_core.config.make_pipeline,
+same parameter file, same conversions) deterministically and as fast as the machine allows.
 live: starts the real graph (flm-run, use_sim_time) and plays the bag to it over DDS with /clock (flm-play), records
 what the node publishes, and computes the same metrics: the ROS path itself is evaluated.
 
@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from flm_core import config as C
 from flm_core import tftree
 from flm_core.evaluation.report import Evaluation, evaluate, metrics_table, run_summary, unmatched_problem, write_report
 from flm_core.evaluation.trajectory import Trajectory, interpolate, read_tum
@@ -55,7 +56,6 @@ from flm_ros import conversions as conv
 from flm_ros import params as P
 from flm_ros.bagio import BagError, info, messages, open_bag
 from flm_ros.bringup import default_params_file
-from flm_ros.localizer_node import load_pose_source, make_pipeline, make_rig
 from flm_ros.runner import stop_processes
 from flm_ros.sensor_input import MESSAGES, convert
 
@@ -82,9 +82,8 @@ class Replay:
     notes: list[str] = field(default_factory=list)       # warnings that do not make the results partial
 
 
-class _Logger:
-    def info(self, msg: str) -> None:
-        print(f'[flm-eval] {msg}', file=sys.stderr)
+def _log(msg: str) -> None:
+    print(f'[flm-eval] {msg}', file=sys.stderr)
 
 
 #: Message types read as ground truth, and as transforms.
@@ -157,10 +156,11 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
             problems.append(f'no ground truth: topic {gt_topic} is not in the bag (use --gt TOPIC, --gt tf:MAP:BASE '
                             'or --gt tum:FILE); metrics need ground truth')
     tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
+    cfg = C.load_config(p)
     if source is None and baseline is None:
-        source = load_pose_source(p, _Logger())
-    rig = make_rig(p, lambda a, b: tree.lookup(a, b, 0.0))
-    pipe = make_pipeline(p, site, source, rig=rig)
+        source = C.load_pose_source(cfg.model, _log)
+    rig = C.make_rig(cfg, lambda a, b: tree.lookup(a, b, 0.0))
+    pipe = C.make_pipeline(cfg, site, source, rig=rig)
     base_impl = None
     period = 1.0 / float(p['update_rate'])
     topics = {t: (_msgtype(stream_of[t]),) for t in present}
@@ -558,7 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     except SiteError as e:
         print(f'flm-eval: error: site: {e} (give one with --site)', file=sys.stderr)
         return EXIT_INPUT
-    p = P.from_yaml(str(ns.params_file), 'flm_localizer', TABLE)
+    try:
+        p = P.from_yaml(str(ns.params_file), 'flm_localizer', TABLE)
+    except C.ConfigError as e:
+        print(f'flm-eval: error: {e}', file=sys.stderr)
+        return EXIT_ARGS
     p['site_file'] = str(site_path.resolve())
     if ns.model:
         p['model_path'] = ns.model
@@ -574,10 +578,15 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(init, np.ndarray):                   # as the node takes it: its set_initial_pose parameters
         p['set_initial_pose'] = True
         p['initial_pose.x'], p['initial_pose.y'], p['initial_pose.yaw'] = (float(v) for v in init)
+    try:
+        cfg = C.load_config(p)
+    except C.ConfigError as e:
+        print(f'flm-eval: error: parameters ({ns.params_file} and the options): {e}', file=sys.stderr)
+        return EXIT_ARGS
     source = None
     if ns.mode == 'offline':
         try:
-            source = load_pose_source(p, _Logger())
+            source = C.load_pose_source(cfg.model, _log)
         except (ValueError, OSError, RuntimeError, ImportError) as e:  # ModelFileError is a ValueError
             print(f'flm-eval: error: model: {e} (give one with --model)', file=sys.stderr)
             return EXIT_INPUT

@@ -57,10 +57,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_srvs.srv import Empty
 from visualization_msgs.msg import Marker, MarkerArray
 
-from flm_core.frontend import STREAMS, SensorFrontEnd
+from flm_core import config as C
 from flm_core.geometry import quat_to_yaw, wrap_angle_float, yaw_to_quat
-from flm_core.pipeline import Pipeline, PipelineConfig, State, StepResult, max_position_std
-from flm_core.rig import RigBuilder, frames_in
+from flm_core.pipeline import Pipeline, State, StepResult, max_position_std
+from flm_core.rig import frames_in
 from flm_core.site import OccupancyMap, Site, SiteError, load_site
 from flm_ros import amcl_interface as amcl
 from flm_ros import conversions as conv
@@ -68,7 +68,7 @@ from flm_ros import heap
 from flm_ros import params as P
 from flm_ros.bond import start_bond
 from flm_ros.diagnostics import diagnostics_for
-from flm_ros.sensor_input import SensorInput, buffer_config, expectations
+from flm_ros.sensor_input import SensorInput
 from flm_ros.spin import spin
 from flm_ros.tf import Buffer, TransformBroadcaster, TransformListener, make_transform, transform_to_arrays
 
@@ -79,55 +79,6 @@ GIL_SWITCH_S = 0.001    # s, the interpreter's thread switch interval in the nod
 NOMOTION_WAIT_S = 2.0   # s request_nomotion_update waits for sensor data the pose source has not seen yet
 RVIZ_INITIAL_COV = np.diag([0.25, 0.25, 0.07])  # an initial pose whose covariance is not positive definite
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def load_pose_source(p: dict[str, Any], logger) -> Any:
-    """The pose source named by the parameters: the FLM model (torch or ONNX Runtime), or a classical baseline."""
-    kind = p['pose_source']
-    if kind == 'flm':
-        from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: PLC0415
-
-        # A default pool of one thread per core oversubscribes a small busy CPU: a model step went from ~9 ms to
-        # ~0.9 s in the fault runs. Inference threads are a parameter, 1 by default.
-        path = p['model_path'] or str(DEFAULT_MODEL)
-        loc = Localizer.load(path, device=p['device'], fp16=bool(p['fp16']), backend=p['inference_backend'],
-                             threads=max(1, int(p['inference_threads'])), iterations=int(p['model.iterations']),
-                             converge=float(p['model.converge']), global_candidates=int(p['model.global_candidates']))
-        logger.info(f'model {loc.backend.path} on {loc.device} ({loc.backend.name})'
-                    + (', its poses solved against the measurements' if p['model.refine'] else ''))
-        if p['model.refine']:
-            from flm_core.estimation.refine import Refined  # noqa: PLC0415
-
-            return Refined(loc)
-        return loc
-    from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
-
-    return make_pose_source(kind)
-
-
-def make_rig(p: dict[str, Any], lookup: Any) -> RigBuilder:
-    """The sensor mounts from TF (``lookup(target, source)``) as the parameters say (tag height)."""
-    h = float(p['sensors.uwb.tag_height'])
-    return RigBuilder(lookup, p['base_frame'], p['sensors.uwb.tag_frame'], tag_height=h if h >= 0 else None)
-
-
-def make_pipeline(p: dict[str, Any], site: Site, source: Any, front: SensorFrontEnd | None = None,
-                  rig: RigBuilder | None = None) -> Pipeline:
-    """The localizer pipeline configured from node parameters (used live by the node and offline by flm-eval);
-    ``front``: the sensor front end to use (default: a new one from the buffer.* parameters); ``rig``: where the
-    sensors sit (:func:`make_rig`): IMU samples are rotated by their mount from it."""
-    front = front or SensorFrontEnd(buffer_config(p), expectations(p, site))
-    if rig is not None:
-        front.mount = rig.rotation
-    enabled = [s for s in STREAMS if p[f'sensors.{s}.enabled']]
-    cfg = PipelineConfig(
-        global_on_start=bool(p['global_on_start']),  # an initial pose at activation is set on top
-        min_global_data=float(p['min_global_data']), global_max_std=float(p['global_max_std']),
-        lost_after_rejections=int(p['lost_after_rejections']), lost_std=float(p['lost_std']),
-        blackout=float(p['blackout']),
-        max_hypotheses=int(p['max_hypotheses']), hypothesis_lead=float(p['hypothesis_lead']),
-        process=p['filter.process'], eskf=P.eskf_config(p))
-    return Pipeline(cfg, site, source, front, enabled)
 
 
 def pose_cov_6x6(cov3: np.ndarray) -> list[float]:
@@ -201,7 +152,7 @@ class LocalizerNode(LifecycleNode):
         try:
             self._cloud_kind, cloud_type = amcl.cloud_type(self.p['particle_cloud_type'])
             self._file_site = load_site(self.p['site_file']) if self.p['site_file'] else None
-            self.source = load_pose_source(self.p, self.get_logger())
+            self.source = C.load_pose_source(self._config().model, self.get_logger().info)
         except (SiteError, OSError, ValueError, RuntimeError, ImportError) as e:
             self.get_logger().error(f'configure failed: {e}')
             return TransitionCallbackReturn.FAILURE
@@ -220,7 +171,7 @@ class LocalizerNode(LifecycleNode):
         self.tf = TransformBroadcaster(self)
         self.tf_buffer = Buffer()
         self.tf_listener = TransformListener(self.tf_buffer, self)
-        self.rig = make_rig(self.p, self._lookup)
+        self.rig = C.make_rig(self._config(), self._lookup)
         # AMCL's inputs exist from configure on; an initial pose or a request while inactive applies at activation
         self._entities += [
             self.create_subscription(PoseWithCovarianceStamped, 'initialpose', self._on_initialpose, 10),
@@ -236,6 +187,10 @@ class LocalizerNode(LifecycleNode):
         self._configured = True
         self.get_logger().info('configured' + (f' for site {self.site.name!r}' if self.site else ''))
         return TransitionCallbackReturn.SUCCESS
+
+    def _config(self) -> C.Config:
+        """The core's typed configuration from the current parameters (checked when they were set)."""
+        return C.load_config(self.p)
 
     def _log_unused_parameters(self) -> None:
         """Log the parameters given to the node (file, command line) that it does not declare: AMCL's particle
@@ -258,7 +213,7 @@ class LocalizerNode(LifecycleNode):
         if hasattr(self.source, 'map_index'):
             self.source.map_index(site)
         elif self._source_site is not None:
-            self.source = load_pose_source(self.p, self.get_logger())
+            self.source = C.load_pose_source(self._config().model, self.get_logger().info)
         self._source_site = site
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -268,7 +223,7 @@ class LocalizerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._prepare_source(self.site)
         self._new_site = None
-        self.pipeline = make_pipeline(self.p, self.site, self.source, rig=self.rig)
+        self.pipeline = C.make_pipeline(self._config(), self.site, self.source, rig=self.rig)
         self._events_logged = 0
         self.inputs = SensorInput(self, self.p, self.site, front=self.pipeline.front, sink=self.pipeline.offer)
         self._timer = self.create_timer(1.0 / float(self.p['update_rate']), self._on_tick)
@@ -559,7 +514,7 @@ class LocalizerNode(LifecycleNode):
         res = old.estimate()
         keep = res is not None and old.state == State.TRACKING and res.hypotheses == 1
         if any(n.startswith('buffer.') for n in names):
-            new = make_pipeline(self.p, self.site, self.source, rig=self.rig)
+            new = C.make_pipeline(self._config(), self.site, self.source, rig=self.rig)
             latest = old.front.buffer.latest
             with old.front.lock:
                 items = old.front.buffer.window(latest, math.inf) if latest is not None else {}
@@ -567,7 +522,7 @@ class LocalizerNode(LifecycleNode):
                                        key=lambda e: e[0]):
                 new.offer(stream, m, None)
         else:
-            new = make_pipeline(self.p, self.site, self.source, front=old.front)
+            new = C.make_pipeline(self._config(), self.site, self.source, front=old.front)
         new.rig = old.rig
         if keep:
             new.set_initial_pose(res.pose, res.cov, res.stamp)

@@ -1,13 +1,16 @@
-"""Parameters of the FLM-ROS nodes: one table, the single source of defaults, types, ranges and descriptions.
+"""Parameters of the FLM-ROS nodes: the core's parameters (:mod:`flm_core.config`, where they are defined once)
+plus the nodes' own (topics, outputs, initial pose, bond, AMCL's names), with their ROS descriptors.
 
 ``config/flm.yaml`` sets values (under ``/**: ros__parameters:`` so every node reads the same file); nodes
-declare from this table with descriptors (description, FloatingPointRange/IntegerRange, allowed values), so
-``ros2 param describe`` explains each one and rclpy refuses a value out of range.
+declare from these tables (:data:`COMMON`, :data:`LOCALIZER`) with descriptors (description,
+FloatingPointRange/IntegerRange, allowed values), so ``ros2 param describe`` explains each one and rclpy refuses a
+value out of range.
 
 Changes while the node runs follow Nav2's validate-then-apply pattern: :func:`check` validates a whole set of
-values (ranges, allowed values, topic names, and the library's own configuration checks) and :data:`Param.apply`
-says what a change needs (:data:`LIVE` ... :data:`CONFIGURE`), so that the node either applies it (re-initialising
-what depends on it) or refuses it with a reason; nothing is accepted and then ignored.
+values (topic names here; types, ranges, allowed values and the library's own configuration checks in
+:func:`flm_core.config.load_config`, the loader every tool shares) and :data:`Param.apply` says what a change
+needs (:data:`LIVE` ... :data:`CONFIGURE`), so that the node either applies it (re-initialising what depends on
+it) or refuses it with a reason; nothing is accepted and then ignored.
 
 Topic parameters are ROS names: relative ones (``scan``, ``map``) resolve in the node's namespace, so a
 namespace moves every input and output, as in Nav2.
@@ -26,44 +29,19 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from flm_core.estimation.eskf import EskfConfig
-
-# What a change of the parameter needs (:attr:`Param.apply`).
-LIVE = 'live'              # takes effect at once
-REINIT = 'reinit'          # while active: the localization pipeline is re-initialised (the pose carried over)
-RATE = 'rate'              # while active: the update timer is re-created
-MODEL = 'model'            # while active: set on the loaded model at once
-ACTIVATE = 'activate'      # read at activation: refused while active (deactivate, set it, activate)
-CONFIGURE = 'configure'    # read at configure: refused once configured (deactivate, cleanup, set it, configure)
-APPLY = (LIVE, REINIT, RATE, MODEL, ACTIVATE, CONFIGURE)
+from flm_core import config as C
+from flm_core.config import ACTIVATE, CONFIGURE, LIVE, MODEL, RATE, REINIT, ConfigError
 
 _BIG = 1e6  # m, bound of map coordinates in the ranges below
+_NOTES = {LIVE: 'applied at once', REINIT: 'while active: re-initialises the localization (pose kept)',
+          RATE: 'while active: the update timer is re-created', MODEL: 'while active: set on the model',
+          ACTIVATE: 'read at activation (refused while active)',
+          CONFIGURE: 'read at configure (refused once configured)'}
 
 
 @dataclass(frozen=True)
-class Param:
-    """One parameter: name, default (its type is the parameter's type), description, what a change needs
-    (``apply``), the inclusive ``range`` (lo, hi) of a number, and the allowed ``choices`` of a string."""
-
-    name: str
-    default: Any
-    description: str
-    apply: str = LIVE
-    range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        assert self.apply in APPLY, self.apply
-        assert self.range is None or isinstance(self.default, (int, float)) and not isinstance(self.default, bool)
-
-    @property
-    def read_only(self) -> bool:
-        """Fixed while the node is active (needs a deactivation, or a cleanup, to change)."""
-        return self.apply in (ACTIVATE, CONFIGURE)
-
-    @property
-    def is_topic(self) -> bool:
-        return self.name.endswith('topic')
+class Param(C.Param):
+    """A parameter as the nodes declare it: its definition (:class:`flm_core.config.Param`) and ROS descriptor."""
 
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(description=self.description, read_only=False)
@@ -72,85 +50,30 @@ class Param:
         elif self.range is not None:
             d.floating_point_range = [FloatingPointRange(from_value=float(self.range[0]),
                                                          to_value=float(self.range[1]), step=0.0)]
-        notes = {LIVE: 'applied at once', REINIT: 'while active: re-initialises the localization (pose kept)',
-                 RATE: 'while active: the update timer is re-created', MODEL: 'while active: set on the model',
-                 ACTIVATE: 'read at activation (refused while active)',
-                 CONFIGURE: 'read at configure (refused once configured)'}
-        d.additional_constraints = (f'one of: {", ".join(self.choices)}; ' if self.choices else '') + notes[self.apply]
+        d.additional_constraints = (f'one of: {", ".join(self.choices)}; ' if self.choices else '') \
+            + _NOTES[self.apply]
         return d
 
 
-SENSORS = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
+def _ros(params: tuple[C.Param, ...]) -> tuple[Param, ...]:
+    """The core's definitions as the nodes declare them."""
+    return tuple(Param(**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)}) for p in params)
+
+
 SENSOR_TOPICS = (('scan', 'scan'), ('points', 'points'), ('depth', 'camera/depth/image_raw'),
                  ('uwb', 'uwb/ranges'), ('imu', 'imu/data'), ('odom', 'odom'))
 
-COMMON: tuple[Param, ...] = (
-    Param('map_frame', 'map', 'Global frame (REP-105). AMCL: global_frame_id.', CONFIGURE),
-    Param('odom_frame', 'odom', 'Odometry frame (REP-105). AMCL: odom_frame_id.', CONFIGURE),
-    Param('base_frame', 'base_link', 'Robot base frame (REP-105). AMCL: base_frame_id.', CONFIGURE),
+#: Parameters of every node that reads sensors (the sensor hub, the localizer).
+COMMON: tuple[Param, ...] = _ros(C.FRAMES) + (
     Param('site_file', '', 'Site file (YAML: map_server map + UWB anchors [+ point map]). Empty: none (the map then '
           'comes from map_topic).', CONFIGURE),
-    Param('buffer.window', 2.0, 's of every sensor stream kept for the model.', REINIT, (0.05, 60.0)),
-    Param('buffer.max_lateness', 0.5, 's a message may arrive behind the newest stamp before it is dropped.', REINIT,
-          (0.0, 60.0)),
-    Param('buffer.jump_back', 1.0, 's the clock may go back before the buffers reset (bag loop).', REINIT,
-          (0.0, 3600.0)),
-    Param('buffer.max_future', 1.0, 's a stamp may be ahead of the node clock before it is rejected.', REINIT,
-          (0.0, 3600.0)),
-    Param('buffer.max_per_stream', 4096, 'Hard bound on buffered messages per stream.', REINIT, (2, 1_000_000)),
+) + _ros(C.BUFFER) + (
     Param('diagnostics_period', 1.0, 's between /diagnostics messages.', LIVE, (0.05, 3600.0)),
-    *(p for s, topic in SENSOR_TOPICS for p in (
-        Param(f'sensors.{s}.enabled', True, f'Subscribe to the {s} stream (a missing sensor is normal).', ACTIVATE),
-        Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream (relative: in the node\'s namespace).'
-              + (' AMCL: scan_topic.' if s == 'scan' else ''), ACTIVATE),
-    )),
-    Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).',
-          ACTIVATE),
-    Param('sensors.uwb.tag_height', -1.0, 'm, height of the UWB tag above base_frame, overriding TF; -1 (default): '
-          'from TF, looked up again at every update, so a hand-held or flying tag follows /tf.', ACTIVATE,
-          (-1.0, 1000.0)),
-    Param('sensors.odom.max_speed', 5.0, 'm/s: odometry twists and pose increments faster than this are rejected '
-          '(counted as implausible_twist / implausible_increment).', REINIT, (0.01, 1000.0)),
-    Param('sensors.odom.max_yaw_rate', 6.0, 'rad/s: the same bound for rotation.', REINIT, (0.01, 1000.0)),
+    *(Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream (relative: in the node\'s namespace).'
+            + (' AMCL: scan_topic.' if s == 'scan' else ''), ACTIVATE) for s, topic in SENSOR_TOPICS),
+) + _ros(C.SENSORS) + (
     Param('sensors.depth.camera_info_topic', 'camera/depth/camera_info', 'CameraInfo of the depth camera.', ACTIVATE),
 )
-
-#: The filter's settings (:class:`flm_core.estimation.eskf.EskfConfig`), as ``filter.<field>``: unit and meaning,
-#: and the range accepted. Defaults come from EskfConfig itself. (``process`` is ``filter.process`` below, with
-#: 'auto'; ``auto_init`` is not exposed: the pipeline initialises its filters itself.)
-ESKF_PARAMS: dict[str, tuple[str, tuple[float, float]]] = {
-    'gyro_noise': ('rad/s/sqrt(Hz), gyro white noise density (IMU-driven filter).', (0.0, 10.0)),
-    'accel_noise': ('m/s^2/sqrt(Hz), accelerometer white noise density (IMU-driven filter).', (0.0, 100.0)),
-    'gyro_bias_rw': ('rad/s^2/sqrt(Hz), gyro bias random walk.', (0.0, 10.0)),
-    'accel_bias_rw': ('m/s^3/sqrt(Hz), accelerometer bias random walk.', (0.0, 100.0)),
-    'odom_vel_rel': ('Std of an odometry velocity measurement per m/s of speed (IMU-driven filter).', (0.0, 10.0)),
-    'odom_vel_abs': ('m/s, constant part of that std (IMU-driven filter).', (0.0, 10.0)),
-    'odom_trans_rel': ('m of position std after 1 m travelled (m/sqrt(m); odometry-driven filter).', (0.0, 10.0)),
-    'odom_rot_rel': ('rad of heading std after 1 rad turned (rad/sqrt(rad); odometry-driven filter).', (0.0, 10.0)),
-    'odom_rot_per_m': ('rad of heading std after 1 m travelled (rad/sqrt(m); odometry-driven filter).', (0.0, 10.0)),
-    'odom_trans_floor': ('m/sqrt(s), floor of the odometry position noise over time.', (0.0, 10.0)),
-    'odom_rot_floor': ('rad/sqrt(s), floor of the odometry heading noise over time.', (0.0, 10.0)),
-    'gate_prob': ('Chi-square quantile of the Mahalanobis gate on model poses and other corrections (0 or 1: no '
-                  'gate).', (0.0, 1.0)),
-    'history': ('s of events kept for delayed measurements (a model pose older than this is refused).',
-                (0.05, 60.0)),
-    'init_vel_sigma': ('m/s, prior velocity std at an initial pose or relocalization.', (0.0, 100.0)),
-    'init_gyro_bias_sigma': ('rad/s, prior gyro bias std.', (0.0, 10.0)),
-    'init_accel_bias_sigma': ('m/s^2, prior accelerometer bias std.', (0.0, 100.0)),
-    'max_step': ('s, longest single propagation step (longer gaps are split).', (0.001, 1.0)),
-    'odom_max_hold': ('s the last odometry twist is extrapolated when odometry stops (odometry-driven filter).',
-                      (0.0, 60.0)),
-    'odom_blind_pos': ('m/sqrt(s), position random walk once odometry has stopped for odom_max_hold.',
-                       (0.0, 100.0)),
-    'odom_blind_yaw': ('rad/sqrt(s), heading random walk once odometry has stopped for odom_max_hold.',
-                       (0.0, 100.0)),
-    'cv_accel_noise': ("m/s^2/sqrt(Hz), the robot's own acceleration: process noise of the constant-velocity model "
-                       '(neither IMU nor odometry).', (0.0, 100.0)),
-    'cv_yaw_noise': ("rad/s/sqrt(Hz), the robot's own turn rate in that model.", (0.0, 100.0)),
-}
-_ESKF_DEFAULTS = EskfConfig()
-
-POSE_SOURCES = ('flm', 'icp', 'icp2d', 'icp3d', 'uwb')
 
 #: Parameters of the localizer node (in addition to COMMON).
 LOCALIZER: tuple[Param, ...] = (
@@ -158,26 +81,7 @@ LOCALIZER: tuple[Param, ...] = (
     Param('bond_heartbeat_period', 0.1, 's between heartbeats of the bond nav2_lifecycle_manager holds with the '
           'node while it is active, as Nav2\'s own nodes (bondpy, or the bond messages; 0: no bond).', ACTIVATE,
           (0.0, 10.0)),
-    Param('model_path', '', 'Model file (NAME.pt or NAME.onnx); empty: the model shipped with the package.', CONFIGURE),
-    Param('device', 'cpu', "Inference device: 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available).", CONFIGURE),
-    Param('fp16', False, 'Half-precision inference (CUDA only).', CONFIGURE),
-    Param('inference_backend', 'auto', "Model back end: 'torch' (TorchScript file), 'onnx' (ONNX Runtime, NAME.onnx "
-          "beside model_path) or 'auto' (torch where installed, else onnx).", CONFIGURE,
-          choices=('auto', 'torch', 'onnx')),
-    Param('inference_threads', 1, 'CPU threads for the model (intra-op); more only on an otherwise idle CPU.',
-          CONFIGURE, (1, 256)),
-    Param('model.iterations', 2, 'Most model passes per tracking update, each from the pose the previous one gave.',
-          MODEL, (1, 16)),
-    Param('model.converge', 1.0, 'Stop those passes early once the correction is within this many standard '
-          "deviations of the model's own covariance (0: always run model.iterations).", MODEL, (0.0, 100.0)),
-    Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
-          'slower, finds the robot more often in repetitive buildings).', MODEL, (1, 4096)),
-    Param('model.refine', False, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "
-          'scans against the map, ranges with learnt biases; flm_core.estimation.refine) and hand the filter that '
-          "solve's covariance (more accurate and better calibrated on real data; not yet the default: it fails "
-          "cases of the fault matrix); false: the network's pose and covariance as they are.", CONFIGURE),
-    Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'icp2d', "
-          "'icp3d', 'uwb'.", CONFIGURE, choices=POSE_SOURCES),
+) + _ros(C.MODEL_PARAMS) + (
     Param('update_rate', 10.0, 'Hz of the output (pose, odometry, map->odom: the filter at the newest sensor stamp) '
           'and, at most, of model updates (the model runs beside the output; a slow one skips ticks).', RATE,
           (0.1, 1000.0)),
@@ -228,28 +132,7 @@ LOCALIZER: tuple[Param, ...] = (
     Param('saved_pose.y', 0.0, 'm', LIVE, (-_BIG, _BIG)),
     Param('saved_pose.yaw', 0.0, 'rad', LIVE, (-2 * math.pi, 2 * math.pi)),
     Param('saved_pose.stamp', 0.0, 's, stamp of the saved pose; 0: none saved.', LIVE, (0.0, 1e12)),
-    Param('global_on_start', True, 'Localize globally when no initial pose is given (at start and after time '
-          'jumps back); false: wait for an initial pose.', REINIT),
-    Param('min_global_data', 1.0, 's of buffered exteroceptive data (scan, cloud, depth, UWB) before a global '
-          'localization attempt.', REINIT, (0.0, 60.0)),
-    Param('global_max_std', 1.0, 'm, a global result is accepted when its position std is below this.', REINIT,
-          (0.001, 1000.0)),
-    Param('lost_after_rejections', 5, 'Consecutive gated model poses that mean lost (then relocalize).', REINIT,
-          (1, 100_000)),
-    Param('lost_std', 3.0, 'm of position std that means lost (then relocalize).', REINIT, (0.01, 10_000.0)),
-    Param('blackout', 1.0, 's without a message of any sensor after which no pose is published until the sensors '
-          'have re-anchored the estimate (a model pose accepted again, or lost).', REINIT, (0.01, 3600.0)),
-    Param('max_hypotheses', 4, 'Poses kept after an ambiguous global localization (a symmetric building), each '
-          'tracked until the model scores one clearly ahead; the covariance spans them meanwhile. 1: the best only.',
-          REINIT, (1, 64)),
-    Param('hypothesis_lead', 3.0, 'Lead in accumulated model log-score that decides between those hypotheses.',
-          REINIT, (0.0, 1000.0)),
-    Param('filter.process', 'auto', "Filter process model: 'auto' (IMU-driven from the first IMU sample on, "
-          "else odometry-driven from the first odometry sample, else constant velocity), 'odom', 'imu', 'cv'.",
-          REINIT, choices=('auto', 'odom', 'imu', 'cv')),
-    *(Param(f'filter.{name}', float(getattr(_ESKF_DEFAULTS, name)), desc, REINIT, rng)
-      for name, (desc, rng) in ESKF_PARAMS.items()),
-)
+) + _ros(C.PIPELINE_PARAMS)
 
 #: AMCL's parameter names -> ours, for the ones that differ (AMCL's ``set_initial_pose``, ``initial_pose.{x,y,z,yaw}``,
 #: ``always_reset_initial_pose``, ``save_pose_rate``, ``initialize_at_saved_pose``, ``saved_pose_filepath``,
@@ -331,40 +214,29 @@ def mirrored(changes: list[Any], aliases: dict[str, str]) -> list[Any]:
     return list(changes) + extra
 
 
-def eskf_config(p: dict[str, Any]) -> EskfConfig:
-    """The filter's configuration from the ``filter.*`` parameters (the process model is set by the pipeline)."""
-    return EskfConfig(**{name: float(p[f'filter.{name}']) for name in ESKF_PARAMS})
-
-
 def check(p: dict[str, Any], table: tuple[Param, ...]) -> str | None:
-    """Why the set of values ``p`` cannot be used, or None: allowed values, topic names, frame names, and the
-    library's own checks of the configurations built from them (ranges and types are checked by rclpy against the
-    descriptors before this)."""
+    """Why the set of values ``p`` cannot be used, or None: topic names and the nodes' own allowed values here, then
+    the core's checks (types, ranges, allowed values, frame names, the library's own configuration checks:
+    :func:`flm_core.config.load_config`; rclpy has checked ranges and types against the descriptors before)."""
     from rclpy.exceptions import InvalidTopicNameException  # noqa: PLC0415
     from rclpy.validate_topic_name import validate_topic_name  # noqa: PLC0415
 
-    from flm_ros.sensor_input import buffer_config  # noqa: PLC0415
-
     for q in table:
-        v = p.get(q.name)
-        if q.choices is not None and v not in q.choices:
-            return f'{q.name} must be one of {", ".join(q.choices)}; got {v!r}'
+        if q.name not in p:
+            continue
+        v = p[q.name]
         if q.is_topic:
             try:
                 validate_topic_name(v)
             except InvalidTopicNameException as e:
                 return f'{q.name}: {v!r} is not a valid topic name ({e})'
-        if q.name.endswith('_frame') and not str(v).strip('/'):
-            return f'{q.name} must not be empty'
-    dev = p.get('device')
-    if dev is not None and dev not in ('cpu', 'cuda', 'auto') and not str(dev).startswith('cuda:'):
-        return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto'; got {dev!r}"
+        elif q.target is None and (q.choices is not None or q.range is not None):
+            reason = C.check_value(q, v)
+            if reason is not None:
+                return reason
     try:
-        if 'buffer.window' in p:
-            buffer_config(p)
-        if 'filter.gyro_noise' in p:
-            eskf_config(p)
-    except ValueError as e:
+        C.load_config(p)
+    except ConfigError as e:
         return str(e)
     return None
 
@@ -384,28 +256,12 @@ def from_yaml(path: str, node_name: str, table: tuple[Param, ...],
     own section; an AMCL alias sets the parameter it names), on top of the table's defaults: what ``--params-file``
     gives the node, for offline tools that run without one. Topic names come resolved as that node resolves them
     (``scan`` -> ``/scan``)."""
-    import yaml  # noqa: PLC0415
-
-    with open(path) as f:
-        doc = yaml.safe_load(f) or {}
     out = {p.name: p.default for p in table}
-    for key in ('/**', node_name, '/' + node_name):
-        section = _flatten((doc.get(key) or {}).get('ros__parameters', {}))
+    for section in C.parameter_file_sections(path, node_name):
         out.update({k: v for k, v in section.items() if k in out})
         out.update({name: section[alias] for alias, name in (aliases or AMCL_ALIASES).items()
                     if name in out and alias in section})
     for p in table:
         if p.is_topic and isinstance(out[p.name], str) and not out[p.name].startswith(('/', '~')):
             out[p.name] = '/' + out[p.name]
-    return out
-
-
-def _flatten(section: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-    """A parameter file section with nested mappings (``initial_pose: {x: 1.0}``) as dotted names."""
-    out: dict[str, Any] = {}
-    for k, v in section.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f'{prefix}{k}.'))
-        else:
-            out[f'{prefix}{k}'] = v
     return out

@@ -15,11 +15,11 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, PointCloud2, Range
 
+from flm_core.config import load_config, make_front_end
 from flm_core.frontend import STREAMS, SensorFrontEnd
 from flm_core.measurements import CameraIntrinsics
 from flm_core.site import Site
-from flm_core.timebuffer import TimeBufferConfig, Verdict
-from flm_core.validation import Expectations
+from flm_core.timebuffer import Verdict
 from flm_ros import conversions as conv
 
 MESSAGES: dict[str, tuple[type, Callable[[Any], Any]]] = {
@@ -36,20 +36,6 @@ assert set(MESSAGES) == set(STREAMS)
 Sink = Callable[[str, Any, 'float | None'], 'Verdict | str']
 
 
-def buffer_config(params: dict[str, Any]) -> TimeBufferConfig:
-    """TimeBufferConfig from the node parameters (see flm_ros.params)."""
-    return TimeBufferConfig(window=float(params['buffer.window']), max_lateness=float(params['buffer.max_lateness']),
-                            jump_back=float(params['buffer.jump_back']), max_future=float(params['buffer.max_future']),
-                            max_per_stream=int(params['buffer.max_per_stream']))
-
-
-def expectations(params: dict[str, Any], site: Site | None) -> Expectations:
-    return Expectations(odom_frame=params['odom_frame'], base_frame=params['base_frame'],
-                        anchor_ids=frozenset(a.id for a in site.anchors) if site else frozenset(),
-                        max_speed=float(params['sensors.odom.max_speed']),
-                        max_yaw_rate=float(params['sensors.odom.max_yaw_rate']))
-
-
 def convert(stream: str, msg: Any) -> Any:
     """The measurement of a ROS message of ``stream`` (ValueError/TypeError if malformed)."""
     return MESSAGES[stream][1](msg)
@@ -64,7 +50,7 @@ class SensorInput:
         """``sink(stream, measurement, now)`` receives each converted message (default: ``front.offer``; the
         localizer passes its pipeline's ``offer`` so odometry/IMU also drive its filter)."""
         self.node = node
-        self.front = front or SensorFrontEnd(buffer_config(params), expectations(params, site))
+        self.front = front or make_front_end(load_config(params), site)
         self.sink: Sink = sink or self.front.offer
         self.camera_info: CameraIntrinsics | None = None
         self._subs: list[Any] = []

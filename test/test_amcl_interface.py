@@ -9,14 +9,14 @@ import pytest
 from geometry_msgs.msg import PoseArray
 from std_msgs.msg import Header
 
+from flm_core import config as C
 from flm_core.estimation.baselines import UwbPoseSource
 from flm_core.geometry import quat_to_yaw, wrap_angle_float, yaw_to_quat
 from flm_core.measurements import ImuSample, OdometrySample, RangeSample
 from flm_core.pipeline import Rival
 from flm_core.site import Anchor, Site
 from flm_ros import amcl_interface as amcl
-from flm_ros import params as P
-from flm_ros.localizer_node import TABLE, make_pipeline
+from flm_ros.localizer_node import TABLE
 
 ANCHORS = {'a0': (0.0, 0.0, 2.5), 'a1': (10.0, 0.0, 2.5), 'a2': (0.0, 8.0, 2.5), 'a3': (10.0, 8.0, 2.5)}
 SITE = Site(name='four_anchors', anchors=tuple(Anchor(k, np.array(v)) for k, v in ANCHORS.items()))
@@ -25,7 +25,7 @@ SITE = Site(name='four_anchors', anchors=tuple(Anchor(k, np.array(v)) for k, v i
 def _pipeline(**overrides):
     p = {q.name: q.default for q in TABLE}
     p.update(overrides)
-    return make_pipeline(p, SITE, UwbPoseSource())
+    return C.make_pipeline(C.load_config(p), SITE, UwbPoseSource())
 
 
 def _drive(pipe, seconds: float, speed: float = 0.2, imu: bool = False) -> float:
@@ -141,4 +141,4 @@ def test_filter_parameters_reach_the_pipelines_filter():
     cfg = pipe.config.eskf
     assert (cfg.gate_prob, cfg.gyro_noise, cfg.history) == (0.99, 0.01, 3.0)
     assert pipe.filter.config.gate_prob == 0.99
-    assert P.eskf_config({q.name: q.default for q in TABLE}) == type(cfg)()
+    assert C.load_config({q.name: q.default for q in TABLE}).pipeline.eskf == type(cfg)()

@@ -160,10 +160,9 @@ def test_onnx_localizes_without_torch(replay) -> None:
 def test_node_loads_the_model_without_torch() -> None:
     """The localizer node's model loading with its default parameters, in a process where torch cannot be imported
     (what ``ros2 run flm_ros flm_localizer`` does at configure on a robot without torch)."""
-    code = (NO_TORCH + 'import logging\n'
-            'from flm_ros import params as P\nfrom flm_ros.localizer_node import load_pose_source\n'
+    code = (NO_TORCH + 'from flm_core import config as C\nfrom flm_ros import params as P\n'
             'p = {q.name: q.default for q in P.COMMON + P.LOCALIZER}\n'
-            'loc = load_pose_source(p, logging.getLogger("flm"))\n'
+            'loc = C.load_pose_source(C.load_config(p).model)\n'
             'print(loc.backend.name, loc.device, loc.backend.path.name, p["inference_backend"])\n')
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
                        cwd=str(Path(__file__).resolve().parents[1]))

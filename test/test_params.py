@@ -2,6 +2,7 @@
 import yaml
 
 from conftest import ROOT
+from flm_core.config import APPLY, flatten, load_config
 from flm_ros import params as P
 
 
@@ -18,7 +19,7 @@ def test_config_file_matches_the_parameter_tables():
 def test_every_number_has_a_range_that_holds_its_default():
     for p in P.COMMON + P.LOCALIZER:
         d = p.descriptor()
-        assert d.description == p.description and p.apply in P.APPLY, p.name
+        assert d.description == p.description and p.apply in APPLY, p.name
         if isinstance(p.default, bool) or not isinstance(p.default, (int, float)):
             assert not d.floating_point_range and not d.integer_range, p.name
             continue
@@ -38,7 +39,7 @@ def test_the_filter_settings_are_parameters_with_the_filters_defaults():
             continue
         assert table[f'filter.{f.name}'].default == getattr(EskfConfig(), f.name), f.name
     p = {q.name: q.default for q in P.COMMON + P.LOCALIZER}
-    assert P.eskf_config({**p, 'filter.gate_prob': 0.99}).gate_prob == 0.99
+    assert load_config({**p, 'filter.gate_prob': 0.99}).pipeline.eskf.gate_prob == 0.99
 
 
 def test_check_refuses_what_the_library_would_refuse_with_the_reason():
@@ -78,7 +79,7 @@ def test_a_nav2_amcl_parameter_file_gives_the_same_values_offline(tmp_path):
 
 def test_the_nav2_swap_file_sets_only_declared_parameters_and_amcl_names():
     cfg = yaml.safe_load((ROOT / 'config' / 'nav2_localization.yaml').read_text())
-    section = P._flatten(cfg['flm_localizer']['ros__parameters'])
+    section = flatten(cfg['flm_localizer']['ros__parameters'])
     declared = {p.name for p in P.COMMON + P.LOCALIZER}
     assert set(section) <= declared | set(P.AMCL_ALIASES), set(section) - declared - set(P.AMCL_ALIASES)
     assert set(P.AMCL_ALIASES.values()) <= declared

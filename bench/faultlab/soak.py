@@ -29,9 +29,9 @@ def soak(hours: float = 1.0, seed: int = 5, model: str | Path | None = None, lap
     and in each lap, with probability ``dropout_prob``, one stream (or every absolute sensor, or everything) drops
     out for 2-10 s. Returns the samples, the RSS slope (MB per simulated hour, least squares over the second half,
     after warm-up), and the sizes of everything that must stay bounded."""
+    from flm_core import config as C  # noqa: PLC0415
     from flm_core.model.inference import DEFAULT_MODEL  # noqa: PLC0415
     from flm_ros import params as P  # noqa: PLC0415
-    from flm_ros.localizer_node import load_pose_source, make_pipeline  # noqa: PLC0415
 
     say = progress or (lambda s: None)
     sc = fault_scenario(duration=lap + 1.0, seed=seed, lidar3d=full_sensors, depth=full_sensors)
@@ -41,11 +41,8 @@ def soak(hours: float = 1.0, seed: int = 5, model: str | Path | None = None, lap
         model = DEFAULT_MODEL if DEFAULT_MODEL.is_file() else random_model(Path(tempfile.mkdtemp()) / 'flm.pt')
     p['model_path'] = str(model)
     p['global_on_start'] = False
-
-    class _Log:
-        def info(self, msg: str) -> None:
-            say(msg)
-    pipe = make_pipeline(p, site, load_pose_source(p, _Log()))
+    cfg = C.load_config(p)
+    pipe = C.make_pipeline(cfg, site, C.load_pose_source(cfg.model, say))
     src = sorted(((a, s, m) for s, rows in measurements(sc).items() for a, m in rows), key=lambda r: r[0])
     src = [r for r in src if r[0] < lap]
     odom_rows = [(a, m) for a, s, m in src if s == 'odom']

@@ -65,7 +65,8 @@ def model_file(path: str | Path, backend: str) -> Path:
     return p.with_suffix('.pt') if p.suffix == '.onnx' else p
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """Raises ValueError unless ``device`` is one a back end can take: 'cpu', 'cuda', 'cuda:N' or 'auto'."""
     if device not in ('cpu', 'cuda', 'auto') and not device.startswith('cuda:'):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
 
@@ -90,7 +91,7 @@ class TorchBackend:
             import torch  # noqa: PLC0415
         except ImportError:
             raise ImportError(_NO_TORCH) from None
-        _check_device(device)
+        check_device(device)
         if device == 'auto':
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         if device.startswith('cuda') and not torch.cuda.is_available():
@@ -138,7 +139,7 @@ class OnnxBackend:
              ) -> tuple[OnnxBackend, dict[str, Any]]:
         """Open an FLM ONNX model -> (back end, checked record). device 'cuda' / 'cuda:N' needs the CUDA execution
         provider (the onnxruntime-gpu wheel) and a working GPU; 'auto' uses it when it works, else the CPU."""
-        _check_device(device)
+        check_device(device)
         if fp16:
             raise ValueError('fp16 runs on the torch back end only (the ONNX model is float32): use fp16=False or '
                              "backend 'torch'")
