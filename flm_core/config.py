@@ -168,7 +168,7 @@ _PIPELINE = PipelineConfig()
 _ESKF = EskfConfig()
 _EXPECT = Expectations()
 
-FRAMES: tuple[Param, ...] = (
+FRAME_PARAMS: tuple[Param, ...] = (
     Param('map_frame', 'map', 'Global frame (REP-105). AMCL: global_frame_id.', CONFIGURE, target='frames.map'),
     Param('odom_frame', 'odom', 'Odometry frame (REP-105). AMCL: odom_frame_id.', CONFIGURE, target='frames.odom'),
     Param('base_frame', 'base_link', 'Robot base frame (REP-105). AMCL: base_frame_id.', CONFIGURE,
@@ -182,7 +182,7 @@ def _in(section: str, *params: Param) -> tuple[Param, ...]:
                  for p in params)
 
 
-BUFFER: tuple[Param, ...] = _in(
+BUFFER_PARAMS: tuple[Param, ...] = _in(
     'buffer',
     Param('buffer.window', _BUFFER.window, 's of every sensor stream kept for the model.', REINIT, (0.05, 60.0)),
     Param('buffer.max_lateness', _BUFFER.max_lateness, 's a message may arrive behind the newest stamp before it is '
@@ -195,7 +195,7 @@ BUFFER: tuple[Param, ...] = _in(
           (2, 1_000_000)),
 )
 
-SENSORS: tuple[Param, ...] = (
+SENSOR_PARAMS: tuple[Param, ...] = (
     *(Param(f'sensors.{s}.enabled', True, f'Subscribe to the {s} stream (a missing sensor is normal).', ACTIVATE,
             target=f'sensors.{s}.enabled') for s in STREAMS),
     Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).',
@@ -301,7 +301,7 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
 )
 
 #: Every parameter of the core, each setting one field of :class:`Config`.
-CORE: tuple[Param, ...] = FRAMES + BUFFER + SENSORS + MODEL_PARAMS + PIPELINE_PARAMS
+CORE: tuple[Param, ...] = FRAME_PARAMS + BUFFER_PARAMS + SENSOR_PARAMS + MODEL_PARAMS + PIPELINE_PARAMS
 _BY_NAME = {p.name: p for p in CORE}
 
 

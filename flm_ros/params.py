@@ -64,14 +64,14 @@ SENSOR_TOPICS = (('scan', 'scan'), ('points', 'points'), ('depth', 'camera/depth
                  ('uwb', 'uwb/ranges'), ('imu', 'imu/data'), ('odom', 'odom'))
 
 #: Parameters of every node that reads sensors (the sensor hub, the localizer).
-COMMON: tuple[Param, ...] = _ros(C.FRAMES) + (
+COMMON: tuple[Param, ...] = _ros(C.FRAME_PARAMS) + (
     Param('site_file', '', 'Site file (YAML: map_server map + UWB anchors [+ point map]). Empty: none (the map then '
           'comes from map_topic).', CONFIGURE),
-) + _ros(C.BUFFER) + (
+) + _ros(C.BUFFER_PARAMS) + (
     Param('diagnostics_period', 1.0, 's between /diagnostics messages.', LIVE, (0.05, 3600.0)),
     *(Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream (relative: in the node\'s namespace).'
             + (' AMCL: scan_topic.' if s == 'scan' else ''), ACTIVATE) for s, topic in SENSOR_TOPICS),
-) + _ros(C.SENSORS) + (
+) + _ros(C.SENSOR_PARAMS) + (
     Param('sensors.depth.camera_info_topic', 'camera/depth/camera_info', 'CameraInfo of the depth camera.', ACTIVATE),
 )
 
