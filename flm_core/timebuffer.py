@@ -212,8 +212,24 @@ class TimeBuffer:
         return (s.stamps[i - 1], s.items[i - 1]) if i else None
 
     def newest(self) -> dict[str, list[tuple[float, Any]]]:
-        """The newest measurement of every non-empty stream, as a one-item window (stream -> [(stamp, m)])."""
-        return {name: [(s.stamps[-1], s.items[-1])] for name, s in self._streams.items() if s.stamps}
+        """The newest measurement of every ``key`` of every non-empty stream (each lidar's newest scan, each tag's
+        newest range to each anchor; one item for a stream without keys), as a window (stream -> [(stamp, m)],
+        oldest first: the last is the stream's newest)."""
+        out: dict[str, list[tuple[float, Any]]] = {}
+        for name, s in self._streams.items():
+            if not s.stamps:
+                continue
+            if s.keys[-1] is None:                      # a stream without keys (IMU, odometry)
+                out[name] = [(s.stamps[-1], s.items[-1])]
+                continue
+            seen: set[Hashable] = set()
+            picked = []
+            for i in range(len(s.stamps) - 1, -1, -1):
+                if s.keys[i] not in seen:
+                    seen.add(s.keys[i])
+                    picked.append((s.stamps[i], s.items[i]))
+            out[name] = picked[::-1]
+        return out
 
     def window(self, t: float, width: float | None = None,
                streams: list[str] | None = None) -> dict[str, list[tuple[float, Any]]]:
