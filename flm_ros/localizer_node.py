@@ -106,9 +106,10 @@ def load_pose_source(p: dict[str, Any], logger) -> Any:
 
 
 def make_rig(p: dict[str, Any], lookup: Any) -> RigBuilder:
-    """The sensor mounts from TF (``lookup(target, source)``) as the parameters say (tag height)."""
+    """The sensor mounts from TF (``lookup(target, source)``) as the parameters say (UWB tag frames, tag height)."""
     h = float(p['sensors.uwb.tag_height'])
-    return RigBuilder(lookup, p['base_frame'], p['sensors.uwb.tag_frame'], tag_height=h if h >= 0 else None)
+    return RigBuilder(lookup, p['base_frame'], p['sensors.uwb.tag_frame'], tag_height=h if h >= 0 else None,
+                      tag_frames=p.get('sensors.uwb.extra_tag_frames') or ())
 
 
 def make_pipeline(p: dict[str, Any], site: Site, source: Any, front: SensorFrontEnd | None = None,

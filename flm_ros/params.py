@@ -65,6 +65,11 @@ class Param:
     def is_topic(self) -> bool:
         return self.name.endswith('topic')
 
+    @property
+    def is_topic_list(self) -> bool:
+        """A string array of topic names (``sensors.<kind>.extra_topics``)."""
+        return self.name.endswith('topics')
+
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(description=self.description, read_only=False)
         if self.range is not None and isinstance(self.default, int):
@@ -83,6 +88,12 @@ class Param:
 SENSORS = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
 SENSOR_TOPICS = (('scan', 'scan'), ('points', 'points'), ('depth', 'camera/depth/image_raw'),
                  ('uwb', 'uwb/ranges'), ('imu', 'imu/data'), ('odom', 'odom'))
+#: The kinds that take further topics (``sensors.<kind>.extra_topics``): several lidars (front/rear) feed one scan
+#: or points stream, each message in its own frame; several UWB tags, each on its own topic and in its own TF frame
+#: (``sensors.uwb.extra_tag_frames``). Not IMU and odometry: the filter integrates one IMU and one odometry pose
+#: track (two odometry sources' poses would be taken as one robot jumping between them; fuse them upstream, e.g.
+#: with robot_localization), nor the depth camera (one CameraInfo).
+MULTI_TOPIC = ('scan', 'points', 'uwb')
 
 COMMON: tuple[Param, ...] = (
     Param('map_frame', 'map', 'Global frame (REP-105). AMCL: global_frame_id.', CONFIGURE),
@@ -103,10 +114,19 @@ COMMON: tuple[Param, ...] = (
         Param(f'sensors.{s}.enabled', True, f'Subscribe to the {s} stream (a missing sensor is normal).', ACTIVATE),
         Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream (relative: in the node\'s namespace).'
               + (' AMCL: scan_topic.' if s == 'scan' else ''), ACTIVATE),
+        *((Param(f'sensors.{s}.extra_topics', [], f'Further topics of the {s} stream, beside sensors.{s}.topic '
+                 '(string array; empty: none): ' + {
+                     'scan': 'more 2D lidars, e.g. [rear/scan]; each scan carries its own frame_id, whose mount '
+                             'comes from TF; the model uses the newest scan of each.',
+                     'points': 'more 3D lidars; each cloud carries its own frame_id, whose mount comes from TF.',
+                     'uwb': 'more UWB tags, one topic per tag; the tag frame of each is in '
+                            'sensors.uwb.extra_tag_frames.'}[s], ACTIVATE),) if s in MULTI_TOPIC else ()),
     )),
-    Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).',
-          ACTIVATE),
-    Param('sensors.uwb.tag_height', -1.0, 'm, height of the UWB tag above base_frame, overriding TF; -1 (default): '
+    Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF): the tag '
+          'of sensors.uwb.topic.', ACTIVATE),
+    Param('sensors.uwb.extra_tag_frames', [], 'Frames of the tags of sensors.uwb.extra_topics, one per topic, in the '
+          'same order (string array; each tag\'s mount comes from TF, looked up again at every update).', ACTIVATE),
+    Param('sensors.uwb.tag_height', -1.0, 'm, height of the UWB tags above base_frame, overriding TF; -1 (default): '
           'from TF, looked up again at every update, so a hand-held or flying tag follows /tf.', ACTIVATE,
           (-1.0, 1000.0)),
     Param('sensors.odom.max_speed', 5.0, 'm/s: odometry twists and pose increments faster than this are rejected '
@@ -288,6 +308,13 @@ def declare(node: Node, table: tuple[Param, ...] = COMMON, aliases: dict[str, st
 
     def _declare(name: str, default: Any, p: Param) -> Any:
         try:
+            if isinstance(p.default, list):
+                # rclpy types an empty list default as a byte array, and a file's `[]` as no value: declare the
+                # type, and set an empty string array where nothing gave one
+                got = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, p.descriptor())
+                if got.value is None:
+                    node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, list(default))])
+                return node.get_parameter(name).value
             return node.declare_parameter(name, default, p.descriptor()).value
         except InvalidParameterValueException as e:
             raise ParamError(f'parameter {name}: {e}; {_range_text(p)}') from None
@@ -349,13 +376,18 @@ def check(p: dict[str, Any], table: tuple[Param, ...]) -> str | None:
         v = p.get(q.name)
         if q.choices is not None and v not in q.choices:
             return f'{q.name} must be one of {", ".join(q.choices)}; got {v!r}'
-        if q.is_topic:
+        if isinstance(q.default, list) and not (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)):
+            return f'{q.name} must be a list of strings; got {v!r}'
+        for t in ([v] if q.is_topic else list(v) if q.is_topic_list else []):
             try:
-                validate_topic_name(v)
+                validate_topic_name(t)
             except InvalidTopicNameException as e:
-                return f'{q.name}: {v!r} is not a valid topic name ({e})'
+                return f'{q.name}: {t!r} is not a valid topic name ({e})'
         if q.name.endswith('_frame') and not str(v).strip('/'):
             return f'{q.name} must not be empty'
+    reason = _check_topic_lists(p)
+    if reason is not None:
+        return reason
     dev = p.get('device')
     if dev is not None and dev not in ('cpu', 'cuda', 'auto') and not str(dev).startswith('cuda:'):
         return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto'; got {dev!r}"
@@ -366,6 +398,34 @@ def check(p: dict[str, Any], table: tuple[Param, ...]) -> str | None:
             eskf_config(p)
     except ValueError as e:
         return str(e)
+    return None
+
+
+def _check_topic_lists(p: dict[str, Any]) -> str | None:
+    """Why the further topics of the kinds of :data:`MULTI_TOPIC` (and the UWB tags' frames) cannot be used, or
+    None: a topic given twice would be subscribed twice; each further UWB topic needs its tag's frame."""
+    for kind in MULTI_TOPIC:
+        extra = p.get(f'sensors.{kind}.extra_topics')
+        if extra is None:
+            continue
+        given = [p.get(f'sensors.{kind}.topic'), *extra]
+        for i, t in enumerate(given[1:], 1):
+            if t in given[:i]:
+                return (f'sensors.{kind}.extra_topics: {t!r} is given twice (sensors.{kind}.topic and '
+                        f'sensors.{kind}.extra_topics together name each topic once)')
+    topics, frames = p.get('sensors.uwb.extra_topics'), p.get('sensors.uwb.extra_tag_frames')
+    if topics is None or frames is None:
+        return None
+    if len(frames) != len(topics):
+        return (f'sensors.uwb.extra_tag_frames must name the tag frame of each topic of sensors.uwb.extra_topics, in '
+                f'the same order: {len(topics)} topics ({list(topics)}), {len(frames)} frames ({list(frames)})')
+    tags = [p.get('sensors.uwb.tag_frame'), *frames]
+    for i, f in enumerate(tags[1:], 1):
+        if not f.strip('/'):
+            return f'sensors.uwb.extra_tag_frames[{i - 1}] (the tag of {topics[i - 1]!r}) must not be empty'
+        if f in tags[:i]:
+            return (f'sensors.uwb.extra_tag_frames: {f!r} is given twice (with sensors.uwb.tag_frame): each UWB '
+                    'topic is a tag of its own, in a frame of its own')
     return None
 
 
@@ -394,9 +454,16 @@ def from_yaml(path: str, node_name: str, table: tuple[Param, ...],
         out.update({k: v for k, v in section.items() if k in out})
         out.update({name: section[alias] for alias, name in (aliases or AMCL_ALIASES).items()
                     if name in out and alias in section})
+    def resolved(topic: Any) -> Any:
+        return '/' + topic if isinstance(topic, str) and not topic.startswith(('/', '~')) else topic
+
     for p in table:
-        if p.is_topic and isinstance(out[p.name], str) and not out[p.name].startswith(('/', '~')):
-            out[p.name] = '/' + out[p.name]
+        if p.is_topic:
+            out[p.name] = resolved(out[p.name])
+        elif p.is_topic_list and isinstance(out[p.name], list):
+            out[p.name] = [resolved(t) for t in out[p.name]]
+        elif isinstance(p.default, list) and out[p.name] is None:   # `name: []` in a file
+            out[p.name] = []
     return out
 
 
