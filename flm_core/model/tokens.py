@@ -473,10 +473,10 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
         ua.append(anc[0])
         ur.append(rs.range - anc[1])
         ud.append(stamp - t_ref)
-        ut.append(tag_ids.setdefault(rig.tag_frame(rs.tag_frame), len(tag_ids)))
+        ut.append(tag_ids.setdefault(rs.tag_frame or rig.uwb_frame, len(tag_ids)))   # '': the primary tag
     if ua:
         rel = odom.relative(np.array(ud) + t_ref)
-        tag_m = np.stack([rig.tag_mount(f) for f in tag_ids])[np.array(ut)]     # (U, 4) each range's tag
+        tag_m = np.stack([rig.mount(f) for f in tag_ids])[np.array(ut)]     # (U, 4) each range's tag
         c, s = np.cos(rel[:, 2]), np.sin(rel[:, 2])
         ut_arr = np.stack([rel[:, 0] + c * tag_m[:, 0] - s * tag_m[:, 1], rel[:, 1] + s * tag_m[:, 0]
                            + c * tag_m[:, 1], tag_m[:, 2]], -1)
