@@ -4,8 +4,9 @@ Each configured stream (any subset of scan, points, depth, uwb, imu, odom) is su
 its topic and its further topics (``sensors.<kind>.extra_topics``: several lidars feed the one scan or points
 stream, each message in its own frame; each UWB topic is a tag of its own, its ranges tagged with that tag's frame);
 each message is converted (:mod:`flm_ros.conversions`) and offered to the front end with the node clock's
-``now`` (sim time under ``use_sim_time``); what came on each topic is counted (:meth:`SensorInput.stats`). A bad message is dropped, counted by reason and logged (rate-limited);
-it never raises into the executor and never disturbs what is already buffered.
+``now`` (sim time under ``use_sim_time``); what came on each topic is counted (:meth:`SensorInput.stats`). A bad
+message is dropped, counted by reason and logged (rate-limited); it never raises into the executor and never
+disturbs what is already buffered.
 """
 from __future__ import annotations
 

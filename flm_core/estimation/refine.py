@@ -486,7 +486,8 @@ def deskewed(scan: LaserScan2D, rig: Rig | None, window: Window) -> LaserScan2D:
         if imu is not None:
             twist[2] = float(imu.angular_velocity[2])
     pts = deskew(pts, dt, twist)
-    return LaserScan2D(stamp=scan.stamp, frame_id=DESKEWED + scan.frame_id, angles=np.arctan2(pts[:, 1], pts[:, 0]).astype(np.float32),
+    return LaserScan2D(stamp=scan.stamp, frame_id=DESKEWED + scan.frame_id,
+                       angles=np.arctan2(pts[:, 1], pts[:, 0]).astype(np.float32),
                        ranges=np.hypot(pts[:, 0], pts[:, 1]).astype(np.float32), range_min=0.0,
                        range_max=float('inf'))
 

@@ -81,7 +81,8 @@ GLOBAL_SIGMA = (3.0, 3.0, math.pi)
 @dataclass(frozen=True)
 class TokenConfig:
     """Caps and preprocessing constants. window: s of UWB/IMU/odometry history used (the latest scan/cloud of each
-    sensor frame and the latest image are used whatever their age within the window handed in); offset_clip: m, point-to-map offsets are clipped to it."""
+    sensor frame and the latest image are used whatever their age within the window handed in); offset_clip: m,
+    point-to-map offsets are clipped to it."""
 
     max_beams: int = 64
     max_points: int = 64
@@ -529,7 +530,8 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
         t_ref=float(t_ref), pts=cat(P_pts, (0, 3)), org=cat(P_org, (0, 3)), rng=cat(P_rng, (0,)),
         pdt=cat(P_dt, (0,)), ptype=cat(P_type, (0,)).astype(np.int64),
         uwb_anchor=np.array(ua).reshape(-1, 3), uwb_tag=ut_arr, uwb_range=np.array(ur, dtype=np.float64),
-        udt=np.array(ud, dtype=np.float64), uwb_tag_id=np.array(ut, dtype=np.int64), fixed=np.array(fixed).reshape(-1, N_FEAT),
+        udt=np.array(ud, dtype=np.float64), uwb_tag_id=np.array(ut, dtype=np.int64),
+        fixed=np.array(fixed).reshape(-1, N_FEAT),
         fdt=np.array(fdt, dtype=np.float64), ftype=np.array(ftype, dtype=np.int64), present=present)
 
 
