@@ -6,7 +6,8 @@ and its clock's ``now``; the buffer has no clock of its own). What the buffer do
 * accepts it in stamp order, even when it arrives out of order, as long as it is at most ``max_lateness`` older
   than the newest stamp seen (``TOO_LATE`` otherwise);
 * drops exact duplicates (same stream, same stamp and same ``key``: ``DUPLICATE``); several items may share a stamp
-  when their keys differ (a UWB driver stamps all ranges of one ranging frame with one time: one item per anchor);
+  when their keys differ (a UWB driver stamps all ranges of one ranging frame with one time: one item per anchor
+  and tag; two lidars may share a stamp: one item per frame);
 * rejects stamps from the far future, more than ``max_future`` ahead of the caller's clock (``FUTURE``),
   when the caller gives one;
 * detects time jumping backwards (a bag loop, a ``/clock`` reset) and starts over (``RESET``): by the clock going
