@@ -173,3 +173,52 @@ def test_rig_builder_looks_up_every_tag_again_at_each_call():
     assert rb.rig(set()).tag_mount('tag_right')[2] == 1.2
     fixed = RigBuilder(lookup, 'base_link', 'tag_left', tag_height=0.9, tag_frames=['tag_right']).rig(set())
     assert fixed.tag_mount('tag_left')[2] == fixed.tag_mount('tag_right')[2] == 0.9
+
+
+def _room() -> Site:
+    """A 10 m x 8 m room (walls one 5 cm cell thick) with a pillar, as an occupancy map."""
+    grid = np.zeros((161, 201), np.int8)
+    grid[[0, -1], :] = grid[:, [0, -1]] = 100
+    grid[100:110, 140:150] = 100                      # a pillar at x 7.0-7.5, y 5.0-5.5
+    from flm_core.site import OccupancyMap
+    return Site(name='room', map=OccupancyMap(grid=grid, resolution=0.05, origin=np.zeros(3)))
+
+
+def _scan_in_room(site: Site, mount: tuple[float, float, float, float], frame: str, lo: float, hi: float
+                  ) -> LaserScan2D:
+    """A lidar at ``mount`` on the robot at POSE: beams from ``lo`` to ``hi`` (rad, sensor frame) marched through
+    the map to the first occupied cell."""
+    ang = np.arange(lo, hi, 0.01)
+    c, s = math.cos(POSE[2]), math.sin(POSE[2])
+    o = POSE[:2] + np.array([c * mount[0] - s * mount[1], s * mount[0] + c * mount[1]])
+    heading = POSE[2] + mount[3] + ang
+    steps = np.arange(0.05, 15.0, 0.01)
+    pts = o[None, None, :] + steps[None, :, None] * np.stack([np.cos(heading), np.sin(heading)], -1)[:, None, :]
+    cells = site.map.world_to_cell(pts)
+    hit = site.map.grid[np.clip(cells[..., 1], 0, 160), np.clip(cells[..., 0], 0, 200)] > 50
+    r = steps[np.argmax(hit, axis=1)]
+    return LaserScan2D(stamp=T, frame_id=frame, angles=ang.astype(np.float32), ranges=r.astype(np.float32),
+                       range_min=0.05, range_max=30.0)
+
+
+def test_icp_pose_source_registers_both_lidars_scans_together():
+    """A front and a rear lidar (each seeing half the room) register to the pose one full lidar gives; the front
+    lidar alone (a half scan) is counted as one lidar."""
+    from flm_core.estimation.baselines import IcpPoseSource
+    site = _room()
+    front_m, rear_m = (0.3, 0.1, 0.2, 0.0), (-0.3, -0.1, 0.2, math.pi)
+    rig = Rig(mounts={'laser': (0.0, 0.0, 0.2, 0.0), 'front_laser': front_m, 'rear_laser': rear_m})
+    full = {'scan': [(T, _scan_in_room(site, (0.0, 0.0, 0.2, 0.0), 'laser', -math.pi, math.pi))]}
+    two = {'scan': [(T, _scan_in_room(site, front_m, 'front_laser', -math.pi / 2, math.pi / 2)),
+                    (T, _scan_in_room(site, rear_m, 'rear_laser', -math.pi / 2, math.pi / 2))]}
+    start, cov = POSE + np.array([0.15, -0.1, 0.05]), np.diag([0.05, 0.05, 0.01])
+    one_pose = IcpPoseSource(2).localize(full, site, T, start, cov, rig)
+    two_pose = IcpPoseSource(2).localize(two, site, T, start, cov, rig)
+    assert two_pose.info['lidars'] == 2 and one_pose.info['lidars'] == 1
+    for est in (one_pose, two_pose):
+        assert np.hypot(*(est.pose[:2] - POSE[:2])) < 0.05 and abs(est.pose[2] - POSE[2]) < 0.02, est.pose
+    assert two_pose.info['fitness'] > 0.95, two_pose.info
+    # the rear lidar's scan taken at another mount (the full lidar's, facing forward): 40 % of the points off the map
+    wrong = {'scan': [two['scan'][0], (T, LaserScan2D(**{**two['scan'][1][1].__dict__, 'frame_id': 'laser'}))]}
+    bad = IcpPoseSource(2).localize(wrong, site, T, start, cov, rig)
+    assert bad is None or bad.info['fitness'] < 0.8, bad.info
