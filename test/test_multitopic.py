@@ -11,13 +11,13 @@ import math
 import numpy as np
 import pytest
 
-from flm_core.estimation.baselines import UwbBaseline, UwbPoseSource
+from flm_core.estimation.baselines import IcpPoseSource, UwbBaseline, UwbPoseSource
 from flm_core.estimation.solver import RangeBlock, solve
 from flm_core.frontend import SensorFrontEnd
 from flm_core.measurements import LaserScan2D, RangeSample
 from flm_core.model.tokens import TYPE_ID, MapIndex, Rig, TokenConfig, prepare, tokenize
 from flm_core.rig import RigBuilder, frames_in
-from flm_core.site import Anchor, Site
+from flm_core.site import Anchor, OccupancyMap, Site
 from flm_core.timebuffer import TimeBufferConfig, Verdict
 from flm_core.validation import Expectations
 
@@ -180,7 +180,6 @@ def _room() -> Site:
     grid = np.zeros((161, 201), np.int8)
     grid[[0, -1], :] = grid[:, [0, -1]] = 100
     grid[100:110, 140:150] = 100                      # a pillar at x 7.0-7.5, y 5.0-5.5
-    from flm_core.site import OccupancyMap
     return Site(name='room', map=OccupancyMap(grid=grid, resolution=0.05, origin=np.zeros(3)))
 
 
@@ -204,7 +203,6 @@ def _scan_in_room(site: Site, mount: tuple[float, float, float, float], frame: s
 def test_icp_pose_source_registers_both_lidars_scans_together():
     """A front and a rear lidar (each seeing half the room) register to the pose one full lidar gives; the front
     lidar alone (a half scan) is counted as one lidar."""
-    from flm_core.estimation.baselines import IcpPoseSource
     site = _room()
     front_m, rear_m = (0.3, 0.1, 0.2, 0.0), (-0.3, -0.1, 0.2, math.pi)
     rig = Rig(mounts={'laser': (0.0, 0.0, 0.2, 0.0), 'front_laser': front_m, 'rear_laser': rear_m})
