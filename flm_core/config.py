@@ -100,12 +100,14 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class UwbConfig:
-    """The UWB stream; tag_frame: the tag's frame on the robot; tag_height: m above the base frame, overriding TF
+    """The UWB stream; tag_frame: the frame of the tag of the main UWB topic; extra_tag_frames: the frames of the
+    tags of further UWB topics (one per topic); tag_height: m above the base frame of every tag, overriding TF
     (< 0: from TF)."""
 
     enabled: bool
     tag_frame: str
     tag_height: float
+    extra_tag_frames: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,9 +200,12 @@ BUFFER_PARAMS: tuple[Param, ...] = _in(
 SENSOR_PARAMS: tuple[Param, ...] = (
     *(Param(f'sensors.{s}.enabled', True, f'Subscribe to the {s} stream (a missing sensor is normal).', ACTIVATE,
             target=f'sensors.{s}.enabled') for s in STREAMS),
-    Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF).',
-          ACTIVATE, target='sensors.uwb.tag_frame'),
-    Param('sensors.uwb.tag_height', -1.0, 'm, height of the UWB tag above base_frame, overriding TF; -1 (default): '
+    Param('sensors.uwb.tag_frame', 'uwb_tag', 'Frame of the UWB tag on the robot (its mount comes from TF): the tag '
+          'of sensors.uwb.topic.', ACTIVATE, target='sensors.uwb.tag_frame'),
+    Param('sensors.uwb.extra_tag_frames', [], 'Frames of the tags of sensors.uwb.extra_topics, one per topic, in the '
+          "same order (string array; each tag's mount comes from TF, looked up again at every update).", ACTIVATE,
+          target='sensors.uwb.extra_tag_frames'),
+    Param('sensors.uwb.tag_height', -1.0, 'm, height of the UWB tags above base_frame, overriding TF; -1 (default): '
           'from TF, looked up again at every update, so a hand-held or flying tag follows /tf.', ACTIVATE,
           (-1.0, 1000.0), target='sensors.uwb.tag_height'),
     Param('sensors.odom.max_speed', _EXPECT.max_speed, 'm/s: odometry twists and pose increments faster than this are '
@@ -315,17 +320,21 @@ def check_value(q: Param, v: Any) -> str | None:
         ok = isinstance(v, int) and not isinstance(v, bool)
     elif want is float:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    elif want is list:
+        ok = isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
     else:
         ok = isinstance(v, want)
     if not ok:
-        kind = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string'}.get(want, want)
+        kind = {bool: 'true or false', int: 'an integer', float: 'a finite number', str: 'a string',
+                list: 'a list of strings'}.get(want, want)
         return f'{q.name}: {v!r} is not {kind} (e.g. {q.default!r})'
     if q.range is not None and not q.range[0] <= v <= q.range[1]:
         return f'{q.name}: {v!r} is out of range [{q.range[0]}, {q.range[1]}]'
     if q.choices is not None and v not in q.choices:
         return f'{q.name} must be one of {", ".join(q.choices)}; got {v!r}'
-    if q.name.endswith('_frame') and not v.strip('/'):
-        return f'{q.name} must not be empty'
+    frames = [v] if q.name.endswith('_frame') else list(v) if q.name.endswith('_frames') else []
+    if any(not f.strip('/') for f in frames):
+        return f'{q.name} must not be empty' if len(frames) == 1 else f'{q.name}: a frame name is empty ({v!r})'
     return None
 
 
@@ -350,7 +359,7 @@ def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
         d = out
         for k in path:
             d = d.setdefault(k, {})
-        d[leaf] = float(v) if isinstance(q.default, float) else v
+        d[leaf] = float(v) if isinstance(q.default, float) else tuple(v) if isinstance(q.default, list) else v
     return out
 
 
@@ -435,7 +444,7 @@ def to_values(cfg: Config) -> dict[str, Any]:
         v: Any = cfg
         for k in q.target.split('.'):
             v = getattr(v, k)
-        out[q.name] = v
+        out[q.name] = list(v) if isinstance(q.default, list) else v
     return out
 
 
@@ -465,9 +474,10 @@ def load_pose_source(cfg: ModelConfig, log: Callable[[str], Any] | None = None) 
 
 
 def make_rig(cfg: Config, lookup: Lookup) -> RigBuilder:
-    """The sensor mounts from TF (``lookup(target, source)``), the UWB tag's height as configured."""
+    """The sensor mounts from TF (``lookup(target, source)``): every UWB tag's frame, their height as configured."""
     h = cfg.sensors.uwb.tag_height
-    return RigBuilder(lookup, cfg.frames.base, cfg.sensors.uwb.tag_frame, tag_height=h if h >= 0 else None)
+    return RigBuilder(lookup, cfg.frames.base, cfg.sensors.uwb.tag_frame, tag_height=h if h >= 0 else None,
+                      tag_frames=cfg.sensors.uwb.extra_tag_frames)
 
 
 def make_front_end(cfg: Config, site: Site | None) -> SensorFrontEnd:

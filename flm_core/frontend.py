@@ -1,7 +1,8 @@
 """The sensor front end, without ROS: checks each measurement, buffers it, and counts what it dropped and why.
 
 On the way in it also takes inputs as real drivers send them: UWB ranges that share one stamp (one ranging frame)
-are kept, one per anchor; IMU samples are rotated by their TF mount and levelled (:mod:`flm_core.imu`), so the
+are kept, one per anchor and tag; scans (clouds, images) of several sensors that share a stamp are kept, one per
+frame; IMU samples are rotated by their TF mount and levelled (:mod:`flm_core.imu`), so the
 filter and the model see base_link's horizontal acceleration and yaw rate whatever the mounting and the floor's
 tilt; odometry whose pose increment implies an implausible speed (a 1 ms stamp gap with 7 cm of motion) is
 rejected, counted as ``implausible_increment``.
@@ -21,7 +22,7 @@ import numpy as np
 
 from flm_core.geometry import quat_to_yaw_float, wrap_angle_float
 from flm_core.imu import ImuLeveler
-from flm_core.measurements import ImuSample, OdometrySample, PointCloud, RangeSample
+from flm_core.measurements import Image, ImuSample, LaserScan2D, OdometrySample, PointCloud, RangeSample
 from flm_core.timebuffer import TimeBuffer, TimeBufferConfig, Verdict
 from flm_core.validation import MAX_POINTS, Expectations, rejection_reason
 
@@ -31,6 +32,17 @@ IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 IMPLAUSIBLE_RUN = 10   # consecutive implausible odometry increments after which the odometry is taken as it is
 
 STREAMS = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
+
+
+def buffer_key(m: Any) -> Any:
+    """What tells same-stamp items of one stream apart in the buffer (:meth:`TimeBuffer.add` ``key``): a UWB range
+    by (tag frame, anchor id) - one ranging frame stamps every anchor alike, and two tags may range at one stamp -;
+    a scan, cloud or image by its frame (two lidars may share a stamp); None otherwise (one item per stamp)."""
+    if isinstance(m, RangeSample):
+        return (m.tag_frame, m.anchor_id)
+    if isinstance(m, (LaserScan2D, PointCloud, Image)):
+        return m.frame_id
+    return None
 
 
 def decimate(cloud: PointCloud, max_points: int = MAX_POINTS) -> PointCloud:
@@ -91,7 +103,7 @@ class SensorFrontEnd:
                 self.rejections[(stream, 'implausible_increment')] += 1
                 return 'implausible_increment', m
             resets = self.buffer.resets
-            key = m.anchor_id if isinstance(m, RangeSample) else None  # one ranging frame: one stamp, many anchors
+            key = buffer_key(m)
             v = self.buffer.add(stream, float(m.stamp), m, now=now, key=key)
             if self.buffer.resets != resets:
                 self._last_stamp = {}   # a new timeline: ages of the old one mean nothing

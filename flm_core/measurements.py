@@ -135,7 +135,9 @@ class OdometrySample:
 
 @dataclass
 class RangeSample:
-    """One UWB range (``sensor_msgs/Range``, one message per anchor; ``anchor_id`` is header.frame_id)."""
+    """One UWB range (``sensor_msgs/Range``, one message per anchor; ``anchor_id`` is header.frame_id).
+    ``tag_frame``: the TF frame of the tag on the robot that measured it (a robot may carry several tags, each
+    publishing on its own topic); '' = the configured primary tag (``Rig.uwb_frame``)."""
 
     stamp: float
     anchor_id: str
@@ -143,6 +145,7 @@ class RangeSample:
     min_range: float = 0.0
     max_range: float = float('inf')
     field_of_view: float = 2 * np.pi
+    tag_frame: str = ''
 
     def valid(self) -> bool:
         return bool(np.isfinite(self.range) and self.min_range <= self.range <= self.max_range)

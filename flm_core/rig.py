@@ -1,9 +1,10 @@
 """Sensor mounting from transforms: base_link -> sensor frame as the (x, y, z, yaw) the model's Rig takes.
 
 ``RigBuilder`` keeps the mounts it has found (sensor mounts are static) and asks a lookup function only for frames
-it has not seen, so it works with a live TF buffer and with ``/tf_static`` read from a bag alike. The UWB tag is the
-exception: a hand-held or flying tag moves against base_link, so its mount is looked up again on every call (the
-newest transform; the last one found is kept when a lookup fails), and ``tag_height`` can fix its height instead.
+it has not seen, so it works with a live TF buffer and with ``/tf_static`` read from a bag alike. The UWB tags (one
+or several, each in its own frame) are the exception: a hand-held or flying tag moves against base_link, so their
+mounts are looked up again on every call (the newest transform; the last one found is kept when a lookup fails),
+and ``tag_height`` can fix their height instead.
 """
 from __future__ import annotations
 
@@ -27,21 +28,29 @@ def mount_from_transform(translation: np.ndarray, quaternion: np.ndarray, optica
     return float(t[0]), float(t[1]), float(t[2]), float(np.arctan2(fwd[1], fwd[0]))
 
 
+#: Streams whose items may come from several sensors, each in its own frame.
+MULTI_FRAME = ('scan', 'points', 'depth')
+
+
 def frames_in(window: dict[str, list[tuple[float, Any]]]) -> set[str]:
-    """Sensor frame ids appearing in a window (UWB ranges carry anchor ids, not sensor frames)."""
-    return {m.frame_id for name, items in window.items() if name != 'uwb' for _, m in items[-1:]
-            if getattr(m, 'frame_id', '')}
+    """Sensor frame ids appearing in a window: those of every scan, cloud and image (a robot may have several
+    lidars), of the newest item of other streams (UWB ranges carry anchor ids, not sensor frames; tag frames are
+    the RigBuilder's own)."""
+    return {m.frame_id for name, items in window.items() if name != 'uwb'
+            for _, m in (items if name in MULTI_FRAME else items[-1:]) if getattr(m, 'frame_id', '')}
 
 
 class RigBuilder:
-    """Sensor mounts from ``lookup`` (see the module docstring). ``tag_height``: m, the UWB tag's height above
-    base_link, overriding TF's (None: TF's)."""
+    """Sensor mounts from ``lookup`` (see the module docstring). ``uwb_frame``: the primary UWB tag; ``tag_frames``:
+    the robot's further tags (each looked up again on every call, like the primary one); ``tag_height``: m, the
+    height of every UWB tag above base_link, overriding TF's (None: TF's)."""
 
     def __init__(self, lookup: Lookup, base_frame: str = 'base_link', uwb_frame: str = 'uwb_tag',
-                 tag_height: float | None = None) -> None:
+                 tag_height: float | None = None, tag_frames: Iterable[str] = ()) -> None:
         self.lookup = lookup
         self.base_frame = base_frame
         self.uwb_frame = uwb_frame
+        self.tag_frames: tuple[str, ...] = tuple(dict.fromkeys((uwb_frame, *tag_frames)))
         self.tag_height = tag_height
         self.mounts: dict[str, tuple[float, ...]] = {}
         self.rotations: dict[str, np.ndarray] = {}   # frame -> (4,) quaternion of the frame in base_link
@@ -55,7 +64,7 @@ class RigBuilder:
                 self.missing.add(f)
             return False
         mount = mount_from_transform(tr, q, f.endswith('_optical_frame'))
-        if f == self.uwb_frame and self.tag_height is not None:
+        if f in self.tag_frames and self.tag_height is not None:
             mount = (mount[0], mount[1], float(self.tag_height), mount[3])
         self.mounts[f] = mount
         self.rotations[f] = np.asarray(q, float)
@@ -72,10 +81,12 @@ class RigBuilder:
         return self.rotations.get(frame)
 
     def rig(self, frames: Iterable[str], depth_intrinsics: CameraIntrinsics | None = None) -> Rig:
-        for f in set(frames) | {self.uwb_frame}:
-            if f == self.base_frame or (f in self.mounts and f != self.uwb_frame):
+        for f in set(frames) | set(self.tag_frames):
+            if f == self.base_frame or (f in self.mounts and f not in self.tag_frames):
                 continue
             self._find(f)
-        if self.uwb_frame not in self.mounts and self.tag_height is not None:
-            self.mounts[self.uwb_frame] = (0.0, 0.0, float(self.tag_height), 0.0)
-        return Rig(mounts=dict(self.mounts), uwb_frame=self.uwb_frame, depth_intrinsics=depth_intrinsics)
+        for tag in self.tag_frames:
+            if tag not in self.mounts and self.tag_height is not None:
+                self.mounts[tag] = (0.0, 0.0, float(self.tag_height), 0.0)
+        return Rig(mounts=dict(self.mounts), uwb_frame=self.uwb_frame, depth_intrinsics=depth_intrinsics,
+                   tag_frames=self.tag_frames)

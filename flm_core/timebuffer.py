@@ -6,7 +6,8 @@ and its clock's ``now``; the buffer has no clock of its own). What the buffer do
 * accepts it in stamp order, even when it arrives out of order, as long as it is at most ``max_lateness`` older
   than the newest stamp seen (``TOO_LATE`` otherwise);
 * drops exact duplicates (same stream, same stamp and same ``key``: ``DUPLICATE``); several items may share a stamp
-  when their keys differ (a UWB driver stamps all ranges of one ranging frame with one time: one item per anchor);
+  when their keys differ (a UWB driver stamps all ranges of one ranging frame with one time: one item per anchor
+  and tag; two lidars may share a stamp: one item per frame);
 * rejects stamps from the far future, more than ``max_future`` ahead of the caller's clock (``FUTURE``),
   when the caller gives one;
 * detects time jumping backwards (a bag loop, a ``/clock`` reset) and starts over (``RESET``): by the clock going
@@ -212,8 +213,24 @@ class TimeBuffer:
         return (s.stamps[i - 1], s.items[i - 1]) if i else None
 
     def newest(self) -> dict[str, list[tuple[float, Any]]]:
-        """The newest measurement of every non-empty stream, as a one-item window (stream -> [(stamp, m)])."""
-        return {name: [(s.stamps[-1], s.items[-1])] for name, s in self._streams.items() if s.stamps}
+        """The newest measurement of every ``key`` of every non-empty stream (each lidar's newest scan, each tag's
+        newest range to each anchor; one item for a stream without keys), as a window (stream -> [(stamp, m)],
+        oldest first: the last is the stream's newest)."""
+        out: dict[str, list[tuple[float, Any]]] = {}
+        for name, s in self._streams.items():
+            if not s.stamps:
+                continue
+            if s.keys[-1] is None:                      # a stream without keys (IMU, odometry)
+                out[name] = [(s.stamps[-1], s.items[-1])]
+                continue
+            seen: set[Hashable] = set()
+            picked = []
+            for i in range(len(s.stamps) - 1, -1, -1):
+                if s.keys[i] not in seen:
+                    seen.add(s.keys[i])
+                    picked.append((s.stamps[i], s.items[i]))
+            out[name] = picked[::-1]
+        return out
 
     def window(self, t: float, width: float | None = None,
                streams: list[str] | None = None) -> dict[str, list[tuple[float, Any]]]:

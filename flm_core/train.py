@@ -147,7 +147,7 @@ def _corrupt(window: dict[str, list], name: str, rp: ScenarioReplay, t: float, r
         for st, m in window['uwb']:
             bias = rng.uniform(1.0, 4.0) if rng.random() < 0.6 else 0.0
             out.append((st, RangeSample(stamp=m.stamp, anchor_id=m.anchor_id, range=m.range + bias,
-                                        min_range=m.min_range, max_range=m.max_range)))
+                                        min_range=m.min_range, max_range=m.max_range, tag_frame=m.tag_frame)))
         window['uwb'] = out
         return
     st, _ = window[name][-1]

@@ -57,7 +57,7 @@ from flm_ros import params as P
 from flm_ros.bagio import BagError, info, messages, open_bag
 from flm_ros.bringup import default_params_file
 from flm_ros.runner import stop_processes
-from flm_ros.sensor_input import MESSAGES, convert
+from flm_ros.sensor_input import MESSAGES, convert, sensor_topics
 
 EXIT_OK, EXIT_INPUT, EXIT_ARGS, EXIT_THRESHOLD, EXIT_PARTIAL = 0, 1, 2, 3, 4
 TABLE = P.COMMON + P.LOCALIZER
@@ -140,8 +140,9 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     binfo = info(reader, bag)
     problems: list[str] = []
     notes: list[str] = []
-    stream_of = {p[f'sensors.{s}.topic']: s for s in ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
-                 if p[f'sensors.{s}.enabled']}
+    # every topic of every enabled stream (several lidars, one UWB topic per tag): topic -> (stream, tag frame)
+    tag_of = {t: tag for _, t, tag in sensor_topics(p)}
+    stream_of = {t: s for s, t, _ in sensor_topics(p)}
     present = [t for t in stream_of if t in binfo.topics]
     if not present:
         reader.close()
@@ -205,7 +206,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
             stream = stream_of[topic]
             seen[topic] += 1
             try:
-                m = convert(stream, msg)
+                m = convert(stream, msg, tag_of[topic])
             except (ValueError, TypeError, OverflowError, AttributeError) as e:
                 # AttributeError: a bag whose definition of the type lacks fields of the standard one
                 pipe.front.reject(stream, 'malformed')
@@ -274,7 +275,9 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
         gt_rows = _gt_from_tum(gt_spec[4:], problems)
     return Replay(est=_trajectory(est_rows), gt=_trajectory(gt_rows), latencies=latencies, problems=problems,
                   events=[f'{t - binfo.start:.2f} s: {w}' for t, w in pipe.events], duration=binfo.end - binfo.start,
-                  wall=wall, counts={'read': {stream_of[t]: n for t, n in seen.items()},
+                  wall=wall, counts={'read': {s: sum(n for t, n in seen.items() if stream_of[t] == s)
+                                              for s in dict.fromkeys(stream_of[t] for t in seen)},
+                                     'read_by_topic': dict(seen),
                                      'rejections': {f'{s}.{r}': c for (s, r), c in pipe.front.rejections.items()},
                                      'buffer': pipe.front.buffer.counts(),
                                      'filter': pipe.filter_counts(),
@@ -463,7 +466,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help='ground truth: a PoseStamped/Odometry topic, tf:MAP_FRAME:BASE_FRAME, or tum:FILE '
                         '(default: %(default)s)')
     p.add_argument('--topic', action='append', default=[], metavar='STREAM=TOPIC',
-                   help='sensor topic, e.g. scan=/front/scan (streams: scan points depth uwb imu odom)')
+                   help='sensor topic, e.g. scan=/front/scan (streams: scan points depth uwb imu odom); repeat it '
+                   'for more lidars or tags (scan, points, uwb: --topic scan=/front/scan --topic scan=/rear/scan; '
+                   'uwb=TOPIC:TAG_FRAME names the tag of a UWB topic); the first replaces the parameter file\'s '
+                   'topics of the stream, as sensors.STREAM.topic and extra_topics')
     p.add_argument('--disable', default='', help='comma-separated streams to ignore, e.g. scan,points')
     p.add_argument('--compare', default='', help='comma-separated baselines to run on the same bag (offline mode; '
                                                  'each starts from the ground truth interpolated at its first '
@@ -566,13 +572,39 @@ def main(argv: list[str] | None = None) -> int:
     p['site_file'] = str(site_path.resolve())
     if ns.model:
         p['model_path'] = ns.model
+    given: dict[str, list[str]] = {}
     for spec in ns.topic:
         stream, _, topic = spec.partition('=')
-        if f'sensors.{stream}.topic' not in p or not topic:
+        topic, _, tag = topic.partition(':')
+        if f'sensors.{stream}.topic' not in p or not topic or (tag and stream != 'uwb'):
             print(f'flm-eval: error: --topic {spec!r}: expected STREAM=TOPIC with STREAM one of scan points depth '
-                  'uwb imu odom', file=sys.stderr)
+                  'uwb imu odom (uwb=TOPIC:TAG_FRAME names the tag\'s frame)', file=sys.stderr)
             return EXIT_ARGS
-        p[f'sensors.{stream}.topic'] = topic
+        if stream in given and stream not in P.MULTI_TOPIC:
+            print(f'flm-eval: error: --topic {spec!r}: one {stream} topic only (several for '
+                  f'{", ".join(P.MULTI_TOPIC)})', file=sys.stderr)
+            return EXIT_ARGS
+        if stream == 'uwb' and len(given.get('uwb', [])) and not tag:
+            print(f'flm-eval: error: --topic {spec!r}: a further UWB topic is a tag of its own: name its frame, '
+                  'uwb=TOPIC:TAG_FRAME', file=sys.stderr)
+            return EXIT_ARGS
+        given.setdefault(stream, []).append(topic)
+        if len(given[stream]) == 1:                    # the first replaces the stream's topics, the others add
+            p[f'sensors.{stream}.topic'] = topic
+            if stream in P.MULTI_TOPIC:
+                p[f'sensors.{stream}.extra_topics'] = []
+            if stream == 'uwb':
+                p['sensors.uwb.extra_tag_frames'] = []
+                if tag:
+                    p['sensors.uwb.tag_frame'] = tag
+        else:
+            p[f'sensors.{stream}.extra_topics'].append(topic)
+            if stream == 'uwb':
+                p['sensors.uwb.extra_tag_frames'].append(tag)
+    reason = P.check(p, TABLE)
+    if reason is not None:
+        print(f'flm-eval: error: parameters: {reason}', file=sys.stderr)
+        return EXIT_ARGS
     for stream in filter(None, ns.disable.split(',')):
         p[f'sensors.{stream}.enabled'] = False
     if isinstance(init, np.ndarray):                   # as the node takes it: its set_initial_pose parameters

@@ -223,6 +223,7 @@ class LocalizerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._prepare_source(self.site)
         self._new_site = None
+        self.rig = C.make_rig(self._config(), self._lookup)   # the UWB tag frames and height are read at activation
         self.pipeline = C.make_pipeline(self._config(), self.site, self.source, rig=self.rig)
         self._events_logged = 0
         self.inputs = SensorInput(self, self.p, self.site, front=self.pipeline.front, sink=self.pipeline.offer)

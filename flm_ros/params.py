@@ -43,6 +43,11 @@ _NOTES = {LIVE: 'applied at once', REINIT: 'while active: re-initialises the loc
 class Param(C.Param):
     """A parameter as the nodes declare it: its definition (:class:`flm_core.config.Param`) and ROS descriptor."""
 
+    @property
+    def is_topic_list(self) -> bool:
+        """A string array of topic names (``sensors.<kind>.extra_topics``)."""
+        return self.name.endswith('topics')
+
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(description=self.description, read_only=False)
         if self.range is not None and isinstance(self.default, int):
@@ -62,6 +67,12 @@ def _ros(params: tuple[C.Param, ...]) -> tuple[Param, ...]:
 
 SENSOR_TOPICS = (('scan', 'scan'), ('points', 'points'), ('depth', 'camera/depth/image_raw'),
                  ('uwb', 'uwb/ranges'), ('imu', 'imu/data'), ('odom', 'odom'))
+#: The kinds that take further topics (``sensors.<kind>.extra_topics``): several lidars (front/rear) feed one scan
+#: or points stream, each message in its own frame; several UWB tags, each on its own topic and in its own TF frame
+#: (``sensors.uwb.extra_tag_frames``). Not IMU and odometry: the filter integrates one IMU and one odometry pose
+#: track (two odometry sources' poses would be taken as one robot jumping between them; fuse them upstream, e.g.
+#: with robot_localization), nor the depth camera (one CameraInfo).
+MULTI_TOPIC = ('scan', 'points', 'uwb')
 
 #: Parameters of every node that reads sensors (the sensor hub, the localizer).
 COMMON: tuple[Param, ...] = _ros(C.FRAME_PARAMS) + (
@@ -69,8 +80,17 @@ COMMON: tuple[Param, ...] = _ros(C.FRAME_PARAMS) + (
           'comes from map_topic).', CONFIGURE),
 ) + _ros(C.BUFFER_PARAMS) + (
     Param('diagnostics_period', 1.0, 's between /diagnostics messages.', LIVE, (0.05, 3600.0)),
-    *(Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream (relative: in the node\'s namespace).'
-            + (' AMCL: scan_topic.' if s == 'scan' else ''), ACTIVATE) for s, topic in SENSOR_TOPICS),
+    *(p for s, topic in SENSOR_TOPICS for p in (
+        Param(f'sensors.{s}.topic', topic, f'Topic of the {s} stream (relative: in the node\'s namespace).'
+              + (' AMCL: scan_topic.' if s == 'scan' else ''), ACTIVATE),
+        *((Param(f'sensors.{s}.extra_topics', [], f'Further topics of the {s} stream, beside sensors.{s}.topic '
+                 '(string array; empty: none): ' + {
+                     'scan': 'more 2D lidars, e.g. [rear/scan]; each scan carries its own frame_id, whose mount '
+                             'comes from TF; the model uses the newest scan of each.',
+                     'points': 'more 3D lidars; each cloud carries its own frame_id, whose mount comes from TF.',
+                     'uwb': 'more UWB tags, one topic per tag; the tag frame of each is in '
+                            'sensors.uwb.extra_tag_frames.'}[s], ACTIVATE),) if s in MULTI_TOPIC else ()),
+    )),
 ) + _ros(C.SENSOR_PARAMS) + (
     Param('sensors.depth.camera_info_topic', 'camera/depth/camera_info', 'CameraInfo of the depth camera.', ACTIVATE),
 )
@@ -171,6 +191,13 @@ def declare(node: Node, table: tuple[Param, ...] = COMMON, aliases: dict[str, st
 
     def _declare(name: str, default: Any, p: Param) -> Any:
         try:
+            if isinstance(p.default, list):
+                # rclpy types an empty list default as a byte array, and a file's `[]` as no value: declare the
+                # type, and set an empty string array where nothing gave one
+                got = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, p.descriptor())
+                if got.value is None:
+                    node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, list(default))])
+                return node.get_parameter(name).value
             return node.declare_parameter(name, default, p.descriptor()).value
         except InvalidParameterValueException as e:
             raise ParamError(f'parameter {name}: {e}; {_range_text(p)}') from None
@@ -225,19 +252,52 @@ def check(p: dict[str, Any], table: tuple[Param, ...]) -> str | None:
         if q.name not in p:
             continue
         v = p[q.name]
-        if q.is_topic:
+        if q.is_topic_list and not (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)):
+            return f'{q.name} must be a list of strings; got {v!r}'
+        for t in ([v] if q.is_topic else list(v) if q.is_topic_list else []):
             try:
-                validate_topic_name(v)
+                validate_topic_name(t)
             except InvalidTopicNameException as e:
-                return f'{q.name}: {v!r} is not a valid topic name ({e})'
-        elif q.target is None and (q.choices is not None or q.range is not None):
+                return f'{q.name}: {t!r} is not a valid topic name ({e})'
+        if q.target is None and (q.choices is not None or q.range is not None):
             reason = C.check_value(q, v)
             if reason is not None:
                 return reason
+    reason = _check_topic_lists(p)
+    if reason is not None:
+        return reason
     try:
         C.load_config(p)
     except ConfigError as e:
         return str(e)
+    return None
+
+
+def _check_topic_lists(p: dict[str, Any]) -> str | None:
+    """Why the further topics of the kinds of :data:`MULTI_TOPIC` (and the UWB tags' frames) cannot be used, or
+    None: a topic given twice would be subscribed twice; each further UWB topic needs its tag's frame."""
+    for kind in MULTI_TOPIC:
+        extra = p.get(f'sensors.{kind}.extra_topics')
+        if extra is None:
+            continue
+        given = [p.get(f'sensors.{kind}.topic'), *extra]
+        for i, t in enumerate(given[1:], 1):
+            if t in given[:i]:
+                return (f'sensors.{kind}.extra_topics: {t!r} is given twice (sensors.{kind}.topic and '
+                        f'sensors.{kind}.extra_topics together name each topic once)')
+    topics, frames = p.get('sensors.uwb.extra_topics'), p.get('sensors.uwb.extra_tag_frames')
+    if topics is None or frames is None:
+        return None
+    if len(frames) != len(topics):
+        return (f'sensors.uwb.extra_tag_frames must name the tag frame of each topic of sensors.uwb.extra_topics, in '
+                f'the same order: {len(topics)} topics ({list(topics)}), {len(frames)} frames ({list(frames)})')
+    tags = [p.get('sensors.uwb.tag_frame'), *frames]
+    for i, f in enumerate(tags[1:], 1):
+        if not f.strip('/'):
+            return f'sensors.uwb.extra_tag_frames[{i - 1}] (the tag of {topics[i - 1]!r}) must not be empty'
+        if f in tags[:i]:
+            return (f'sensors.uwb.extra_tag_frames: {f!r} is given twice (with sensors.uwb.tag_frame): each UWB '
+                    'topic is a tag of its own, in a frame of its own')
     return None
 
 
@@ -261,7 +321,14 @@ def from_yaml(path: str, node_name: str, table: tuple[Param, ...],
         out.update({k: v for k, v in section.items() if k in out})
         out.update({name: section[alias] for alias, name in (aliases or AMCL_ALIASES).items()
                     if name in out and alias in section})
+    def resolved(topic: Any) -> Any:
+        return '/' + topic if isinstance(topic, str) and not topic.startswith(('/', '~')) else topic
+
     for p in table:
-        if p.is_topic and isinstance(out[p.name], str) and not out[p.name].startswith(('/', '~')):
-            out[p.name] = '/' + out[p.name]
+        if p.is_topic:
+            out[p.name] = resolved(out[p.name])
+        elif p.is_topic_list and isinstance(out[p.name], list):
+            out[p.name] = [resolved(t) for t in out[p.name]]
+        elif isinstance(p.default, list) and out[p.name] is None:   # `name: []` in a file
+            out[p.name] = []
     return out

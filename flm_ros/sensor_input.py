@@ -1,12 +1,17 @@
 """Sensor subscriptions -> :class:`flm_core.frontend.SensorFrontEnd`.
 
-Each configured stream (any subset of scan, points, depth, uwb, imu, odom) is subscribed with sensor-data QoS;
+Each configured stream (any subset of scan, points, depth, uwb, imu, odom) is subscribed with sensor-data QoS, on
+its topic and its further topics (``sensors.<kind>.extra_topics``: several lidars feed the one scan or points
+stream, each message in its own frame; each UWB topic is a tag of its own, its ranges tagged with that tag's frame);
 each message is converted (:mod:`flm_ros.conversions`) and offered to the front end with the node clock's
-``now`` (sim time under ``use_sim_time``). A bad message is dropped, counted by reason and logged (rate-limited);
-it never raises into the executor and never disturbs what is already buffered.
+``now`` (sim time under ``use_sim_time``); what came on each topic is counted (:meth:`SensorInput.stats`). A bad
+message is dropped, counted by reason and logged (rate-limited); it never raises into the executor and never
+disturbs what is already buffered.
 """
 from __future__ import annotations
 
+from collections import Counter
+from functools import partial
 from typing import Any, Callable
 
 from nav_msgs.msg import Odometry
@@ -17,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, LaserScan, PointCloud2, Rang
 
 from flm_core.config import load_config, make_front_end
 from flm_core.frontend import STREAMS, SensorFrontEnd
-from flm_core.measurements import CameraIntrinsics
+from flm_core.measurements import CameraIntrinsics, RangeSample
 from flm_core.site import Site
 from flm_core.timebuffer import Verdict
 from flm_ros import conversions as conv
@@ -36,9 +41,28 @@ assert set(MESSAGES) == set(STREAMS)
 Sink = Callable[[str, Any, 'float | None'], 'Verdict | str']
 
 
-def convert(stream: str, msg: Any) -> Any:
-    """The measurement of a ROS message of ``stream`` (ValueError/TypeError if malformed)."""
-    return MESSAGES[stream][1](msg)
+def sensor_topics(params: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(stream, topic, UWB tag frame or '') of every topic of the enabled streams: ``sensors.<kind>.topic`` first,
+    then its ``extra_topics`` (UWB: each with its ``extra_tag_frames`` entry; the main topic with ``tag_frame``).
+    Assumes :func:`flm_ros.params.check` passed (one tag frame per further UWB topic)."""
+    out = []
+    for s in STREAMS:
+        if not params.get(f'sensors.{s}.enabled', False):
+            continue
+        extra = list(params.get(f'sensors.{s}.extra_topics') or [])
+        tags = [params['sensors.uwb.tag_frame'], *(params.get('sensors.uwb.extra_tag_frames') or [])] \
+            if s == 'uwb' else [''] * (1 + len(extra))
+        out.extend((s, t, tag) for t, tag in zip([params[f'sensors.{s}.topic'], *extra], tags))
+    return out
+
+
+def convert(stream: str, msg: Any, tag_frame: str = '') -> Any:
+    """The measurement of a ROS message of ``stream`` (ValueError/TypeError if malformed); a UWB range is tagged
+    with ``tag_frame``, the frame of the tag whose topic it came on ('' = the primary tag)."""
+    m = MESSAGES[stream][1](msg)
+    if tag_frame and isinstance(m, RangeSample):
+        m.tag_frame = tag_frame
+    return m
 
 
 class SensorInput:
@@ -55,11 +79,14 @@ class SensorInput:
         self.camera_info: CameraIntrinsics | None = None
         self._subs: list[Any] = []
         self.enabled = [s for s in STREAMS if params.get(f'sensors.{s}.enabled', False)]
-        for name in self.enabled:
+        self.topics: dict[str, list[str]] = {}                # stream -> resolved topic names
+        self.topic_counts: Counter[tuple[str, str]] = Counter()   # (topic, 'received'|'accepted') -> count
+        for name, topic, tag in sensor_topics(params):
             msg_type, _ = MESSAGES[name]
-            self._subs.append(node.create_subscription(
-                msg_type, params[f'sensors.{name}.topic'], self._callback(name), qos_profile_sensor_data,
-                callback_group=callback_group))
+            sub = node.create_subscription(msg_type, topic, partial(self._on_message, name, len(self._subs), tag),
+                                           qos_profile_sensor_data, callback_group=callback_group)
+            self._subs.append(sub)
+            self.topics.setdefault(name, []).append(sub.topic_name)
         if 'depth' in self.enabled:
             self._subs.append(node.create_subscription(
                 CameraInfo, params['sensors.depth.camera_info_topic'], self._on_camera_info,
@@ -79,16 +106,18 @@ class SensorInput:
         except ValueError as e:
             self._log_rejection('camera_info', 'malformed', self.front.reject('camera_info', 'malformed'), str(e))
 
-    def _callback(self, name: str) -> Callable[[Any], None]:
-        def cb(msg: Any) -> None:
-            self.offer(name, msg)
-        return cb
+    def _on_message(self, name: str, k: int, tag: str, msg: Any) -> None:
+        topic = self._subs[k].topic_name
+        self.topic_counts[(topic, 'received')] += 1
+        if self.offer(name, msg, tag) in (Verdict.ACCEPTED, Verdict.RESET):
+            self.topic_counts[(topic, 'accepted')] += 1
 
-    def offer(self, name: str, msg: Any) -> Verdict | str:
-        """Convert and offer one message of stream ``name``; returns the verdict or the rejection reason."""
+    def offer(self, name: str, msg: Any, tag_frame: str = '') -> Verdict | str:
+        """Convert and offer one message of stream ``name`` (a UWB range: of the tag in ``tag_frame``, '' = the
+        primary tag); returns the verdict or the rejection reason."""
         now = self.now()
         try:
-            m = convert(name, msg)
+            m = convert(name, msg, tag_frame)
         except (ValueError, TypeError, OverflowError) as e:
             self._log_rejection(name, 'malformed', self.front.reject(name, 'malformed'), str(e))
             return 'malformed'
@@ -106,4 +135,13 @@ class SensorInput:
                 f'{name}: rejected message ({reason}{": " + detail if detail else ""}); {n} so far')
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        return self.front.stats(self.enabled, self.now())
+        """Per stream: the front end's figures (:meth:`SensorFrontEnd.stats`), its topics, and per topic the
+        messages received and accepted (``topic./front/scan.received``)."""
+        out = self.front.stats(self.enabled, self.now())
+        counts = dict(self.topic_counts)
+        for name, topics in self.topics.items():
+            out[name]['topics'] = ','.join(topics)
+            for t in topics:
+                out[name][f'topic.{t}.received'] = counts.get((t, 'received'), 0)
+                out[name][f'topic.{t}.accepted'] = counts.get((t, 'accepted'), 0)
+        return out

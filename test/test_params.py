@@ -84,3 +84,31 @@ def test_the_nav2_swap_file_sets_only_declared_parameters_and_amcl_names():
     assert set(section) <= declared | set(P.AMCL_ALIASES), set(section) - declared - set(P.AMCL_ALIASES)
     assert set(P.AMCL_ALIASES.values()) <= declared
     assert not set(P.AMCL_ALIASES) & declared and not set(P.AMCL_WITHOUT_MEANING) & declared
+
+
+def test_several_topics_per_kind_are_string_arrays_checked_with_a_reason(tmp_path):
+    """Several lidars (scan, points) and UWB tags: sensors.<kind>.extra_topics; each further UWB topic names its
+    tag's frame in sensors.uwb.extra_tag_frames; not for IMU, odometry or the depth camera."""
+    table = P.COMMON + P.LOCALIZER
+    q = {x.name: x for x in table}
+    assert {n for n in q if n.endswith('extra_topics')} == {f'sensors.{k}.extra_topics' for k in P.MULTI_TOPIC}
+    assert set(P.MULTI_TOPIC) == {'scan', 'points', 'uwb'}
+    assert q['sensors.uwb.extra_tag_frames'].default == [] and q['sensors.scan.extra_topics'].apply == P.ACTIVATE
+    p = {x.name: x.default for x in table}
+    ok = {**p, 'sensors.scan.extra_topics': ['rear/scan'], 'sensors.uwb.extra_topics': ['uwb/tag1/ranges'],
+          'sensors.uwb.extra_tag_frames': ['uwb_tag1']}
+    assert P.check(ok, table) is None
+    assert "'rear scan' is not a valid topic name" in P.check({**ok, 'sensors.scan.extra_topics': ['rear scan']},
+                                                              table)
+    assert 'given twice' in P.check({**ok, 'sensors.scan.extra_topics': ['scan']}, table)
+    assert 'must be a list of strings' in P.check({**ok, 'sensors.points.extra_topics': 'rear/points'}, table)
+    why = P.check({**ok, 'sensors.uwb.extra_tag_frames': []}, table)
+    assert 'extra_tag_frames must name the tag frame of each topic' in why and '1 topics' in why, why
+    assert 'must not be empty' in P.check({**ok, 'sensors.uwb.extra_tag_frames': ['']}, table)
+    assert 'a tag of its own' in P.check({**ok, 'sensors.uwb.extra_tag_frames': ['uwb_tag']}, table)
+    # offline tools: resolved as the node resolves them; a file's `[]` is an empty list
+    f = tmp_path / 'p.yaml'
+    f.write_text('/**:\n  ros__parameters:\n    sensors.scan.extra_topics: [rear/scan, /side/scan]\n'
+                 '    sensors.uwb.extra_topics: []\n')
+    got = P.from_yaml(str(f), 'flm_localizer', table)
+    assert got['sensors.scan.extra_topics'] == ['/rear/scan', '/side/scan'] and got['sensors.uwb.extra_topics'] == []

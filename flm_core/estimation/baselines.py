@@ -34,6 +34,7 @@ import numpy as np
 
 from ..geometry import quat_to_yaw, se2_compose, se2_inverse, wrap_angle
 from ..measurements import ImuSample, LaserScan2D, OdometrySample, PointCloud, RangeSample
+from ..model.tokens import newest_per_frame
 from ..site import Site
 from .eskf import PX, VX, VY, YAW, Eskf, EskfConfig, UpdateResult, rot2
 from .icp import IcpConfig, PointMap, deskew, register, sensor_to_base, voxel_downsample
@@ -171,7 +172,9 @@ class DeadReckoningBaseline(FilterBaseline):
 @dataclass(frozen=True)
 class UwbBaselineConfig:
     """sigma: m, LOS range std for multilateration; epoch_timeout: s, a range this much after the first of the
-    current epoch starts a new epoch; tag_frame: extrinsics key of the tag (its z is the known tag height);
+    current epoch starts a new epoch; tag_frame: extrinsics key of the primary tag, the tag of a range whose
+    ``tag_frame`` is '' (its z is the known tag height; a range of another tag uses that tag's key; each tag's
+    ranges form epochs of their own, fused at that tag's lever arm);
     relocalize_after: consecutive gated UWB rejections that trigger a re-initialisation on the UWB position
     (0 disables), provided those rejected fixes agree with each other: the offset between each fix and the
     filter's prediction varies by less than ``relocalize_consistency`` m (std per axis) over them - a constant
@@ -181,7 +184,8 @@ class UwbBaselineConfig:
     relocalize_yaw_sigma: rad, yaw std after such a re-initialisation; cov_floor: m, std added
     (in quadrature) to each fix's position: residual NLOS biases are systematic and shared by consecutive
     epochs, which the range-noise covariance does not represent; correlation_time: s, how long such biases
-    persist: each fix's covariance is multiplied by correlation_time / (time since the previous fix) (at least 1),
+    persist: each fix's covariance is multiplied by correlation_time / (time since the previous fix of the same
+    tag) (at least 1),
     so a run of correlated fixes carries about the information of one (0 disables)."""
 
     sigma: float = 0.1
@@ -209,14 +213,14 @@ class UwbBaseline(FilterBaseline):
         self.config = config or UwbBaselineConfig()
         self.anchors = {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias)) for a in site.anchors}
         self.occupancy = site.map
-        self._epoch: list[tuple[float, str, float]] = []
-        self._last_fix: float | None = None
+        self._epochs: dict[str, list[tuple[float, str, float]]] = {}   # per tag frame
+        self._last_fix: dict[str, float] = {}       # per tag frame: stamp of its last fix
         self._rejected: list[np.ndarray] = []      # fix - prediction of the rejected fixes since the last accepted
 
     def reset(self, stamp: float, pose: np.ndarray, cov: np.ndarray) -> None:
         super().reset(stamp, pose, cov)
-        self._epoch = []
-        self._last_fix = None
+        self._epochs = {}
+        self._last_fix = {}
         self._rejected = []
 
     def absolute(self, m: Measurement) -> Estimate | None | bool:
@@ -226,18 +230,21 @@ class UwbBaseline(FilterBaseline):
             self.events['uwb_ignored'] += 1
             return None
         out = None
-        ids = {a for _, a, _ in self._epoch}
-        if self._epoch and (m.anchor_id in ids or m.stamp - self._epoch[0][0] > self.config.epoch_timeout):
-            out = self._flush()
-        self._epoch.append((m.stamp, m.anchor_id, float(m.range)))
-        if len(self._epoch) == len(self.anchors):
-            out = self._flush() or out
+        tag = m.tag_frame or self.config.tag_frame
+        epoch = self._epochs.setdefault(tag, [])
+        ids = {a for _, a, _ in epoch}
+        if epoch and (m.anchor_id in ids or m.stamp - epoch[0][0] > self.config.epoch_timeout):
+            out = self._flush(tag)
+        epoch = self._epochs.setdefault(tag, [])
+        epoch.append((m.stamp, m.anchor_id, float(m.range)))
+        if len(epoch) == len(self.anchors):
+            out = self._flush(tag) or out
         return out
 
-    def _flush(self) -> Estimate | None:
-        ep, self._epoch = self._epoch, []
+    def _flush(self, tag: str) -> Estimate | None:
+        ep, self._epochs[tag] = self._epochs[tag], []
         cfg = self.config
-        mx, my, mz, _ = self.mount(cfg.tag_frame) if cfg.tag_frame in self.extrinsics else (0.0, 0.0, 0.8, 0.0)
+        mx, my, mz, _ = self.mount(tag) if tag in self.extrinsics else (0.0, 0.0, 0.8, 0.0)
         t_ref = max(s for s, _, _ in ep)
         anc = np.stack([self.anchors[a][0] for _, a, _ in ep]).copy()
         bias = np.array([self.anchors[a][1] for _, a, _ in ep])
@@ -257,11 +264,12 @@ class UwbBaseline(FilterBaseline):
         info = {'source': 'uwb', 'inliers': int(res.inliers.sum()), 'ranges': len(ep)}
         res.cov = res.cov + np.eye(2) * cfg.cov_floor ** 2
         gate_cov = res.cov
-        if cfg.correlation_time > 0 and self._last_fix is not None and t_ref > self._last_fix:
-            res.cov = res.cov * max(1.0, cfg.correlation_time / (t_ref - self._last_fix))
-        self._last_fix = t_ref
+        last = self._last_fix.get(tag)
+        if cfg.correlation_time > 0 and last is not None and t_ref > last:
+            res.cov = res.cov * max(1.0, cfg.correlation_time / (t_ref - last))
+        self._last_fix[tag] = t_ref
         if not f.initialized:
-            return self._relocalize(t_ref, res.position, res.cov, 0.0, math.pi, info)
+            return self._relocalize(t_ref, res.position, res.cov, 0.0, math.pi, info, (mx, my))
         result = f.update_position(t_ref, res.position, res.cov, lever_arm=(mx, my), source='uwb', gate_cov=gate_cov)
         if result == UpdateResult.REJECTED and cfg.relocalize_after:
             assert x0 is not None
@@ -271,7 +279,7 @@ class UwbBaseline(FilterBaseline):
                 x, P = f.state_at(t_ref)
                 self._rejected = []
                 return self._relocalize(t_ref, res.position, res.cov, float(x[YAW]),
-                                        max(cfg.relocalize_yaw_sigma, math.sqrt(P[YAW, YAW])), info)
+                                        max(cfg.relocalize_yaw_sigma, math.sqrt(P[YAW, YAW])), info, (mx, my))
         elif result.accepted:
             self._rejected = []
         return self._report(t_ref, result, info)
@@ -287,8 +295,9 @@ class UwbBaseline(FilterBaseline):
         return bool(0 <= r < H and 0 <= c < W and occ.grid[r, c] >= 0)
 
     def _relocalize(self, t: float, tag_xy: np.ndarray, cov: np.ndarray, yaw: float, yaw_sigma: float,
-                    info: dict[str, Any]) -> Estimate:
-        mx, my = self.mount(self.config.tag_frame)[:2]
+                    info: dict[str, Any], lever: tuple[float, float]) -> Estimate:
+        """Re-initialise base_link from a fix of the tag at ``lever`` (x, y) m in base_link."""
+        mx, my = lever
         base = tag_xy - rot2(yaw) @ np.array([mx, my])
         C = np.zeros((3, 3))
         C[:2, :2] = cov + np.eye(2) * (mx * mx + my * my) * yaw_sigma ** 2
@@ -417,13 +426,6 @@ class IcpBaseline(FilterBaseline):
 # prior_cov, rig) -> object with pose/cov, or None): the node's ``pose_source`` parameter runs a classical method
 # in place of the model, with the pipeline's own filter around it.
 
-def _latest(items: list[tuple[float, Any]], t: float) -> Any:
-    for stamp, m in reversed(items):
-        if stamp <= t:
-            return m
-    return None
-
-
 def _odom_pose_at(items: list[tuple[float, Any]], t: float) -> np.ndarray | None:
     """(3,) odometry pose at t from window items (linear interpolation, or the last twist held beyond them)."""
     if not items:
@@ -450,10 +452,13 @@ def _rig_mount(rig: Any, frame_id: str) -> Mount:
 
 
 class IcpPoseSource:
-    """Scan-to-map registration of the newest scan in the window from the prior (tracking only; without a prior it
-    returns None: ICP has no global mode). ``dim`` 2 uses 'scan' against the occupancy map, 3 uses 'points'
-    against the site's point map; None picks 'scan' when the window has one, else 'points'. The scan is deskewed
-    with the newest odometry twist, and the odometry carries the result from the scan's stamp to ``t``."""
+    """Scan-to-map registration of the newest scan of each lidar (sensor frame) in the window from the prior
+    (tracking only; without a prior it returns None: ICP has no global mode). ``dim`` 2 uses 'scan' against the
+    occupancy map, 3 uses 'points' against the site's point map; None picks 'scan' when the window has one, else
+    'points'. Each scan is put in base_link at its own mount and deskewed with the newest odometry twist; the
+    odometry carries the older lidars' scans to the newest one's stamp (without odometry they are taken as they
+    are), where they are registered together (the facing test's viewpoint: the mean of the lidars' positions), and
+    carries the result to ``t``."""
 
     def __init__(self, dim: int | None = None, config: IcpBaselineConfig | None = None) -> None:
         self.dim = dim
@@ -480,40 +485,58 @@ class IcpPoseSource:
             return None
         dim = self.dim or (2 if window.get('scan') else 3)
         stream = 'scan' if dim == 2 else 'points'
-        m = _latest(window.get(stream, []), t)
+        items = newest_per_frame([e for e in window.get(stream, []) if e[0] <= t])    # each lidar's newest
         pm = self._map(site, dim)
-        if m is None or pm is None:
+        if not items or pm is None:
             return None
         cfg = self.config or IcpBaselineConfig(voxel=0.1 if dim == 2 else 0.3)
-        got = scan_points(m, dim, _rig_mount(rig, m.frame_id), cfg.min_range)
-        if got is None:
-            return None
-        pts, dt = got
         odom = window.get('odom', [])
-        o_s, o_t = _odom_pose_at(odom, m.stamp), _odom_pose_at(odom, t)
-        if cfg.deskew and odom:
-            last = odom[-1][1]
-            pts = deskew(pts, dt, np.array([last.linear_velocity[0], last.linear_velocity[1],
-                                            last.angular_velocity[2]]))
-        pts, _ = voxel_downsample(pts, cfg.voxel)
+        stamp = items[-1][0]                                  # the newest: the scans are registered at its stamp
+        o_n, o_t = _odom_pose_at(odom, stamp), _odom_pose_at(odom, t)
+        parts, views = [], []
+        for s_k, m in items:
+            mount = _rig_mount(rig, m.frame_id)
+            got = scan_points(m, dim, mount, cfg.min_range)
+            if got is None:
+                continue
+            pts, dt = got
+            if cfg.deskew and odom:
+                last = odom[-1][1]
+                pts = deskew(pts, dt, np.array([last.linear_velocity[0], last.linear_velocity[1],
+                                                last.angular_velocity[2]]))
+            o_k = _odom_pose_at(odom, s_k)
+            if s_k != stamp and o_k is not None and o_n is not None:   # base_link(s_k) -> base_link(newest)
+                d = se2_compose(se2_inverse(o_n), o_k)
+                c, sn = math.cos(d[2]), math.sin(d[2])
+                pts = pts.copy()
+                pts[:, 0], pts[:, 1] = d[0] + c * pts[:, 0] - sn * pts[:, 1], d[1] + sn * pts[:, 0] + c * pts[:, 1]
+            parts.append(pts)
+            views.append(mount[:3])
+        if not parts:
+            return None
+        pts, _ = voxel_downsample(np.concatenate(parts), cfg.voxel)
         if len(pts) > cfg.max_points:
             pts = pts[np.linspace(0, len(pts) - 1, cfg.max_points).astype(np.int64)]
-        delta = se2_compose(se2_inverse(o_s), o_t) if o_s is not None and o_t is not None else np.zeros(3)
+        delta = se2_compose(se2_inverse(o_n), o_t) if o_n is not None and o_t is not None else np.zeros(3)
         prior = np.asarray(prior_pose, dtype=np.float64)
         guess = se2_compose(prior, se2_inverse(delta))
         wide = prior_cov is not None and float(np.max(np.diag(np.asarray(prior_cov))[:2])) > 0.15 ** 2
         icfg = replace(cfg.icp, max_correspondence=cfg.init_correspondence) if wide else cfg.icp
-        res = register(pm, pts, guess, icfg, viewpoint=np.asarray(_rig_mount(rig, m.frame_id)[:3]))
+        res = register(pm, pts, guess, icfg, viewpoint=np.mean(views, axis=0))
         if not res.ok:
             return None
         return Estimate(stamp=t, pose=se2_compose(res.pose, delta), cov=res.cov, source=f'icp{dim}d',
-                        info={'fitness': res.fitness, 'rmse': res.rmse}, health={stream: res.fitness})
+                        info={'fitness': res.fitness, 'rmse': res.rmse, 'lidars': len(parts)},
+                        health={stream: res.fitness})
 
 
 class UwbPoseSource:
-    """Robust multilateration of the newest range per anchor within ``epoch`` s before t (the tag's height and
-    lever arm from the rig). The pose carries the prior's yaw with an uninformative variance (UWB does not observe
-    heading); without a prior it is a global fix with yaw 0 and variance pi^2."""
+    """Robust multilateration of the newest range per anchor within ``epoch`` s before t, per UWB tag (a robot may
+    carry several, each range naming its ``tag_frame``; '' = the rig's primary tag): each tag with ranges to 3
+    anchors or more is solved on its own, at its own height and lever arm from the rig, and the base positions the
+    tags give are fused (inverse-covariance weighted). The pose carries the prior's yaw with an uninformative
+    variance (the tags' fixes are not used for heading); without a prior it is a global fix with yaw 0 and variance
+    pi^2."""
 
     def __init__(self, config: UwbBaselineConfig | None = None, epoch: float = 0.15) -> None:
         # range std 0.3 m: real ranges carry per-anchor biases of 0.15-0.3 m besides 0.09 m of noise (the LIAS runs
@@ -529,36 +552,47 @@ class UwbPoseSource:
             self._site = (id(site), {a.id: (np.asarray(a.position, dtype=np.float64), float(a.bias))
                                      for a in site.anchors})
         table = self._site[1]
-        latest: dict[str, float] = {}
+        primary = getattr(rig, 'uwb_frame', 'uwb_tag')
+        latest: dict[str, dict[str, float]] = {}          # tag frame -> anchor -> newest range
         for stamp, m in window.get('uwb', []):
             if t - self.epoch <= stamp <= t and m.anchor_id in table and m.valid():
-                latest[m.anchor_id] = float(m.range)
-        if len(latest) < 3:
-            return None
-        ids = sorted(latest)
-        mx, my, mz, _ = _rig_mount(rig, getattr(rig, 'uwb_frame', 'uwb_tag')) if rig is not None else (0.0, 0.0,
-                                                                                                        0.0, 0.0)
+                latest.setdefault(m.tag_frame or primary, {})[m.anchor_id] = float(m.range)
         yaw = float(prior_pose[2]) if prior_pose is not None else 0.0
         R = rot2(yaw)
-        x0 = None if prior_pose is None else np.asarray(prior_pose, dtype=np.float64)[:2] + R @ np.array([mx, my])
-        cfg = self.config
-        res = multilaterate(np.stack([table[a][0] for a in ids]), np.array([latest[a] for a in ids]),
-                            sigma=cfg.sigma, fixed_z=mz, bias=np.array([table[a][1] for a in ids]), x0=x0,
-                            config=cfg.multilateration)
-        if not res.ok:
-            return None
         # the tag sits at a lever arm from base_link, in a direction the heading decides: with the heading
         # uncertain (one tag does not observe it) the expected lever arm shrinks, E[R(yaw)] = R(mean) exp(-var / 2)
         # for a Gaussian heading, and what it leaves out is position uncertainty
         yaw_var = float(prior_cov[2, 2]) if prior_pose is not None and prior_cov is not None else math.pi ** 2
         shrink = math.exp(-0.5 * min(yaw_var, 50.0))
-        base = res.position - shrink * (R @ np.array([mx, my]))
+        cfg = self.config
+        bases, covs, inliers = [], [], []
+        for tag in sorted(latest):
+            ranges = latest[tag]
+            if len(ranges) < 3:
+                continue
+            ids = sorted(ranges)
+            mx, my, mz, _ = _rig_mount(rig, tag) if rig is not None else (0.0, 0.0, 0.0, 0.0)
+            x0 = None if prior_pose is None else np.asarray(prior_pose, dtype=np.float64)[:2] + R @ np.array([mx, my])
+            res = multilaterate(np.stack([table[a][0] for a in ids]), np.array([ranges[a] for a in ids]),
+                                sigma=cfg.sigma, fixed_z=mz, bias=np.array([table[a][1] for a in ids]), x0=x0,
+                                config=cfg.multilateration)
+            if not res.ok:
+                continue
+            bases.append(res.position - shrink * (R @ np.array([mx, my])))
+            covs.append(res.cov + np.eye(2) * 0.5 * (1 - shrink ** 2) * (mx * mx + my * my))
+            inliers.append(res.inliers)
+        if not bases:
+            return None
+        info_m = [np.linalg.inv(c) for c in covs]
+        c2 = np.linalg.inv(sum(info_m))
+        base = c2 @ sum(i @ b for i, b in zip(info_m, bases))
         cov = np.zeros((3, 3))
-        cov[:2, :2] = res.cov + np.eye(2) * (cfg.cov_floor ** 2 + 0.5 * (1 - shrink ** 2) * (mx * mx + my * my))
+        cov[:2, :2] = c2 + np.eye(2) * cfg.cov_floor ** 2    # the floor (shared biases) once, not per tag
         cov[2, 2] = 1e4 if prior_pose is not None else math.pi ** 2
+        inl = np.concatenate(inliers)
         return Estimate(stamp=t, pose=np.array([base[0], base[1], yaw]), cov=cov, source='uwb',
-                        info={'inliers': int(res.inliers.sum())}, mode='tracking' if prior_pose is not None
-                        else 'global', health={'uwb': float(res.inliers.mean())})
+                        info={'inliers': int(inl.sum()), 'tags': len(bases)}, mode='tracking'
+                        if prior_pose is not None else 'global', health={'uwb': float(inl.mean())})
 
 
 def make_pose_source(kind: str) -> IcpPoseSource | UwbPoseSource:

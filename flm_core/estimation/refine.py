@@ -53,7 +53,7 @@ import numpy as np
 
 from ..geometry import quat_to_yaw, wrap_angle
 from ..mapindex import MapIndex
-from ..model.tokens import TYPE_ID, Rig, SensorFrame, TokenConfig, prepare
+from ..model.tokens import TYPE_ID, Rig, SensorFrame, TokenConfig, newest_per_frame, prepare
 from ..measurements import LaserScan2D
 from ..pipeline import Inconsistent
 from ..site import Site
@@ -201,8 +201,8 @@ class Refined:
         oldest = min((float(items[0][0]) for name, items in w.items() if name in ABSOLUTE and items), default=t)
         tc = TokenConfig(max_beams=big, max_points=big, max_depth=big, max_uwb=big,
                          window=max(cfg.uwb_window, t - oldest, 0.0), max_odom_extrapolation=cfg.odom_extrapolation)
-        if w.get('scan'):
-            w['scan'] = w['scan'][:-1] + [(w['scan'][-1][0], deskewed(w['scan'][-1][1], rig, w))]
+        if w.get('scan'):   # the scan prepare uses of each lidar: its newest, deskewed
+            w['scan'] = [(st, deskewed(m, rig, w)) for st, m in newest_per_frame(w['scan'])]
         frame = prepare(w, site, t, rig, tc, index)
         blocks: list[Block] = []
         scan = frame.ptype == TYPE_ID['scan']
@@ -464,11 +464,16 @@ class Refined:
         return out, ocov, scores
 
 
+#: Frame prefix of a deskewed scan (already in base_link).
+DESKEWED = 'deskewed_in_base_link:'
+
+
 def deskewed(scan: LaserScan2D, rig: Rig | None, window: Window) -> LaserScan2D:
     """The scan's valid beams with the robot's motion during the sweep undone (each beam is ``time_increment`` s
     after the one before; :func:`flm_core.estimation.icp.deskew` with the body twist of the odometry sample nearest
-    the scan's stamp, else the turn rate of the nearest IMU sample), as a scan in base_link at its stamp (frame ''
-    with per-beam angles). A scan without beam timing comes back unchanged."""
+    the scan's stamp, else the turn rate of the nearest IMU sample), as a scan in base_link at its stamp (frame
+    ``DESKEWED + frame_id``, which no rig mounts: base_link, with per-beam angles; each lidar's stays apart). A scan
+    without beam timing comes back unchanged."""
     if not scan.time_increment:
         return scan
     mount = tuple(float(v) for v in (rig or Rig()).mount(scan.frame_id))
@@ -482,7 +487,8 @@ def deskewed(scan: LaserScan2D, rig: Rig | None, window: Window) -> LaserScan2D:
         if imu is not None:
             twist[2] = float(imu.angular_velocity[2])
     pts = deskew(pts, dt, twist)
-    return LaserScan2D(stamp=scan.stamp, frame_id='', angles=np.arctan2(pts[:, 1], pts[:, 0]).astype(np.float32),
+    return LaserScan2D(stamp=scan.stamp, frame_id=DESKEWED + scan.frame_id,
+                       angles=np.arctan2(pts[:, 1], pts[:, 0]).astype(np.float32),
                        ranges=np.hypot(pts[:, 0], pts[:, 1]).astype(np.float32), range_min=0.0,
                        range_max=float('inf'))
 

@@ -210,17 +210,22 @@ class Localizer:
                                  -1)
                     d = index.distance(q)
                     logp[a:a + 256] += np.log(0.05 + np.exp(-0.5 * (d / 0.25) ** 2)).mean(-1)
-        if len(frame.uwb_range):
-            tag_xy = frame.uwb_tag[:, :2].mean(0)
-            ids, inv = np.unique(frame.uwb_anchor, axis=0, return_inverse=True)
+        tag_id = frame.uwb_tag_id if len(frame.uwb_tag_id) == len(frame.uwb_range) else \
+            np.zeros(len(frame.uwb_range), dtype=np.int64)
+        pairs = sum(len(np.unique(frame.uwb_anchor[tag_id == k], axis=0)) for k in np.unique(tag_id))
+        for k in np.unique(tag_id):   # each tag at its own lever arm: its mean position, its mean range per anchor
+            mine = tag_id == k
+            tag_xy = frame.uwb_tag[mine, :2].mean(0)
+            ids, inv = np.unique(frame.uwb_anchor[mine], axis=0, return_inverse=True)
             inv = inv.reshape(-1)
-            r = np.bincount(inv, frame.uwb_range) / np.bincount(inv)
-            dz2 = (ids[:, 2] - frame.uwb_tag[:, 2].mean()) ** 2
+            r = np.bincount(inv, frame.uwb_range[mine]) / np.bincount(inv)
+            dz2 = (ids[:, 2] - frame.uwb_tag[mine, 2].mean()) ** 2
             for j, yw in enumerate(yaws):  # the tag's lever arm turns with the yaw
                 c, s = math.cos(yw), math.sin(yw)
                 txy = xy + np.array([c * tag_xy[0] - s * tag_xy[1], s * tag_xy[0] + c * tag_xy[1]])
                 pred = np.sqrt(((txy[:, None, :] - ids[None, :, :2]) ** 2).sum(-1) + dz2[None])
-                logp[:, j] += 3.0 * np.log(0.05 + np.exp(-0.5 * ((r[None] - pred) / 0.4) ** 2)).mean(-1)
+                # the mean over every (tag, anchor) pair
+                logp[:, j] += 3.0 * np.log(0.05 + np.exp(-0.5 * ((r[None] - pred) / 0.4) ** 2)).sum(-1) / pairs
         order = np.argsort(-logp, axis=None, kind='stable')[:50 * keep]
         cand = np.stack([xy[order // ny, 0], xy[order // ny, 1], yaws[order % ny]], -1)
         picked = np.zeros((0, 3))

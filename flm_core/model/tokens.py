@@ -79,8 +79,9 @@ GLOBAL_SIGMA = (3.0, 3.0, math.pi)
 
 @dataclass(frozen=True)
 class TokenConfig:
-    """Caps and preprocessing constants. window: s of UWB/IMU/odometry history used (the latest scan/cloud/image is
-    used whatever its age within the window handed in); offset_clip: m, point-to-map offsets are clipped to it."""
+    """Caps and preprocessing constants. window: s of UWB/IMU/odometry history used (the latest scan/cloud of each
+    sensor frame and the latest image are used whatever their age within the window handed in); offset_clip: m,
+    point-to-map offsets are clipped to it."""
 
     max_beams: int = 64
     max_points: int = 64
@@ -105,18 +106,28 @@ class TokenConfig:
 @dataclass(frozen=True)
 class Rig:
     """Where the sensors sit on the robot. mounts: frame_id -> (x, y, z, yaw) of the sensor body in base_link
-    (m, rad; frames ending in ``_optical_frame`` use REP-103 camera axes, z forward); uwb_frame: the frame of the UWB
-    tag (RangeSample carries only the anchor id); depth_intrinsics: the depth camera's CameraInfo (depth images are
-    ignored without it). Unknown frames are taken at base_link."""
+    (m, rad; frames ending in ``_optical_frame`` use REP-103 camera axes, z forward); uwb_frame: the frame of the
+    primary UWB tag (the tag of a RangeSample whose ``tag_frame`` is ''); tag_frames: every UWB tag frame of the
+    robot (the primary one included; empty: only uwb_frame); depth_intrinsics: the depth camera's CameraInfo (depth
+    images are ignored without it). Unknown frames are taken at base_link."""
 
     mounts: Mapping[str, tuple[float, float, float, float]] = field(default_factory=dict)
     uwb_frame: str = 'uwb_tag'
     depth_intrinsics: CameraIntrinsics | None = None
+    tag_frames: tuple[str, ...] = ()
 
     def mount(self, frame_id: str) -> np.ndarray:
         """(4,) x, y, z, yaw of ``frame_id`` in base_link."""
         m = self.mounts.get(frame_id)
         return np.zeros(4) if m is None else np.asarray(m, dtype=np.float64)
+
+    def tag_frame(self, tag_frame: str) -> str:
+        """The frame of the UWB tag a range names ('' = the primary tag, :attr:`uwb_frame`)."""
+        return tag_frame or self.uwb_frame
+
+    def tag_mount(self, tag_frame: str) -> np.ndarray:
+        """(4,) x, y, z, yaw in base_link of the UWB tag a range names ('' = the primary tag)."""
+        return self.mount(self.tag_frame(tag_frame))
 
 
 # ------------------------------------------------------------------------------------------------- frame prep
@@ -126,7 +137,8 @@ class SensorFrame:
 
     pts (P, 3) endpoints, org (P, 3) sensor origins, rng (P,) ranges m, pdt (P,) s, ptype (P,) type ids;
     uwb_anchor (U, 3) anchor positions in the MAP frame, uwb_tag (U, 3) tag positions, uwb_range (U,) m (bias
-    removed), udt (U,); fixed (F, 12) hypothesis-free tokens (imu, odom) with fdt (F,) and ftype (F,);
+    removed), udt (U,), uwb_tag_id (U,) which tag measured each range (0, 1, ... in order of appearance; one id per
+    tag frame); fixed (F, 12) hypothesis-free tokens (imu, odom) with fdt (F,) and ftype (F,);
     present: modality name -> whether it contributed tokens."""
 
     t_ref: float
@@ -143,6 +155,7 @@ class SensorFrame:
     fdt: np.ndarray
     ftype: np.ndarray
     present: dict[str, bool]
+    uwb_tag_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class _OdomTrack:
@@ -215,6 +228,15 @@ def _stride_by_azimuth(pts: np.ndarray, n: int) -> np.ndarray:
     return order[pick]
 
 
+def newest_per_frame(items: Sequence[tuple[float, Any]]) -> list[tuple[float, Any]]:
+    """The newest (stamp, measurement) of each ``frame_id`` (each lidar of a robot) in a stamp-sorted list, oldest
+    first."""
+    seen: dict[str, tuple[float, Any]] = {}
+    for e in reversed(items):
+        seen.setdefault(e[1].frame_id, e)
+    return sorted(seen.values(), key=_stamp)
+
+
 def _until(items: Sequence[tuple[float, Any]], t: float) -> Sequence[tuple[float, Any]]:
     """The (stamp, item) pairs of a stamp-sorted list with stamp <= t."""
     return items[:bisect.bisect_right(items, t, key=_stamp)]
@@ -238,7 +260,8 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
     """Put a window (``TimeBuffer.window`` output: stream -> [(stamp, measurement)], streams named as in
     :data:`MODALITIES`, each oldest first) into base_link at ``t_ref``. Streams with other names are ignored;
     missing or empty streams are simply absent (their modality gets no tokens). Measurements stamped after t_ref
-    are ignored."""
+    are ignored. Scans and clouds: the newest of each sensor frame (several lidars share the kind's token cap);
+    depth: the newest image; UWB: each range at the lever arm of the tag that measured it (``Rig.tag_mount``)."""
     cfg = cfg or TokenConfig()
     rig = rig or Rig()
     index = index or MapIndex(site, cfg.map_voxel)
@@ -247,39 +270,58 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
     P_pts, P_org, P_rng, P_dt, P_type = [], [], [], [], []
     present = {k: False for k in MODALITIES}
 
-    def add_cloud(kind: str, stamp: float, mount: np.ndarray, xyz_base: np.ndarray, cap: int) -> None:
-        rel = odom.relative(np.array([stamp]))[0]
-        org_b = mount[:3]
-        d = np.linalg.norm(xyz_base - org_b, axis=1)
-        keep = (xyz_base[:, 2] >= cfg.min_point_z) & (d <= cfg.max_point_range) if kind != 'scan' else \
-            np.ones(len(xyz_base), dtype=bool)
-        xyz_base, d = xyz_base[keep], d[keep]
-        if not len(xyz_base):
+    def add_clouds(kind: str, parts: list[tuple[float, np.ndarray, np.ndarray]], cap: int) -> None:
+        """Points of one or several sensors of a kind, each part (stamp, mount (4,), xyz (n, 3) in base_link), the
+        ``cap`` shared: selected by azimuth about the mean of the sensor origins (one sensor: its own origin),
+        each point keeping its own sensor's origin, range and stamp."""
+        xs, orgs, ds, ks = [], [], [], []
+        for k, (stamp, mount, xyz_base) in enumerate(parts):
+            org_b = mount[:3]
+            d = np.linalg.norm(xyz_base - org_b, axis=1)
+            keep = (xyz_base[:, 2] >= cfg.min_point_z) & (d <= cfg.max_point_range) if kind != 'scan' else \
+                np.ones(len(xyz_base), dtype=bool)
+            if keep.any():
+                xs.append(xyz_base[keep])
+                ds.append(d[keep])
+                orgs.append(org_b)
+                ks.append(np.full(int(keep.sum()), k))
+        if not xs:
             return
-        sel = _stride_by_azimuth(xyz_base - org_b, cap)
-        p = _apply2(rel, xyz_base[sel])
-        o = _apply2(rel, org_b[None, :])
+        xyz_base, d, part = np.concatenate(xs), np.concatenate(ds), np.concatenate(ks)
+        centre = orgs[0] if len(orgs) == 1 else np.mean(orgs, axis=0)
+        sel = _stride_by_azimuth(xyz_base - centre, cap)
+        xyz_sel, part_sel = xyz_base[sel], part[sel]
+        p, o, dt = np.empty((len(sel), 3)), np.empty((len(sel), 3)), np.empty(len(sel))
+        for k in np.unique(part_sel):
+            stamp, mount, _ = parts[k]
+            rel = odom.relative(np.array([stamp]))[0]
+            m = part_sel == k
+            p[m] = _apply2(rel, xyz_sel[m])
+            o[m] = _apply2(rel, mount[None, :3])
+            dt[m] = stamp - t_ref
         P_pts.append(p)
-        P_org.append(np.repeat(o, len(p), axis=0))
+        P_org.append(o)
         P_rng.append(d[sel])
-        P_dt.append(np.full(len(p), stamp - t_ref))
+        P_dt.append(dt)
         P_type.append(np.full(len(p), TYPE_ID[kind]))
         present[kind] = True
 
-    if w['scan']:
-        stamp, scan = w['scan'][-1]
+    scans = []
+    for stamp, scan in newest_per_frame(w['scan']):    # every lidar's newest scan
         assert isinstance(scan, LaserScan2D)
         ok = scan.valid()
         r, a = scan.ranges[ok].astype(np.float64), scan.angles[ok].astype(np.float64)
         xyz = np.stack([r * np.cos(a), r * np.sin(a), np.zeros_like(r)], -1)
-        add_cloud('scan', stamp, rig.mount(scan.frame_id), _mount_points(rig.mount(scan.frame_id), xyz),
-                  cfg.max_beams)
-    if w['points']:
-        stamp, pc = w['points'][-1]
+        m = rig.mount(scan.frame_id)
+        scans.append((stamp, m, _mount_points(m, xyz)))
+    add_clouds('scan', scans, cfg.max_beams)
+    clouds = []
+    for stamp, pc in newest_per_frame(w['points']):    # every 3D lidar's newest cloud
         assert isinstance(pc, PointCloud)
         xyz = pc.xyz[pc.finite()].astype(np.float64)
         m = rig.mount(pc.frame_id)
-        add_cloud('points', stamp, m, _mount_points(m, xyz), cfg.max_points)
+        clouds.append((stamp, m, _mount_points(m, xyz)))
+    add_clouds('points', clouds, cfg.max_points)
     if w['depth'] and rig.depth_intrinsics is not None:
         stamp, img = w['depth'][-1]
         assert isinstance(img, Image)
@@ -289,11 +331,11 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
         ok = np.isfinite(z)
         xyz = (rays[ok] * z[ok][:, None]).astype(np.float64)
         m = rig.mount(img.frame_id)
-        add_cloud('depth', stamp, m, _mount_points(m, xyz, optical=True), cfg.max_depth)
+        add_clouds('depth', [(stamp, m, _mount_points(m, xyz, optical=True))], cfg.max_depth)
 
-    # UWB: latest max_uwb valid ranges to known anchors within the window
+    # UWB: latest max_uwb valid ranges to known anchors within the window, each at its own tag's lever arm
     ua, ut, ur, ud = [], [], [], []
-    tag_m = rig.mount(rig.uwb_frame)
+    tag_ids: dict[str, int] = {}
     for stamp, rs in reversed(w['uwb']):
         if stamp < t_ref - cfg.window or len(ua) >= cfg.max_uwb:
             break
@@ -304,11 +346,13 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
         ua.append(anc[0])
         ur.append(rs.range - anc[1])
         ud.append(stamp - t_ref)
+        ut.append(tag_ids.setdefault(rs.tag_frame or rig.uwb_frame, len(tag_ids)))   # '': the primary tag
     if ua:
         rel = odom.relative(np.array(ud) + t_ref)
+        tag_m = np.stack([rig.mount(f) for f in tag_ids])[np.array(ut)]     # (U, 4) each range's tag
         c, s = np.cos(rel[:, 2]), np.sin(rel[:, 2])
-        ut_arr = np.stack([rel[:, 0] + c * tag_m[0] - s * tag_m[1], rel[:, 1] + s * tag_m[0] + c * tag_m[1],
-                           np.full(len(rel), tag_m[2])], -1)
+        ut_arr = np.stack([rel[:, 0] + c * tag_m[:, 0] - s * tag_m[:, 1], rel[:, 1] + s * tag_m[:, 0]
+                           + c * tag_m[:, 1], tag_m[:, 2]], -1)
         present['uwb'] = True
     else:
         ut_arr = _empty3()
@@ -358,7 +402,8 @@ def prepare(window: Mapping[str, Sequence[tuple[float, Any]]], site: Site, t_ref
         t_ref=float(t_ref), pts=cat(P_pts, (0, 3)), org=cat(P_org, (0, 3)), rng=cat(P_rng, (0,)),
         pdt=cat(P_dt, (0,)), ptype=cat(P_type, (0,)).astype(np.int64),
         uwb_anchor=np.array(ua).reshape(-1, 3), uwb_tag=ut_arr, uwb_range=np.array(ur, dtype=np.float64),
-        udt=np.array(ud, dtype=np.float64), fixed=np.array(fixed).reshape(-1, N_FEAT),
+        udt=np.array(ud, dtype=np.float64), uwb_tag_id=np.array(ut, dtype=np.int64),
+        fixed=np.array(fixed).reshape(-1, N_FEAT),
         fdt=np.array(fdt, dtype=np.float64), ftype=np.array(ftype, dtype=np.int64), present=present)
 
 
