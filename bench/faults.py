@@ -16,6 +16,7 @@
     python bench/faults.py --no-soak             # the matrix only (what test/test_faults.py runs)
     python bench/faults.py --no-soak --cases drop_scan,kidnap --trained no
     python bench/faults.py --no-matrix --soak-hours 0.25
+    python bench/faults.py --no-soak --param model.refine=true   # a node parameter overridden (repeatable)
 
 The model is the shipped checkpoint when it exists, else a freshly initialised network (then the checks that need
 a model which localizes are skipped; the table says so). Exit status 0, or 1 when a case failed, the node crashed
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--trained', choices=('auto', 'yes', 'no'), default='auto',
                    help='matrix: run the checks that need a model that localizes (auto: when the shipped one is used)')
     p.add_argument('--cases', default='', help='matrix: comma-separated case names (default: all)')
+    p.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                   help='matrix: a node parameter on top of config/flm.yaml and the matrix\'s own (the value is read '
+                        'as YAML: true, 2.5, text); repeatable, e.g. --param model.refine=true')
     p.add_argument('--out', type=Path, default=None, help='folder for faults.json, soak.json, node.log')
     p.add_argument('--no-matrix', action='store_true', help='skip the fault matrix')
     p.add_argument('--no-soak', action='store_true', help='skip the soak')
@@ -64,11 +68,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.rate <= 0 or args.soak_hours <= 0:
         p.error('--rate and --soak-hours must be > 0')
+    try:
+        args.param = parse_params(args.param)
+    except ValueError as e:
+        p.error(f'--param: {e}')
     known = [c.name for c in default_cases()]
     unknown = [c for c in args.cases.split(',') if c and c not in known]
     if unknown:
         p.error(f'--cases: unknown {unknown}; the cases are {", ".join(known)}')
     return args
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """{name: value} of 'NAME=VALUE' strings, each value read as YAML (true, 3, 0.5, text). Names are checked by the
+    node itself (an unknown one fails its configure, which the matrix reports)."""
+    import yaml  # noqa: PLC0415
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name.strip():
+            raise ValueError(f'{item!r} is not NAME=VALUE')
+        out[name.strip()] = yaml.safe_load(value)
+    return out
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -81,7 +103,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(report['table'])
     print()
     kind = 'trained' if m['trained'] else 'untrained: the checks that need a model that localizes are skipped'
-    print(f'model: {m["model"]} ({kind})')
+    print(f'model: {m["model"]} ({kind})'
+          + (f'; parameters: ' + ', '.join(f'{k}={v}' for k, v in m['params'].items()) if m.get('params') else ''))
     print(f'cases run: {f["cases"]}   failed: {", ".join(f["failed"]) or "none"}   crashes: {f["crashes"]}')
     print(f'peak RSS: {f["peak_rss_mb"]:.0f} MB   max time to recover: '
           f'{_fmt(f["max_recover_s"], "s")} ({f.get("max_recover_case")}; relocalization: '
@@ -101,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_matrix:
         trained = {'auto': None, 'yes': True, 'no': False}[args.trained]
         report = run_matrix(out, args.seed, args.rate, args.model, trained,
-                            [c for c in args.cases.split(',') if c] or None, progress=say)
+                            [c for c in args.cases.split(',') if c] or None, progress=say,
+                            params=args.param)
         print('== fault matrix (node process over DDS)')
         print_report(report)
         print(f'report: {out / "faults.json"}')

@@ -18,14 +18,14 @@ from bench.faultlab.plan import build_plan
 
 def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | Path | None = None,
                trained: bool | None = None, only: Iterable[str] | None = None,
-               progress: Callable[[str], None] = print) -> dict[str, Any]:
+               progress: Callable[[str], None] = print, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole fault matrix against a fresh node process: scenario, plan, node, the model file removed after
     configure, the timeline, lifecycle checks, a clean shutdown, judging. Returns a JSON-able report (also written to
     ``out/faults.json``; the node's log is ``out/node.log``). ``model``: default the shipped checkpoint when it
     exists, else a freshly initialised network; ``trained`` (default: the shipped checkpoint is used) turns on the
     checks that need a model which localizes. Call with FASTDDS_DEFAULT_PROFILES_FILE set to
     :func:`large_data_profile` before rclpy creates anything in this process (the CLI does), or the huge messages
-    do not get through."""
+    do not get through. ``params``: node parameters on top of the matrix's own (e.g. ``{'model.refine': True}``)."""
     import rclpy  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
 
@@ -58,7 +58,7 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     log = open(log_path, 'w')
     lifecycle = CaseResult(Case('model_unavailable', 'lifecycle', plan.end, plan.end, (),
                                 'the model file is deleted after configure; later a reconfigure must fail cleanly'))
-    proc = subprocess.Popen(node_command(node_parameters(site, under_test, trained)), stdout=log,
+    proc = subprocess.Popen(node_command(node_parameters(site, under_test, trained, **(params or {}))), stdout=log,
                             stderr=subprocess.STDOUT, env=node_env())
     ctx = Context()
     rclpy.init(context=ctx)
@@ -113,7 +113,7 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     figs = figures(results, rec)
     figs['crashes'] = int(rec.exited is not None or proc.returncode != 0 or 'Traceback' in text)
     report = {
-        'meta': {'seed': seed, 'rate': rate, 'model': str(model), 'trained': trained, 'sim_s': plan.end,
+        'meta': {'params': dict(params or {}), 'seed': seed, 'rate': rate, 'model': str(model), 'trained': trained, 'sim_s': plan.end,
                  'wall_s': time.monotonic() - t_start, 'play_wall_s': rec.wall, 'messages': len(plan.items),
                  'node_exit': proc.returncode, 'node_gone_at_play': rec.exited_play,
                  'poses': len(rec.poses), 'transforms': len(rec.tf)},
