@@ -113,7 +113,8 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     figs = figures(results, rec)
     figs['crashes'] = int(rec.exited is not None or proc.returncode != 0 or 'Traceback' in text)
     report = {
-        'meta': {'params': dict(params or {}), 'seed': seed, 'rate': rate, 'model': str(model), 'trained': trained, 'sim_s': plan.end,
+        'meta': {'seed': seed, 'rate': rate, 'model': str(model), 'trained': trained, 'params': dict(params or {}),
+                 'sim_s': plan.end,
                  'wall_s': time.monotonic() - t_start, 'play_wall_s': rec.wall, 'messages': len(plan.items),
                  'node_exit': proc.returncode, 'node_gone_at_play': rec.exited_play,
                  'poses': len(rec.poses), 'transforms': len(rec.tf)},

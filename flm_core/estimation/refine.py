@@ -18,7 +18,10 @@ update it
    and, for ranges alone, the errors consecutive windows share (``correlation_time``); or, when the solve is
    inconsistent (too few inliers, residual RMS too high: the window does not fit the map at that pose),
    :class:`flm_core.pipeline.Inconsistent`, which the pipeline counts toward 'lost' (a kidnap); or None when there
-   is nothing to solve with. (The pipeline's filter then dead-reckons; its covariance grows.)
+   is nothing to solve with, or when a solve that does not fit had too few measurements to judge the window by
+   (``min_judged``: a UWB-only window holds 3-6 ranges, and a few ranges off by multipath or an unlearnt offset
+   say nothing about a kidnap; counted in ``counts``). (The pipeline's filter then dead-reckons; its covariance
+   grows.)
 
 Tracking uses only measurements no earlier update used (``fresh_only``, remembered per stream): the pipeline runs
 its source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same
@@ -77,7 +80,9 @@ class RefineConfig:
     std of the offset shared by all anchors; bias_walk: m per sqrt(s), how fast the learnt offsets may drift;
     use_prior: the filter's prior is a term of the solve (it always is a start); fresh_only: tracking uses only
     measurements newer than the previous tracking update (see the module docstring); min_inlier_share,
-    max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; yaw_unobserved: rad^2,
+    max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; min_judged: the fewest
+    usable measurements for such a solve to count as Inconsistent (toward 'lost'); with fewer it is only not handed
+    on (None); yaw_unobserved: rad^2,
     a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
     global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
     how long the errors of consecutive windows of UWB ranges stay alike (a tracking result from ranges alone has
@@ -105,6 +110,7 @@ class RefineConfig:
     fresh_only: bool = True
     min_inlier_share: float = 0.5
     max_rms: float = 3.0
+    min_judged: int = 10
     yaw_unobserved: float = 0.25
     global_position_std: float = 2.0
     correlation_time: float = 1.0
@@ -362,6 +368,9 @@ class Refined:
         assert sol is not None
         self.last = sol
         if not self.consistent(sol):
+            if sol.n_measurements < self.config.min_judged:
+                self.counts['not fitting, too few measurements to judge'] += 1
+                return None
             self.counts['inconsistent'] += 1
             return Inconsistent()
         self.counts['solved'] += 1
