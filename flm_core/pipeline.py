@@ -409,13 +409,9 @@ class Pipeline:
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
             elif mode == 'tracking' and isinstance(est, Inconsistent):
                 update = 'inconsistent'
-                if rival_out is not None and len(rivals) == len(self._rivals) \
-                        and self._weigh_rivals(t, 0.0, rival_out):
-                    self._inconsistent, self._suspect_since = 0, None   # the window fits a rival: now tracked
-                else:
-                    self._inconsistent += 1
-                    if self._suspect_since is None:
-                        self._suspect_since = t
+                self._inconsistent += 1
+                if self._suspect_since is None:
+                    self._suspect_since = t
             elif mode == 'tracking' and est is not None:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
                 self._inconsistent = 0
@@ -543,11 +539,9 @@ class Pipeline:
             self.state = State.RELOCALIZING
             self._event(t, f'ambiguous: {1 + len(self._rivals)} hypotheses')
 
-    def _weigh_rivals(self, t: float, score: float, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> bool:
+    def _weigh_rivals(self, t: float, score: float, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """Update the rivals' filters and accumulated scores (forgetting factor 0.9); switch to a rival that leads
-        by ``hypothesis_lead``, drop those that trail by it or keep failing the gate. ``score`` is the filter's
-        hypothesis's: 0 when the window contradicts it (:class:`Inconsistent`), so that a rival the window fits
-        takes over at once instead of the pipeline counting toward 'lost'. Returns whether it switched."""
+        by ``hypothesis_lead``, drop those that trail by it or keep failing the gate."""
         lead = self.config.hypothesis_lead
         self._logscore = 0.9 * self._logscore + float(np.log(max(score, 1e-3)))
         for r, p, c, sc in zip(self._rivals, *out):
@@ -559,15 +553,11 @@ class Pipeline:
             self._rivals.append(Rival(self.filter, self._logscore))
             self.filter, self._logscore = best.filter, best.logscore
             self._event(t, 'switched to a rival hypothesis')
-            switched = True
-        else:
-            switched = False
         self._rivals = [r for r in self._rivals if r.logscore >= self._logscore - lead
                         and r.filter.consecutive_rejections('model') < RIVAL_REJECTIONS]
         if not self._rivals:
             self.state = State.TRACKING
             self._event(t, 'ambiguity resolved')
-        return switched
 
     def _spread(self, t: float, pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
         """The covariance about ``pose`` of an equal mixture of it and the rivals (the model's scores are not

@@ -113,31 +113,6 @@ def test_an_ambiguous_global_result_keeps_the_rival_and_switches_to_it_when_it_w
             assert np.hypot(*(r.pose[:2] - truth[:2])) <= 3 * max_position_std(r.cov)
 
 
-class Solved(Scripted):
-    """The world of :class:`Scripted` for a source that solves its poses against the window: tracking from a pose
-    away from the truth, the window contradicts it (Inconsistent); its rivals' scores are the world's."""
-
-    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
-        if prior_pose is not None and np.hypot(*(prior_pose[:2] - self.where(t)[:2])) > 0.5:
-            return Inconsistent()
-        return super().localize(window, site, t, prior_pose, prior_cov, rig)
-
-
-def test_a_contradicted_hypothesis_gives_way_to_a_rival_the_window_fits():
-    """An ambiguous global result whose winner the next windows contradict: the pipeline switches to the rival at
-    the first Inconsistent (it is not counted toward lost: no relocalization from scratch) and tracks the truth."""
-    truth, wrong = np.array([2.0, 6.0, 0.5]), np.array([2.0, -6.0, 0.5])
-    pipe = _pipeline(Solved(truth, global_pose=wrong, alternatives=[truth], alt_scores=[0.85]))
-    first = _feed(pipe, 0.0, 1.05)
-    assert first[-1].update == 'global' and first[-1].hypotheses == 2
-    later = _feed(pipe, 1.05, 2.0)
-    ev = _events(pipe)
-    assert 'switched to a rival hypothesis' in ev and 'lost' not in ev, ev
-    assert [r.update for r in later].count('inconsistent') == 1
-    assert pipe.state == State.TRACKING and later[-1].hypotheses == 1
-    assert np.hypot(*(later[-1].pose[:2] - truth[:2])) < 0.1
-
-
 def test_a_confirmed_global_result_is_tracked_alone():
     truth = np.array([2.0, 6.0, 0.5])
     src = Scripted(truth, global_pose=truth, alternatives=[[2.0, -6.0, 0.5]], alt_scores=[0.3])

@@ -457,11 +457,9 @@ class Refined:
     def _track_many(self, window: Window, site: Site, t: float, poses: np.ndarray, covs: np.ndarray,
                     rig: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The inner source's ``track_many`` (rival hypotheses), each result solved from (with its prior); a rival
-        whose solve is inconsistent keeps the inner source's answer, and when the solve had enough measurements to
-        judge by (``min_judged``) its score is 0: the window contradicts it, whatever the inner source scored."""
+        whose solve is inconsistent keeps the inner source's answer."""
         out, ocov, scores = self.source.track_many(window, site, t, poses, covs, rig=rig)
         out, ocov = np.array(out, dtype=np.float64, copy=True), np.array(ocov, dtype=np.float64, copy=True)
-        scores = np.array(scores, dtype=np.float64, copy=True)
         blocks, _, motion = self.blocks(window, site, t, rig, tracking=True)
         if not blocks:
             return out, ocov, scores
@@ -472,9 +470,6 @@ class Refined:
             if sol is not None and self.consistent(sol):
                 p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
                 out[k], ocov[k] = p, self._floored(blocks, c * max(1.0, self._inflation)) + motion
-            elif sol is not None and sol.n_measurements >= self.config.min_judged:
-                scores[k] = 0.0
-                self.counts['rival inconsistent'] += 1
         return out, ocov, scores
 
 
