@@ -4,6 +4,7 @@ windows (fresh data only, the measurements' own covariance, inconsistent windows
 and with the shipped FLM as the inner source (its score, alternatives and mode kept)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -133,6 +134,23 @@ def test_a_window_that_does_not_fit_the_map_is_refused(scenario, messages) -> No
     src = Refined(None, GENERATED)
     assert isinstance(src.localize(w, site, t, _truth(scenario, t), np.diag([0.3, 0.3, 0.1]) ** 2, rig), Inconsistent)
     assert src.counts['inconsistent'] == 1 and src.last.inlier_share < GENERATED.min_inlier_share
+
+
+def test_a_wrong_pose_that_a_scan_half_fits_is_inconsistent(scenario, messages) -> None:
+    """From a prior 2 m and 0.5 rad off (a wrong hypothesis after a relocalization) the solve settles where about half
+    of the scan lies on walls, at residuals of 2-3 sigmas (here 2.9 m off, inlier share 0.54, RMS 2.45; the fault
+    matrix's wrong hypotheses: 0.56-0.88, 2.2-2.8; a right pose: 0.99, 0.5-0.7): Inconsistent, not a wrong pose
+    handed on with a covariance of centimetres (the old bounds, inlier share 0.5 and RMS 3, handed it on)."""
+    site, rig, t = scenario.site(), _rig(scenario), 8.0
+    w = _window(messages, t)
+    prior, cov = _truth(scenario, t) + np.array([2.0, 0.0, 0.5]), np.diag([0.3, 0.3, 0.1]) ** 2
+    src = Refined(None, GENERATED)
+    assert isinstance(src.localize(w, site, t, prior, cov, rig), Inconsistent)
+    assert src.last.n_measurements >= GENERATED.min_judged
+    assert _err(src.last.pose, _truth(scenario, t))[0] > 0.5          # the solve did settle somewhere wrong
+    lax = Refined(None, dataclasses.replace(GENERATED, min_inlier_share=0.5, max_rms=3.0))
+    est = lax.localize(w, site, t, prior, cov, rig)
+    assert est is not None and not isinstance(est, Inconsistent) and _err(est.pose, _truth(scenario, t))[0] > 0.5
 
 
 def test_a_late_scan_is_still_new(scenario, messages) -> None:

@@ -108,8 +108,8 @@ class RefineConfig:
     bias_walk: float = 0.002
     use_prior: bool = True
     fresh_only: bool = True
-    min_inlier_share: float = 0.5
-    max_rms: float = 3.0
+    min_inlier_share: float = 0.8
+    max_rms: float = 2.0
     min_judged: int = 10
     yaw_unobserved: float = 0.25
     global_position_std: float = 2.0
