@@ -153,6 +153,24 @@ def test_a_wrong_pose_that_a_scan_half_fits_is_inconsistent(scenario, messages) 
     assert est is not None and not isinstance(est, Inconsistent) and _err(est.pose, _truth(scenario, t))[0] > 0.5
 
 
+def test_after_a_gap_the_wide_prior_is_searched_and_a_miss_is_not_a_kidnap(scenario, messages) -> None:
+    """A prior 1.4 m and 0.5 rad off: stated with a std of 1 m (after a blackout) the solve also starts from the
+    prior's 1-sigma points and finds the pose; stated with 0.1 m (a confident filter: a kidnap) the same window is
+    Inconsistent. 2.5 m off with the wide prior no start reaches the pose: nothing handed on (None, counted), not an
+    Inconsistent counted toward lost."""
+    site, rig, t = scenario.site(), _rig(scenario), 6.0
+    w, truth = _window(messages, t), _truth(scenario, t)
+    wide, tight = np.diag([1.0, 1.0, 0.3]) ** 2, np.diag([0.1, 0.1, 0.3]) ** 2
+    src = Refined(None, GENERATED)
+    est = src.localize(w, site, t, truth + np.array([1.0, 1.0, 0.5]), wide, rig)
+    assert est is not None and not isinstance(est, Inconsistent) and _err(est.pose, truth)[0] < 0.03
+    src = Refined(None, GENERATED)
+    assert isinstance(src.localize(w, site, t, truth + np.array([1.0, 1.0, 0.5]), tight, rig), Inconsistent)
+    src = Refined(None, GENERATED)
+    assert src.localize(w, site, t, truth + np.array([2.5, 0.0, 0.0]), wide, rig) is None
+    assert src.counts['not fitting a wide prior'] == 1 and src.counts['inconsistent'] == 0
+
+
 def test_a_late_scan_is_still_new(scenario, messages) -> None:
     """A scan that arrives after later odometry moved the updates past its stamp is used at the next update."""
     site, rig = scenario.site(), _rig(scenario)

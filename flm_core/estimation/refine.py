@@ -20,8 +20,9 @@ update it
    :class:`flm_core.pipeline.Inconsistent`, which the pipeline counts toward 'lost' (a kidnap); or None when there
    is nothing to solve with, or when a solve that does not fit had too few measurements to judge the window by
    (``min_judged``: a UWB-only window holds 3-6 ranges, and a few ranges off by multipath or an unlearnt offset
-   say nothing about a kidnap; counted in ``counts``). (The pipeline's filter then dead-reckons; its covariance
-   grows.)
+   say nothing about a kidnap; counted in ``counts``), or when it started from a wide prior (``wide_prior``: after a
+   gap the prior's 1-sigma points are starts too, and a miss means 'not found', not 'contradicted'). (The
+   pipeline's filter then dead-reckons; its covariance grows.)
 
 Tracking uses only measurements no earlier update used (``fresh_only``, remembered per stream): the pipeline runs
 its source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same
@@ -58,7 +59,7 @@ from ..geometry import quat_to_yaw, wrap_angle
 from ..mapindex import MapIndex
 from ..model.tokens import TYPE_ID, Rig, SensorFrame, TokenConfig, newest_per_frame, prepare
 from ..measurements import LaserScan2D
-from ..pipeline import Inconsistent
+from ..pipeline import Inconsistent, max_position_std
 from ..site import Site
 from .baselines import Estimate as BaseEstimate
 from .baselines import scan_points
@@ -82,7 +83,10 @@ class RefineConfig:
     measurements newer than the previous tracking update (see the module docstring); min_inlier_share,
     max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; min_judged: the fewest
     usable measurements for such a solve to count as Inconsistent (toward 'lost'); with fewer it is only not handed
-    on (None); yaw_unobserved: rad^2,
+    on (None); wide_prior: m, a prior position std above which (after a gap: a blackout, a long drop of the
+    exteroceptive sensors) the solve also starts from the prior's 1-sigma points, and a solve that still does not
+    fit is not handed on (None) rather than Inconsistent: the filter already says it does not know where it is, and
+    its covariance grows toward lost_std; yaw_unobserved: rad^2,
     a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
     global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
     how long the errors of consecutive windows of UWB ranges stay alike (a tracking result from ranges alone has
@@ -111,6 +115,7 @@ class RefineConfig:
     min_inlier_share: float = 0.8
     max_rms: float = 2.0
     min_judged: int = 10
+    wide_prior: float = 0.3
     yaw_unobserved: float = 0.25
     global_position_std: float = 2.0
     correlation_time: float = 1.0
@@ -363,13 +368,20 @@ class Refined:
         t0 = time.perf_counter()
         prior = (np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)) \
             if self.config.use_prior and prior_cov is not None else None
-        sol = self._solve(blocks, self._starts([getattr(inner, 'pose', None), prior_pose]), prior)
+        wide = prior_cov is not None and max_position_std(prior_cov) > self.config.wide_prior
+        starts = [getattr(inner, 'pose', None), prior_pose]
+        if wide:     # after a gap: the pose may be anywhere the prior allows, not only where it peaks
+            starts += list(_spread_starts(np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)))
+        sol = self._solve(blocks, self._starts(starts), prior)
         self.solve_times.append(time.perf_counter() - t0)
         assert sol is not None
         self.last = sol
         if not self.consistent(sol):
             if sol.n_measurements < self.config.min_judged:
                 self.counts['not fitting, too few measurements to judge'] += 1
+                return None
+            if wide:
+                self.counts['not fitting a wide prior'] += 1
                 return None
             self.counts['inconsistent'] += 1
             return Inconsistent()
@@ -542,6 +554,16 @@ def motion_cov(odom: Sequence[tuple[float, Any]], stamp: float, t: float, extrap
     j0, j1 = (np.interp(v, st, xy[:, 1]) for v in (stamp, t))
     var_p += var_y * float((i1 - i0) ** 2 + (j1 - j0) ** 2)
     return np.diag([var_p, var_p, var_y])
+
+
+def _spread_starts(pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """(6, 3) starts at the 1-sigma points of a pose prior: +- one std along each principal axis of the covariance
+    (x, y, yaw jointly)."""
+    w, v = np.linalg.eigh(0.5 * (cov + cov.T))
+    d = v * np.sqrt(np.maximum(w, 0.0))
+    out = np.concatenate([pose + d.T, pose - d.T])
+    out[:, 2] = wrap_angle(out[:, 2])
+    return out
 
 
 def _near(a: np.ndarray, b: np.ndarray, dxy: float = 0.05, dyaw: float = 0.02) -> bool:
