@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, cmd in cmds:
         if stopping.is_set():
             break
-        p = subprocess.Popen(_ends_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                             start_new_session=True, env=os.environ.copy())
+        p = subprocess.Popen(_ends_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             bufsize=1, start_new_session=True, env=os.environ.copy())
         threading.Thread(target=_pump, args=(name, p.stdout), daemon=True).start()
         print(f'[flm-run] started {name} (pid {p.pid})', flush=True)
         procs.append((name, p))
