@@ -11,7 +11,8 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DDS_MODULES=(test/test_dds.py test/test_player.py test/test_sensor_hub.py test/test_localizer_node.py
-             test/test_localizer_nav2.py test/test_bringup.py test/test_faults.py test/test_eval.py)
+             test/test_localizer_nav2.py test/test_bringup.py test/test_faults.py test/test_eval.py
+             test/test_localizer_multitopic.py)
 
 usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then usage; [[ $# -ge 1 ]] && exit 0 || exit 2; fi
