@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--seed', type=int, default=5, help='scenario seed (default 5)')
     p.add_argument('--rate', type=float, default=3.0, help='matrix: sim seconds per wall second (default 3)')
+    p.add_argument('--clock-scale', default='auto',
+                   help="matrix: slow the clock by this factor in (0, 1]; 'auto' (default): in proportion to the CPU "
+                        'other processes keep busy (1 on an idle machine; the cases are judged in sim time)')
     p.add_argument('--model', default=None, help='TorchScript model (default: the shipped one, else untrained)')
     p.add_argument('--trained', choices=('auto', 'yes', 'no'), default='auto',
                    help='matrix: run the checks that need a model that localizes (auto: when the shipped one is used)')
@@ -72,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.param = parse_params(args.param)
     except ValueError as e:
         p.error(f'--param: {e}')
+    try:
+        args.clock_scale = None if args.clock_scale == 'auto' else float(args.clock_scale)
+    except ValueError:
+        p.error(f"--clock-scale: 'auto' or a number in (0, 1]; got {args.clock_scale!r}")
+    if args.clock_scale is not None and not 0.0 < args.clock_scale <= 1.0:
+        p.error(f'--clock-scale must be in (0, 1]; got {args.clock_scale}')
     known = [c.name for c in default_cases()]
     unknown = [c for c in args.cases.split(',') if c and c not in known]
     if unknown:
@@ -112,7 +121,8 @@ def print_report(report: dict[str, Any]) -> None:
           f'max pose jump on recovery: {_fmt(f["max_jump_m"], "m")} ({f.get("max_jump_case")})')
     print('messages rejected by reason: ' + ', '.join(f'{k} {v}' for k, v in f['rejected'].items()))
     print(f'{m["sim_s"]:.0f} s of sim time, {m["messages"]} messages, played in {m["play_wall_s"]:.0f} s '
-          f'({m["wall_s"]:.0f} s in all)')
+          f'({m["wall_s"]:.0f} s in all); clock scale {m["clock_scale"]:.2f}'
+          + (f' (other processes kept {m["busy_cores"]:.1f} cores busy)' if m.get('busy_cores') is not None else ''))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         trained = {'auto': None, 'yes': True, 'no': False}[args.trained]
         report = run_matrix(out, args.seed, args.rate, args.model, trained,
                             [c for c in args.cases.split(',') if c] or None, progress=say,
-                            params=args.param)
+                            params=args.param, scale=args.clock_scale)
         print('== fault matrix (node process over DDS)')
         print_report(report)
         print(f'report: {out / "faults.json"}')

@@ -2,7 +2,10 @@
 
 Starts the same nodes with the same parameters as ``ros2 launch flm_ros localize.launch.py`` (both read
 :func:`flm_ros.bringup.node_specs`), each as its own process, prefixes their output with the node name, and
-stops them all cleanly on Ctrl-C (SIGINT, then SIGTERM, then SIGKILL after a grace period each).
+stops them all cleanly on Ctrl-C or SIGTERM (SIGINT, then SIGTERM, then SIGKILL after a grace period each, to each
+node's process group). Each node runs in a session of its own (a Ctrl-C in the terminal reaches flm-run only, which
+then stops the nodes in order); on Linux each node also asks the kernel for SIGTERM when flm-run ends, so that no
+node outlives flm-run, however it ended (SIGKILL included).
 """
 from __future__ import annotations
 
@@ -38,12 +41,34 @@ def stop_processes(procs: list[subprocess.Popen], grace: float = GRACE_S) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         for p in procs:
             if p.poll() is None:
-                p.send_signal(sig)
+                _signal_group(p, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.05)
         if all(p.poll() is not None for p in procs):
             return
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    """``sig`` to ``p``'s process group when ``p`` leads one (started in a session of its own), else to ``p``."""
+    try:
+        if os.getpgid(p.pid) == p.pid:
+            os.killpg(p.pid, sig)
+        else:
+            p.send_signal(sig)
+    except ProcessLookupError:   # it has just exited
+        pass
+
+
+def _ends_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` (a :func:`command_for` line) made to end when this process ends: on Linux the child asks the kernel
+    for SIGTERM at this process's death (prctl PR_SET_PDEATHSIG) and exits at once if this process is already gone;
+    elsewhere ``cmd`` unchanged."""
+    if not sys.platform.startswith('linux'):
+        return cmd
+    guard = ('import ctypes, os, signal; ctypes.CDLL(None).prctl(1, signal.SIGTERM); '
+             f'os.getppid() == {os.getpid()} or os._exit(1); ')
+    return [cmd[0], cmd[1], guard + cmd[2], *cmd[3:]]
 
 
 def _pump(name: str, stream) -> None:
@@ -95,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     for name, cmd in cmds:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                             start_new_session=True, env=os.environ.copy())
+        if stopping.is_set():
+            break
+        p = subprocess.Popen(_ends_with_parent(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             bufsize=1, start_new_session=True, env=os.environ.copy())
         threading.Thread(target=_pump, args=(name, p.stdout), daemon=True).start()
         print(f'[flm-run] started {name} (pid {p.pid})', flush=True)
         procs.append((name, p))

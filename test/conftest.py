@@ -1,56 +1,64 @@
-"""Test set-up shared by the suite: ROS isolation, subprocess helpers.
+"""Test set-up shared by the suite: ROS isolation (a ROS domain per test module), an rclpy context fixture.
 
-Every pytest process gets its own ROS_DOMAIN_ID (from its pid) and discovery limited to localhost, so parallel
-runs and other ROS processes on the machine do not see each other. Child processes inherit it.
+ROS isolation: discovery is limited to localhost, and every test module runs in a ROS domain of its own (the
+autouse ``ros_domain`` fixture sets ROS_DOMAIN_ID before any of the module's fixtures or tests create an rclpy
+context or start a process; child processes inherit it). Domain ids are leased through lock files
+(ros_support.DomainLeases: ids 1..101, the range that is safe with localhost discovery), so parallel pytest runs on
+the machine never share one, and an id is not reused within a run while unused ones remain: a node that an earlier
+module left running, or one with the same name, cannot answer a later module's calls. (Unique node names were the
+other way: they do not cover topics, which every test uses with their standard names.) FLM_TEST_DOMAIN_ID=<id>
+puts every module in that one domain instead, e.g. to watch a test with the ros2 command line tools.
+
+The helpers for tests that run ROS over DDS (child processes, readiness, service calls) are in ros_support.py.
 """
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from ros_support import ROOT, DomainLeases
 
 os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='flm-roslog-'))
-os.environ['ROS_DOMAIN_ID'] = str(os.environ.get('FLM_TEST_DOMAIN_ID') or 1 + os.getpid() % 100)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
+_FIXED_DOMAIN = os.environ.get('FLM_TEST_DOMAIN_ID')
+_DOMAINS = DomainLeases()
+# outside any module (collection, session fixtures): a domain of this run's own too
+os.environ['ROS_DOMAIN_ID'] = _FIXED_DOMAIN or str(_DOMAINS.lease())
+__all__ = ['ROOT']
 
-def python_proc(args: list[str], **kw) -> subprocess.Popen:
-    """Start ``python <args>`` as a separate process with this interpreter and the test environment."""
-    return subprocess.Popen([sys.executable, *args], cwd=str(ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
 
-
-def stop_proc(p: subprocess.Popen, timeout: float = 10.0) -> str:
-    """SIGINT a process (as Ctrl-C would), wait, and return its output."""
-    if p.poll() is None:
-        p.send_signal(2)
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    out = p.stdout.read() if p.stdout else ''
-    return out
+@pytest.fixture(scope='module', autouse=True)
+def ros_domain():
+    """The module's own ROS domain id (ROS_DOMAIN_ID while the module runs)."""
+    if _FIXED_DOMAIN:
+        yield int(_FIXED_DOMAIN)
+        return
+    before = os.environ['ROS_DOMAIN_ID']
+    domain = _DOMAINS.lease()
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    try:
+        yield domain
+    finally:
+        os.environ['ROS_DOMAIN_ID'] = before
+        _DOMAINS.release(domain)
 
 
 @pytest.fixture
-def rclpy_context():
-    """An initialised rclpy context for the test process, shut down afterwards."""
+def rclpy_context(ros_domain):
+    """An initialised rclpy context for the test process, in the module's ROS domain, shut down afterwards."""
     import rclpy
     from rclpy.context import Context
 
     ctx = Context()
-    rclpy.init(context=ctx)
+    rclpy.init(context=ctx, domain_id=ros_domain)
     yield ctx
-    rclpy.shutdown(context=ctx)
+    rclpy.try_shutdown(context=ctx)
 
 
 @pytest.fixture(scope='session')

@@ -2,16 +2,16 @@
 parameters, and flm-run starts and stops the real graph cleanly."""
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
-import time
 import types
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 
-from conftest import ROOT, python_proc, stop_proc
+from ros_support import ROOT, alive, python_proc, stop_proc, wait_until
 from flm_ros.bringup import BringupArgs, node_specs
 
 LAUNCH_FILE = ROOT / 'launch' / 'localize.launch.py'
@@ -123,10 +123,12 @@ def test_launch_file_and_runner_start_the_same_graph():
         assert '-r /tf:=tf -r /tf_static:=tf_static' in line
 
 
-def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context, random_model, tmp_path):
+def _start_graph(ctx, model, tmp_path):
+    """flm-run with every node of the graph, once each node publishes on /diagnostics: (the flm-run process, the
+    node names, the nodes' pids)."""
     import rclpy
-    node = rclpy.create_node('flm_test_runner_probe', context=rclpy_context)
-    ex = SingleThreadedExecutor(context=rclpy_context)
+    node = rclpy.create_node('flm_test_runner_probe', context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     seen: set[str] = set()
     node.create_subscription(DiagnosticArray, '/diagnostics',
@@ -135,21 +137,47 @@ def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context, random_mo
 
     from flm_core.site import Anchor, Site, save_site
     site = save_site(Site(name='t', anchors=(Anchor('a0', np.zeros(3)),)), tmp_path)
-    run = python_proc(['-m', 'flm_ros.runner', 'namespace:=', 'log_level:=info', f'site:={site}',
-                       f'model:={random_model}'])
+    want = {s.name for s in node_specs(BringupArgs(site=str(site), model=str(model)))}
+    run = python_proc(['-m', 'flm_ros.runner', 'namespace:=', 'log_level:=info', f'site:={site}', f'model:={model}'])
     try:
-        deadline = time.monotonic() + 30
-        want = {s.name for s in node_specs(BringupArgs(site=str(site), model=str(random_model)))}
-        while not want <= seen and time.monotonic() < deadline and run.poll() is None:
-            ex.spin_once(timeout_sec=0.1)
-        assert want <= seen, f'nodes seen on /diagnostics: {seen}'
+        wait_until(lambda: want <= seen, 120.0, f'diagnostics from every node of the graph ({sorted(want)})',
+                   lambda t: ex.spin_once(timeout_sec=t), run, lambda: f'seen: {sorted(seen)}\n{run.output()}')
+    except BaseException:
+        stop_proc(run, timeout=20)
+        raise
     finally:
-        out = stop_proc(run, timeout=20)
         node.destroy_node()
+    pids = [int(line.split('pid ')[1].rstrip(')')) for line in run.output().splitlines()
+            if line.startswith('[flm-run] started')]
+    assert len(pids) == len(want), run.output()
+    return run, want, pids
+
+
+def test_runner_starts_the_graph_and_stops_it_on_ctrl_c(rclpy_context, random_model, tmp_path):
+    run, want, pids = _start_graph(rclpy_context, random_model, tmp_path)
+    out = stop_proc(run, timeout=20)
     assert run.returncode == 0, out
     for name in want:
         assert f'{name} stopped (code 0)' in out, out
-    pids = [int(line.split('pid ')[1].rstrip(')')) for line in out.splitlines() if 'started' in line]
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert not [pid for pid in pids if alive(pid)], out
+    assert '[stop_proc]' not in out, out
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGKILL], ids=['SIGTERM', 'SIGKILL'])
+def test_killing_the_runner_leaves_no_node_alive(rclpy_context, random_model, tmp_path, sig):
+    """flm-run ended by a signal to it alone (its nodes run in sessions of their own, so a signal to its process
+    group does not reach them): SIGTERM stops them in order; after SIGKILL the kernel tells them (they asked for
+    SIGTERM at their parent's death)."""
+    run, want, pids = _start_graph(rclpy_context, random_model, tmp_path)
+    try:
+        os.kill(run.pid, sig)
+        run.wait(timeout=30)
+        wait_until(lambda: not [pid for pid in pids if alive(pid)], 30.0, f'every node gone after {sig.name} to '
+                   'flm-run', details=lambda: f'alive: {[pid for pid in pids if alive(pid)]}\n{run.output()}')
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        out = stop_proc(run)
+    if sig == signal.SIGTERM:
+        assert run.returncode == 0 and all(f'{name} stopped (code 0)' in out for name in want), out

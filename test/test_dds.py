@@ -1,6 +1,5 @@
 """Separate processes over real DDS: sensor messages and TF from a publisher process reach this process intact."""
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -9,14 +8,15 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import Imu, PointCloud2, Range
+from std_msgs.msg import Empty
 
-from conftest import ROOT, python_proc, stop_proc
+from ros_support import ROOT, python_proc, stop_proc, wait_for_matches, wait_until
 from flm_core.geometry import quat_rotate, quat_to_yaw
 from flm_ros import conversions as conv
 from flm_ros.tf import Buffer, TransformListener
 
 sys.path.insert(0, str(ROOT / 'test' / 'nodes'))
-from sensor_publisher import T0, expected  # noqa: E402
+from sensor_publisher import GO_TOPIC, LATCHED, T0, expected  # noqa: E402
 
 COUNT = 20
 
@@ -27,19 +27,24 @@ def test_sensors_and_tf_cross_process_boundaries(rclpy_context):
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(node)
     got = {'points': [], 'uwb': [], 'imu': []}
-    node.create_subscription(PointCloud2, '/points', lambda m: got['points'].append(conv.cloud_from_msg(m)),
-                             qos_profile_sensor_data)
-    node.create_subscription(Range, '/uwb/ranges', lambda m: got['uwb'].append(conv.range_from_msg(m)), 10)
-    node.create_subscription(Imu, '/imu/data', lambda m: got['imu'].append(conv.imu_from_msg(m)),
-                             qos_profile_sensor_data)
+    subs = [
+        node.create_subscription(PointCloud2, '/points', lambda m: got['points'].append(conv.cloud_from_msg(m)),
+                                 qos_profile_sensor_data),
+        node.create_subscription(Range, '/uwb/ranges', lambda m: got['uwb'].append(conv.range_from_msg(m)), 10),
+        node.create_subscription(Imu, '/imu/data', lambda m: got['imu'].append(conv.imu_from_msg(m)),
+                                 qos_profile_sensor_data)]
     buf = Buffer(cache_time=Duration(seconds=30))
     TransformListener(buf, node)
+    go = node.create_publisher(Empty, GO_TOPIC, LATCHED)
     pub = python_proc(['test/nodes/sensor_publisher.py', str(COUNT), '20'])
+    spin = lambda t: ex.spin_once(timeout_sec=t)  # noqa: E731
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (len(got['imu']) < COUNT - 2 or pub.poll() is None):
-            ex.spin_once(timeout_sec=0.05)
-        for _ in range(20):
+        # our readers matched with the publisher's writers (best effort takes data only from matched writers);
+        # then tell it to start (latched: it gets the message whenever it matches our writer)
+        wait_for_matches(subs=subs, spin_once=spin, proc=pub)
+        go.publish(Empty())
+        wait_until(lambda: pub.poll() is not None, 60.0, 'the publisher sending its messages and exiting', spin)
+        for _ in range(20):    # what is still in the queues
             ex.spin_once(timeout_sec=0.01)
     finally:
         out = stop_proc(pub)

@@ -3,7 +3,8 @@
 One node process serves the whole timeline (the cases are independent and each leaves the node tracking):
 ``bench/faults.py --no-soak`` (bench/faultlab) generates a scenario, starts ``flm_localizer`` (use_sim_time),
 deletes its model file after configure, plays the scenario with every case's faults with its own /clock (3x real
-time, storms at real time), records /amcl_pose, map->odom, /diagnostics and the node's RSS, then drives the
+time, storms at real time; on a machine where other processes keep the cores busy, the whole clock slows in
+proportion: ``bench.faultlab.matrix.clock_scale``), records /amcl_pose, map->odom, /diagnostics and the node's RSS, then drives the
 lifecycle and judges each case (bench/faultlab/judge.py, ``analyze``). The matrix runs once per module (it takes
 minutes); each case is its own test, which asserts that case's checks and names each failed check with what was
 measured, so that one fault is one failing case. If the run produced no report, test_matrix_ran fails and the cases
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from ros_support import ROOT, python_proc, stop_proc
 
 if str(ROOT) not in sys.path:   # bench/faultlab is test and benchmark tooling, imported from the repository root
     sys.path.insert(0, str(ROOT))
@@ -63,6 +64,7 @@ REQUIRED_BY_NAME = {
 CASES = ['run'] + [c.name for c in default_cases()] + ['model_unavailable']
 JUDGED_UNTIL = 2.0   # s of play after a case's end up to which its effects are judged (diagnostics, pose jumps)
 LOOKBACK = 30.0      # s before a case's start from which a failure message lists the node's localization events
+MATRIX_TIMEOUT_S = 540.0
 
 
 @pytest.fixture(scope='module')
@@ -71,19 +73,21 @@ def matrix(tmp_path_factory, random_model) -> dict[str, Any]:
     not}. It does not fail by itself: test_matrix_ran does, once, and the cases are skipped."""
     out = tmp_path_factory.mktemp('faults')
     model = DEFAULT_MODEL if TRAINED else random_model
-    cmd = [sys.executable, str(FAULTS), '--no-soak', '--out', str(out), '--model', str(model),
-           '--trained', 'yes' if TRAINED else 'no']
+    # in a process group of its own (python_proc) with the node it starts: stopped as a whole, also on a timeout
+    p = python_proc([str(FAULTS), '--no-soak', '--out', str(out), '--model', str(model),
+                     '--trained', 'yes' if TRAINED else 'no'])
     try:
-        p = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, timeout=540)
-    except subprocess.TimeoutExpired as e:
-        err = e.stderr.decode(errors='replace') if isinstance(e.stderr, bytes) else (e.stderr or '')
-        return {'report': None, 'problem': f'the fault run took more than {e.timeout:.0f} s:\n{err[-3000:]}'}
+        p.wait(timeout=MATRIX_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {'report': None, 'problem': f'the fault run took more than {MATRIX_TIMEOUT_S:.0f} s:\n'
+                                           f'{stop_proc(p)[-3000:]}'}
+    output = stop_proc(p)   # (it has ended: what it left running in its group is stopped)
     path = out / 'faults.json'
     if not path.is_file():
-        return {'report': None, 'problem': f'the fault run produced no report (exit {p.returncode}):\n{p.stdout}\n'
-                                           f'{p.stderr[-3000:]}'}
+        return {'report': None, 'problem': f'the fault run produced no report (exit {p.returncode}):\n'
+                                           f'{output[-6000:]}'}
     report = json.loads(path.read_text())
-    report['_stdout'] = p.stdout
+    report['_stdout'] = output
     return {'report': report, 'problem': None}
 
 

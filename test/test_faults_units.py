@@ -177,3 +177,16 @@ def test_global_on_start_false_waits_for_an_initial_pose_also_after_a_time_jump(
     _feed(pl2, 0.0, 3.0)
     r = pl2.step()
     assert r is not None and src2.calls[-1][1] and np.allclose(r.pose[:2], [1.0, 2.0])   # global at start
+
+
+def test_the_matrix_clock_slows_as_a_whole():
+    """The fault matrix's timeline (bench/faultlab): fast stretches at ``rate`` x real time and its real-time windows
+    (storms, the kidnap, the bag loop) at ``slow_rate`` x, so a clock slowed for a loaded machine keeps every
+    window's share of the node's CPU."""
+    from bench.faultlab.plan import Plan
+
+    plan = Plan(scenario=None, cases=[], items=[], segments=[], slow=[(30.0, 40.0)], end=100.0)
+    wall = plan.wall_schedule(3.0)
+    assert wall(30.0) == 10.0 and wall(40.0) == 20.0 and wall(100.0) == 40.0
+    slow = plan.wall_schedule(3.0 * 0.5, slow_rate=0.5)
+    assert [slow(t) for t in (30.0, 35.0, 40.0, 100.0)] == [20.0, 30.0, 40.0, 80.0]

@@ -23,7 +23,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_srvs.srv import Empty
 from tf2_msgs.msg import TFMessage
 
-from conftest import ROOT, python_proc, stop_proc
+from ros_support import ROOT, call_service, change_state, python_proc, stop_proc, wait_for_matches, wait_until
 from flm_core.datagen.bagwriter import BAG_EPOCH, write_bag
 from flm_core.datagen.config import ScenarioConfig
 from flm_core.datagen.scenario import generate_scenario
@@ -54,35 +54,36 @@ class Driver:
         self.poses: list[PoseWithCovarianceStamped] = []
         self.tf: list = []
         self.diags: list[DiagnosticArray] = []
-        self.node.create_subscription(PoseWithCovarianceStamped, '/amcl_pose', self.poses.append, LATCHED)
-        self.node.create_subscription(TFMessage, '/tf', lambda m: self.tf.extend(
-            t for t in m.transforms if t.child_frame_id == 'odom'), 100)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diags.append, 10)
+        self.outputs = [   # the node's outputs, created at its configure
+            self.node.create_subscription(PoseWithCovarianceStamped, '/amcl_pose', self.poses.append, LATCHED),
+            self.node.create_subscription(TFMessage, '/tf', lambda m: self.tf.extend(
+                t for t in m.transforms if t.child_frame_id == 'odom'), 100),
+            self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diags.append, 10)]
         self.bonds: list[tuple[float, BondStatus]] = []     # (monotonic s of arrival, heartbeat)
-        self.node.create_subscription(BondStatus, '/bond', lambda m: self.bonds.append((time.monotonic(), m)), 10)
+        self.bond_sub = self.node.create_subscription(
+            BondStatus, '/bond', lambda m: self.bonds.append((time.monotonic(), m)), 10)
         self.change = self.node.create_client(ChangeState, f'/{node_name}/change_state')
         self.get = self.node.create_client(GetState, f'/{node_name}/get_state')
         self.relocalize = self.node.create_client(Empty, '/reinitialize_global_localization')
         self.initialpose = self.node.create_publisher(PoseWithCovarianceStamped, '/initialpose', 10)
 
-    def spin(self, seconds: float, until=None) -> None:
+    def spin_once(self, timeout_sec: float) -> None:
+        self.ex.spin_once(timeout_sec=timeout_sec)
+
+    def spin(self, seconds: float) -> None:
+        """Spin for ``seconds``: an observation window (readiness is waited for with :meth:`wait`)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.ex.spin_once(timeout_sec=0.05)
-            if until is not None and until():
-                return
 
-    def call(self, client, request, timeout: float = 20.0):
-        assert client.wait_for_service(timeout_sec=timeout), f'{client.srv_name} not available'
-        fut = client.call_async(request)
-        end = time.monotonic() + timeout
-        while not fut.done() and time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.05)
-        assert fut.done(), f'{client.srv_name} did not answer'
-        return fut.result()
+    def wait(self, cond, what: str, timeout: float = 30.0, proc=None) -> None:
+        wait_until(cond, timeout, what, self.spin_once, proc)
+
+    def call(self, client, request):
+        return call_service(self.node, client, request)
 
     def transition(self, tid: int) -> bool:
-        return self.call(self.change, ChangeState.Request(transition=Transition(id=tid))).success
+        return change_state(self.node, self.change, self.get, tid)
 
     def state(self) -> int:
         return self.call(self.get, GetState.Request()).current_state.id
@@ -111,22 +112,30 @@ def test_lifecycle_and_nothing_before_a_pose(rclpy_context, random_model, scenar
         assert d.state() == LState.PRIMARY_STATE_INACTIVE
         assert d.transition(Transition.TRANSITION_ACTIVATE)
         assert d.state() == LState.PRIMARY_STATE_ACTIVE
+        # the node's outputs are matched here and its diagnostics and bond heartbeats arrive: then watch 1.5 s
+        wait_for_matches(subs=[*d.outputs, d.bond_sub], spin_once=d.spin_once, proc=proc)
+        d.wait(lambda: d.localization_status() and any(m.id == 'flm_localizer' for _, m in d.bonds),
+               'diagnostics and bond heartbeats from the node', proc=proc)
+        first_beat = len(d.bonds)
         d.spin(1.5)
         assert d.poses == [] and d.tf == [], 'nothing is published before the first pose'
         status = d.localization_status()
         assert status.get('state') == 'initializing', status
         # the bond nav2_lifecycle_manager waits for after activating a node (id: the node's name, as Nav2's nodes)
-        beats = [m for _, m in d.bonds if m.id == 'flm_localizer']
+        beats = [m for _, m in d.bonds[first_beat:] if m.id == 'flm_localizer']
         assert len(beats) >= 8 and all(m.active for m in beats), f'{len(beats)} heartbeats in 1.5 s at 0.1 s'
         assert len({m.instance_id for m in beats}) == 1 and beats[-1].heartbeat_period == pytest.approx(0.1)
+        n_before = len(d.bonds)
         assert d.transition(Transition.TRANSITION_DEACTIVATE)
         assert d.state() == LState.PRIMARY_STATE_INACTIVE
-        broken = time.monotonic()
+        # deactivation breaks the bond (the manager is told): an inactive status arrives, and after it no
+        # heartbeat (arrival order, not arrival time, so that a heartbeat delayed on a busy machine does not count)
+        d.wait(lambda: any(not m.active for _, m in d.bonds[n_before:] if m.id == 'flm_localizer'),
+               'a broken-bond status after the deactivation', timeout=10.0, proc=proc)
         d.spin(1.0)
-        after = [m for t, m in d.bonds if t > broken and m.id == 'flm_localizer']
-        assert after and not after[-1].active, 'deactivation breaks the bond (the manager is told)'
-        late = [m for t, m in d.bonds if t > broken + 0.5 and m.id == 'flm_localizer']
-        assert not any(m.active for m in late), 'no heartbeat after deactivation'
+        after = [m for _, m in d.bonds[n_before:] if m.id == 'flm_localizer']
+        broken_at = next(i for i, m in enumerate(after) if not m.active)
+        assert not any(m.active for m in after[broken_at:]), 'no heartbeat after the bond was broken'
         assert d.transition(Transition.TRANSITION_CLEANUP)
         assert d.state() == LState.PRIMARY_STATE_UNCONFIGURED
         # configure again with a model that is not a model: refused, node stays up and unconfigured
@@ -153,26 +162,31 @@ def test_bag_in_pose_and_tf_out_initialpose_and_relocalization(rclpy_context, ra
     x0, y0, yaw0 = sc.ground_truth.pose[0]
     proc = python_proc(command_for(_node(site, random_model, use_sim_time=True, global_on_start=False))[1:])
     d = Driver(rclpy_context)
+    play = None
     try:
-        d.spin(20, until=lambda: d.node.count_subscribers('/initialpose') > 0 and bool(d.diags))
+        # ready: /initialpose (reliable) matched on this side, the node's outputs matched, its diagnostics here
+        wait_for_matches(pubs=[d.initialpose], subs=d.outputs, spin_once=d.spin_once, proc=proc)
+        d.wait(lambda: d.diags, 'diagnostics from the node', proc=proc)
         # wrong frame: refused and counted
         msg = conv.pose_to_msg(conv.PoseWithCovariance(
             stamp=0.0, frame_id='odom', position=np.array([x0, y0, 0.0]), orientation=yaw_to_quat(yaw0),
             covariance=np.diag([0.01, 0.01, 0, 0, 0, 0.01])))
         d.initialpose.publish(msg)
-        d.spin(1.0, until=lambda: d.localization_status().get('initialpose_rejected') == '1')
-        assert d.localization_status().get('initialpose_rejected') == '1'
+        d.wait(lambda: d.localization_status().get('initialpose_rejected') == '1',
+               'the initial pose in the wrong frame counted as rejected', timeout=10.0, proc=proc)
         assert d.poses == []
-        # the right frame, at the true start pose; then play the bag with /clock
+        # the right frame, at the true start pose (taken: 'initial pose' in the node's events); then play the
+        # bag with /clock once the node's /scan subscription is matched with the player's writer
         msg.header.frame_id = 'map'
         msg.header.stamp = conv.sec_to_stamp(BAG_EPOCH)
         d.initialpose.publish(msg)
-        d.spin(0.5)
-        play = python_proc(['-m', 'flm_ros.player', str(bag), '--clock', '100', '--delay', '0.5'])
-        d.spin(40, until=lambda: play.poll() is not None)
-        assert play.returncode == 0, stop_proc(play)
-        d.spin(1.0)
-        assert d.poses, 'a pose was published'
+        d.wait(lambda: 'initial pose' in d.localization_status().get('events', ''),
+               'the node taking the initial pose', timeout=10.0, proc=proc)
+        play = python_proc(['-m', 'flm_ros.player', str(bag), '--clock', '100', '--wait-for-subscriber', '/scan'])
+        d.wait(lambda: play.poll() is not None, 'the player playing the bag to the end', timeout=120.0)
+        assert play.returncode == 0, play.finish(10.0)
+        d.wait(lambda: d.poses, 'a pose published', timeout=10.0, proc=proc)
+        d.spin(1.0)    # the last poses and transforms in flight
         stamps = [conv.stamp_to_sec(p.header.stamp) for p in d.poses]
         assert all(b > a for a, b in zip(stamps, stamps[1:]))
         assert all(p.header.frame_id == 'map' for p in d.poses)
@@ -186,6 +200,8 @@ def test_bag_in_pose_and_tf_out_initialpose_and_relocalization(rclpy_context, ra
         d.spin(1.0)
         assert d.localization_status().get('state') in ('relocalizing', 'tracking', 'lost')
     finally:
+        if play is not None:
+            stop_proc(play)
         out = stop_proc(proc)
         d.node.destroy_node()
     assert proc.returncode == 0, out

@@ -1,6 +1,5 @@
 """flm-play: a generated rosbag2 (mcap and sqlite3) played over DDS reaches a subscriber intact and on time,
 with /clock; bad bags get a clear error."""
-import time
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan, Range
 
-from conftest import python_proc, stop_proc
+from ros_support import python_proc, stop_proc, wait_until
 from flm_core.datagen.bagwriter import write_bag
 from flm_core.datagen.config import ScenarioConfig
 from flm_core.datagen.scenario import generate_scenario
@@ -41,13 +40,13 @@ def test_bag_plays_over_dds_with_clock(rclpy_context, bags, storage):
     node.create_subscription(LaserScan, '/scan', lambda m: scans.append(conv.scan_from_msg(m)), qos)
     node.create_subscription(Range, '/uwb/ranges', lambda m: ranges.append(m), qos)
     node.create_subscription(Clock, '/clock', lambda m: clocks.append(conv.stamp_to_sec(m.clock)), 10)
+    # the player starts once its /scan writer is matched with our reader: reliable, so every scan arrives
     play = python_proc(['-m', 'flm_ros.player', str(bag), '--clock', '50', '--rate', '2',
-                        '--wait-for-subscriber', '/scan', '--delay', '0.3'])
-    t0 = time.monotonic()
+                        '--wait-for-subscriber', '/scan'])
     try:
-        while play.poll() is None and time.monotonic() - t0 < 30:
-            ex.spin_once(timeout_sec=0.05)
-        for _ in range(20):
+        wait_until(lambda: play.poll() is not None, 60.0, 'the player playing the bag to the end',
+                   lambda t: ex.spin_once(timeout_sec=t))
+        for _ in range(20):    # what is still in the queues
             ex.spin_once(timeout_sec=0.02)
     finally:
         out = stop_proc(play)
@@ -64,12 +63,12 @@ def test_bag_plays_over_dds_with_clock(rclpy_context, bags, storage):
 def test_bad_bags_get_a_clear_error(tmp_path, bags):
     import shutil
     p = python_proc(['-m', 'flm_ros.player', str(tmp_path / 'nope')])
-    out = p.communicate(timeout=30)[0]
+    out = p.finish(30.0)
     assert p.returncode == 1 and 'cannot open' in out
     broken = tmp_path / 'broken'
     shutil.copytree(bags['mcap'], broken)
     mcap = next(broken.glob('*.mcap'))
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])   # truncated
     p = python_proc(['-m', 'flm_ros.player', str(broken), '--rate', '100'])
-    out = p.communicate(timeout=60)[0]
+    out = p.finish(60.0)
     assert p.returncode == 1 and 'error' in out

@@ -8,7 +8,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, Range
 
-from conftest import ROOT, python_proc, stop_proc
+from ros_support import ROOT, python_proc, stop_proc, wait_for_matches, wait_until
 from flm_core.geometry import yaw_to_quat
 from flm_core.measurements import ImuSample, OdometrySample, RangeSample
 from flm_core.site import Anchor, Site, save_site
@@ -38,21 +38,50 @@ def test_hub_counts_rejections_and_reports_them(rclpy_context, tmp_path):
     pub_imu = node.create_publisher(Imu, '/imu/data', qos_profile_sensor_data)
     pub_uwb = node.create_publisher(Range, '/uwb/ranges', qos_profile_sensor_data)
     pub_odom = node.create_publisher(Odometry, '/odom', qos_profile_sensor_data)
+    spin = lambda t: ex.spin_once(timeout_sec=t)  # noqa: E731
+    now = lambda: node.get_clock().now().nanoseconds * 1e-9  # noqa: E731
+
+    def counts(stream: str, key: str) -> int:
+        return int(_diag_values(diags[-1]).get(stream, {}).get(key, 0)) if diags else 0
+
+    def odom(t: float) -> Odometry:   # in a frame that is not the odometry frame: rejected
+        return conv.odometry_to_msg(OdometrySample(
+            stamp=t, frame_id='world', child_frame_id='base_link', position=np.zeros(3),
+            orientation=yaw_to_quat(0.0), linear_velocity=np.zeros(3), angular_velocity=np.zeros(3)))
+
+    def good_imu(t: float) -> ImuSample:
+        return ImuSample(stamp=t, frame_id='imu', angular_velocity=np.zeros(3),
+                         linear_acceleration=np.array([0, 0, 9.81]), orientation=yaw_to_quat(0.0))
+
+    def probe() -> bool:
+        """One message per stream until the hub reports having received one of each (best effort: a reader
+        takes data only from writers it has matched; this is the hub's side of the matching)."""
+        if all(counts(k, 'received') > 0 for k in ('imu', 'uwb', 'odom')):
+            return True
+        t = now()
+        pub_imu.publish(conv.imu_to_msg(good_imu(t)))
+        pub_uwb.publish(conv.range_to_msg(RangeSample(stamp=t, anchor_id='a0', range=2.0, max_range=50.0)))
+        pub_odom.publish(odom(t))
+        end = time.monotonic() + 0.1
+        while time.monotonic() < end:
+            spin(0.02)
+        return False
+
     try:
-        deadline = time.monotonic() + 20
-        while not diags and time.monotonic() < deadline:  # the hub is up once it publishes diagnostics
-            ex.spin_once(timeout_sec=0.1)
-        assert diags, stop_proc(hub)
-        while (min(p.get_subscription_count() for p in (pub_imu, pub_uwb, pub_odom)) == 0
-               and time.monotonic() < deadline):  # matched with the hub's subscriptions
-            ex.spin_once(timeout_sec=0.05)
-        time.sleep(0.5)  # discovery is two-sided: let the hub match our writers too
-        now = lambda: node.get_clock().now().nanoseconds * 1e-9  # noqa: E731
-        sent_good_imu = 0
+        # ready: the hub publishes diagnostics (it may take long to start on a loaded machine), our writers are
+        # matched with its readers, and its readers take our messages
+        wait_until(lambda: diags, 90.0, 'diagnostics from the hub', spin, hub)
+        wait_for_matches(pubs=[pub_imu, pub_uwb, pub_odom], spin_once=spin, proc=hub)
+        wait_until(probe, 60.0, 'the hub receiving imu, uwb and odom messages', proc=hub,
+                   details=lambda: f'diagnostics: {_diag_values(diags[-1])}')
+        base = _diag_values(diags[-1])
+
+        def delta(stream: str, key: str) -> int:
+            return counts(stream, key) - int(base.get(stream, {}).get(key, 0))
+        sent_good_imu = sent_imu = 0
         for k in range(20):
             t = now()
-            good = ImuSample(stamp=t, frame_id='imu', angular_velocity=np.zeros(3),
-                             linear_acceleration=np.array([0, 0, 9.81]), orientation=yaw_to_quat(0.0))
+            good = good_imu(t)
             pub_imu.publish(conv.imu_to_msg(good))
             sent_good_imu += 1
             if k % 5 == 0:
@@ -66,32 +95,33 @@ def test_hub_counts_rejections_and_reports_them(rclpy_context, tmp_path):
                 bad = conv.imu_to_msg(good)
                 bad.orientation.w = 0.0
                 pub_imu.publish(bad)                     # zero quaternion
+                sent_imu += 3
             pub_uwb.publish(conv.range_to_msg(RangeSample(stamp=t, anchor_id='a0', range=2.0, max_range=50.0)))
             pub_uwb.publish(conv.range_to_msg(RangeSample(stamp=t, anchor_id='zz', range=2.0, max_range=50.0)))
-            pub_odom.publish(conv.odometry_to_msg(OdometrySample(
-                stamp=t, frame_id='world', child_frame_id='base_link', position=np.zeros(3),
-                orientation=yaw_to_quat(0.0), linear_velocity=np.zeros(3), angular_velocity=np.zeros(3))))
+            pub_odom.publish(odom(t))
             ex.spin_once(timeout_sec=0.02)
             time.sleep(0.02)
-        diags.clear()
-        deadline = time.monotonic() + 5
-        while len(diags) < 2 and time.monotonic() < deadline:
-            ex.spin_once(timeout_sec=0.1)
+        sent_imu += sent_good_imu
+        # the hub's report of all of them (best effort may lose a few: then it ends at the deadline)
+        end = time.monotonic() + 10.0
+        while time.monotonic() < end and not (delta('imu', 'received') >= sent_imu and delta('uwb', 'received')
+                                              >= 40 and delta('odom', 'received') >= 20):
+            spin(0.1)
         assert hub.poll() is None, 'the hub died on bad input'
         v = _diag_values(diags[-1])
-        imu, uwb, odom = v['imu'], v['uwb'], v['odom']
+        imu = v['imu']
         # sensor-data QoS is best effort: a message may be lost, but every one received is accounted for
         accounted = sum(int(imu.get(k, 0)) for k in
                         ('buffer.accepted', 'buffer.duplicate', 'rejected.nonfinite', 'rejected.bad_quaternion'))
         assert accounted == int(imu['received'])
-        assert int(imu['buffer.accepted']) >= sent_good_imu - 4
-        assert int(imu['buffer.duplicate']) >= 2
-        assert int(imu['rejected.nonfinite']) >= 2
-        assert int(imu['rejected.bad_quaternion']) >= 2
-        assert int(uwb['rejected.unknown_anchor']) >= 16
-        assert int(uwb['buffer.accepted']) >= 16
-        assert int(odom['rejected.wrong_frame']) >= 16
-        assert 'buffer.accepted' not in odom
+        assert delta('imu', 'buffer.accepted') >= sent_good_imu - 4
+        assert delta('imu', 'buffer.duplicate') >= 2
+        assert delta('imu', 'rejected.nonfinite') >= 2
+        assert delta('imu', 'rejected.bad_quaternion') >= 2
+        assert delta('uwb', 'rejected.unknown_anchor') >= 16
+        assert delta('uwb', 'buffer.accepted') >= 16
+        assert delta('odom', 'rejected.wrong_frame') >= 16
+        assert 'buffer.accepted' not in v['odom']
         statuses = {s.hardware_id: s for s in diags[-1].status}
         assert statuses['scan'].message.startswith('no data')     # absent sensor: normal
         assert 'rejected' in statuses['odom'].message

@@ -236,8 +236,9 @@ def prepare_messages(plan: Plan) -> None:
 
 def run_plan(plan: Plan, node_pid: int | None, context: Any = None, rate: float = 3.0, clock_hz: float = 100.0,
              rss_period: float = 0.25, injector: Injector | None = None, wait_node: float = 90.0,
-             progress: Callable[[str], None] | None = None) -> Record:
-    """Publish the plan to the running node (``node_pid`` for RSS and liveness) and record what it publishes."""
+             progress: Callable[[str], None] | None = None, slow_rate: float = 1.0) -> Record:
+    """Publish the plan to the running node (``node_pid`` for RSS and liveness) and record what it publishes:
+    ``rate`` x real time, its slow windows at ``slow_rate`` x (:meth:`Plan.wall_schedule`)."""
 
     own = injector is None
     inj = injector or Injector(context)
@@ -253,7 +254,7 @@ def run_plan(plan: Plan, node_pid: int | None, context: Any = None, rate: float 
             raise RuntimeError('the node did not come up (no subscriptions on the sensor topics or no diagnostics)')
         inj.publish_static(plan.scenario)
         prepare_messages(plan)
-        wall_of = plan.wall_schedule(rate)
+        wall_of = plan.wall_schedule(rate, slow_rate)
         items = plan.items
         n, i = len(items), 0
         t0 = time.monotonic()

@@ -16,16 +16,38 @@ from bench.faultlab.judge import CaseResult, analyze, case_json, events, figures
 from bench.faultlab.plan import build_plan
 
 
+#: CPU cores the matrix needs to keep up with its clock: the node (model, filter, executor) and the injector.
+MATRIX_CORES = 1.5
+
+
+def clock_scale(need: float = MATRIX_CORES, sample_s: float = 1.0) -> tuple[float, float]:
+    """(scale, busy): how much slower than asked the matrix's clock runs on this machine now, and the CPU cores
+    other processes keep busy (measured over ``sample_s``). The cases are judged in sim time, so what they test is
+    the node's logic, not the machine: where other work leaves fewer than ``need`` cores, the clock slows in
+    proportion (``cores / (busy + need)``) so that the node gets the CPU per sim second it gets on an idle machine.
+    1.0 on an idle machine."""
+    import os  # noqa: PLC0415
+
+    import psutil  # noqa: PLC0415
+
+    cores = float(os.cpu_count() or 1)
+    busy = psutil.cpu_percent(interval=sample_s) / 100.0 * cores
+    return min(1.0, cores / (busy + need)) if busy + need > cores else 1.0, busy
+
+
 def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | Path | None = None,
                trained: bool | None = None, only: Iterable[str] | None = None,
-               progress: Callable[[str], None] = print, params: dict[str, Any] | None = None) -> dict[str, Any]:
+               progress: Callable[[str], None] = print, params: dict[str, Any] | None = None,
+               scale: float | None = None) -> dict[str, Any]:
     """The whole fault matrix against a fresh node process: scenario, plan, node, the model file removed after
     configure, the timeline, lifecycle checks, a clean shutdown, judging. Returns a JSON-able report (also written to
     ``out/faults.json``; the node's log is ``out/node.log``). ``model``: default the shipped checkpoint when it
     exists, else a freshly initialised network; ``trained`` (default: the shipped checkpoint is used) turns on the
     checks that need a model which localizes. Call with FASTDDS_DEFAULT_PROFILES_FILE set to
     :func:`large_data_profile` before rclpy creates anything in this process (the CLI does), or the huge messages
-    do not get through. ``params``: node parameters on top of the matrix's own (e.g. ``{'model.refine': True}``)."""
+    do not get through. ``params``: node parameters on top of the matrix's own (e.g. ``{'model.refine': True}``).
+    ``scale``: the clock's slow-down (None: :func:`clock_scale` measures it) - the plan plays at ``rate * scale`` x
+    real time, its real-time windows at ``scale`` x."""
     import rclpy  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
 
@@ -34,6 +56,11 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     from flm_ros.runner import stop_processes  # noqa: PLC0415
 
     t_start = time.monotonic()
+    busy = None
+    if scale is None:
+        scale, busy = clock_scale()
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f'clock scale must be in (0, 1]; got {scale}')
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if model is None:
@@ -70,8 +97,10 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
         up = inj.wait_for_node(120.0, lambda: proc.poll() is None)
         if up:
             under_test.rename(under_test.with_suffix('.gone'))   # the model file is unavailable from here on
-            progress(f'faults: playing {len(plan.items)} messages, {plan.end:.0f} s of sim time at {rate:g}x')
-            rec = run_plan(plan, proc.pid, rate=rate, injector=inj, progress=progress)
+            progress(f'faults: playing {len(plan.items)} messages, {plan.end:.0f} s of sim time at {rate * scale:.2g}x'
+                     + (f' (clock slowed to {scale:.2f}: other processes kept {busy:.1f} cores busy)'
+                        if scale < 1.0 and busy is not None else ''))
+            rec = run_plan(plan, proc.pid, rate=rate * scale, slow_rate=scale, injector=inj, progress=progress)
             inj.recording = False
             # lifecycle after the model vanished: deactivate/cleanup work, configure fails cleanly, node stays up
             # (a result of None: the service did not answer)
@@ -113,8 +142,8 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     figs = figures(results, rec)
     figs['crashes'] = int(rec.exited is not None or proc.returncode != 0 or 'Traceback' in text)
     report = {
-        'meta': {'seed': seed, 'rate': rate, 'model': str(model), 'trained': trained, 'params': dict(params or {}),
-                 'sim_s': plan.end,
+        'meta': {'seed': seed, 'rate': rate, 'clock_scale': scale, 'busy_cores': busy, 'model': str(model),
+                 'trained': trained, 'params': dict(params or {}), 'sim_s': plan.end,
                  'wall_s': time.monotonic() - t_start, 'play_wall_s': rec.wall, 'messages': len(plan.items),
                  'node_exit': proc.returncode, 'node_gone_at_play': rec.exited_play,
                  'poses': len(rec.poses), 'transforms': len(rec.tf)},

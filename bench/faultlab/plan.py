@@ -88,8 +88,9 @@ class Plan:
         s = self.segment_of_stamp(stamp, recv_play)
         return gt_pose(self.scenario, stamp - s.stamp_offset + s.source_offset)
 
-    def wall_schedule(self, rate: float) -> Callable[[float], float]:
-        """play -> wall seconds since the start (rate x real time, storms at real time)."""
+    def wall_schedule(self, rate: float, slow_rate: float = 1.0) -> Callable[[float], float]:
+        """play -> wall seconds since the start (rate x real time; storms, huge messages, the kidnap and the bag loop
+        at slow_rate x real time)."""
         slow = sorted(self.slow)
 
         def wall(play: float) -> float:
@@ -97,7 +98,7 @@ class Plan:
             for a, b in slow:
                 if play <= a:
                     break
-                w += (a - last) / rate + (min(play, b) - a)
+                w += (a - last) / rate + (min(play, b) - a) / slow_rate
                 last = min(play, b)
                 if play <= b:
                     return w

@@ -4,15 +4,19 @@
 
 Publishes COUNT rounds of PointCloud2 (/points), Range (/uwb/ranges, anchors a0..a2), Imu (/imu/data) and
 TFMessage (/tf: odom->base_link; /tf_static: base_link->laser), built by `expected(k)` so the subscriber can
-recompute what it should receive.
+recompute what it should receive. It starts publishing once its writers are matched with the subscriber's readers
+and the subscriber has said it matched them too (a latched message on GO_TOPIC), and exits once the reliable
+messages are acknowledged; exit status 3 when the subscriber never got ready.
 """
 import sys
 import time
 
 import numpy as np
 import rclpy
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Imu, PointCloud2, Range
+from std_msgs.msg import Empty
 
 from flm_core.geometry import yaw_to_quat
 from flm_core.measurements import ImuSample, PointCloud, RangeSample
@@ -21,6 +25,9 @@ from flm_ros.tf import StaticTransformBroadcaster, TransformBroadcaster, make_tr
 
 T0 = 1000.0
 ANCHORS = ('a0', 'a1', 'a2')
+GO_TOPIC = '/flm_test/go'
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+READY_TIMEOUT_S = 60.0
 
 
 def expected(k: int) -> dict:
@@ -47,10 +54,17 @@ def main() -> None:
     pub_imu = node.create_publisher(Imu, '/imu/data', qos_profile_sensor_data)
     tfb, static = TransformBroadcaster(node), StaticTransformBroadcaster(node)
     static.sendTransform(make_transform('base_link', 'laser', T0, [0.2, 0.0, 0.3], yaw_to_quat(np.pi)))
-    deadline = time.monotonic() + 30  # discovery: wait until the subscriber has matched every writer
-    while time.monotonic() < deadline and min(p.get_subscription_count() for p in (pub_cloud, pub_range, pub_imu)) == 0:
-        time.sleep(0.05)
-    time.sleep(0.5)  # matching is two-sided: give the reader side a moment too
+    pub_tf = getattr(tfb, 'pub_tf', None) or tfb._pub   # tf2_ros's name, flm_ros.tf's own
+    writers = (pub_cloud, pub_range, pub_imu, pub_tf)
+    go: list[Empty] = []
+    node.create_subscription(Empty, GO_TOPIC, go.append, LATCHED)
+    deadline = time.monotonic() + READY_TIMEOUT_S   # matched here, and the subscriber says it matched us
+    while time.monotonic() < deadline and not (go and min(w.get_subscription_count() for w in writers) > 0):
+        rclpy.spin_once(node, timeout_sec=0.05)
+    if not go or min(w.get_subscription_count() for w in writers) == 0:
+        print(f'sensor_publisher: not ready after {READY_TIMEOUT_S:.0f} s: go {bool(go)}, matched readers '
+              f'{[(w.topic_name, w.get_subscription_count()) for w in writers]}', file=sys.stderr, flush=True)
+        sys.exit(3)
     for k in range(count):
         e = expected(k)
         pub_cloud.publish(conv.cloud_to_msg(e['cloud']))
@@ -60,7 +74,8 @@ def main() -> None:
         tfb.sendTransform(make_transform('odom', 'base_link', e['stamp'], *e['odom_pose']))
         rclpy.spin_once(node, timeout_sec=0)
         time.sleep(1.0 / rate)
-    time.sleep(0.5)
+    for w in (pub_range, pub_tf):   # the reliable ones: delivered before the writers go
+        w.wait_for_all_acked(Duration(seconds=10))
     node.destroy_node()
     rclpy.shutdown()
 
