@@ -4,8 +4,8 @@ One node process serves the whole timeline (the cases are independent and each l
 ``bench/faults.py --no-soak`` (bench/faultlab) generates a scenario, starts ``flm_localizer`` (use_sim_time),
 deletes its model file after configure, plays the scenario with every case's faults with its own /clock (3x real
 time, storms at real time; on a machine where other processes keep the cores busy, the whole clock slows in
-proportion: ``bench.faultlab.matrix.clock_scale``), records /amcl_pose, map->odom, /diagnostics and the node's RSS, then drives the
-lifecycle and judges each case (bench/faultlab/judge.py, ``analyze``). The matrix runs once per module (it takes
+proportion: ``bench.faultlab.matrix.clock_scale``), records /amcl_pose, map->odom, /diagnostics and the node's
+RSS, then drives the lifecycle and judges each case (bench/faultlab/judge.py, ``analyze``). The matrix runs once per module (it takes
 minutes); each case is its own test, which asserts that case's checks and names each failed check with what was
 measured, so that one fault is one failing case. If the run produced no report, test_matrix_ran fails and the cases
 are skipped; if the node process died, test_fault_case[run] fails and the cases it did not live to see are skipped.
