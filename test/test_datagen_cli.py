@@ -64,7 +64,10 @@ def test_cli_interrupt_leaves_complete_shards_and_manifest(tmp_path):
     out = tmp_path / 'int'
     p = subprocess.Popen([sys.executable, '-m', 'flm_core.datagen.cli', '--out', str(out), '--count', '50',
                           '--duration', '3', '--size', '12:14x10:12', '--no-progress'],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         # Ctrl-C as a terminal delivers it: a runner that started this suite in the background
+                         # (SIGINT ignored, inherited) would leave Python without its KeyboardInterrupt handler
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob('shard-*.npz'))) < 2:
         time.sleep(0.1)
