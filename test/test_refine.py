@@ -153,6 +153,64 @@ def test_a_wrong_pose_that_a_scan_half_fits_is_inconsistent(scenario, messages) 
     assert est is not None and not isinstance(est, Inconsistent) and _err(est.pose, _truth(scenario, t))[0] > 0.5
 
 
+def test_ranges_that_contradict_the_scan_make_the_solve_inconsistent(scenario, messages) -> None:
+    """After 5 s of tracking (the range offsets learnt), the newest ranges are replaced by those of a tag 3 m away
+    (as at a symmetric corridor's mirror image, where the ranges tell the two apart): at the true pose the scan fits
+    and the ranges are outliers. Among ~200 scan points the solve's overall inlier share stays above 0.8, so only
+    the ranges' own share (``min_block_share``) says that the two modalities disagree: Inconsistent; without that
+    check the pose is handed on."""
+    site, rig, t, cov = scenario.site(), _rig(scenario), 6.0, np.diag([0.1, 0.1, 0.05]) ** 2
+    anchors = {a.id: np.asarray(a.position, np.float64) for a in site.anchors}
+    lever = np.asarray(rig.mounts[rig.uwb_frame][:3], np.float64)
+
+    def tag(p: np.ndarray) -> np.ndarray:
+        c, s = math.cos(p[2]), math.sin(p[2])
+        return np.array([p[0] + c * lever[0] - s * lever[1], p[1] + s * lever[0] + c * lever[1], lever[2]])
+
+    truth = _truth(scenario, t)
+    elsewhere = truth + np.array([3.0, 0.0, 0.0])
+    w = _window(messages, t)
+    w['uwb'] = [(st, dataclasses.replace(m, range=m.range + float(np.linalg.norm(tag(elsewhere) - anchors[m.anchor_id])
+                                                                   - np.linalg.norm(tag(truth) - anchors[m.anchor_id]))))
+                for st, m in w['uwb'] if st >= t - GENERATED.uwb_window]
+    assert len(w['uwb']) >= GENERATED.min_block_n
+    for config, inconsistent in ((GENERATED, True), (dataclasses.replace(GENERATED, min_block_share=0.0), False)):
+        src = Refined(None, config)
+        for t0 in np.arange(1.0, t - 0.05, 0.1):                  # tracking: the range offsets are learnt
+            assert src.localize(_window(messages, t0), site, t0, _truth(scenario, t0), cov, rig) is not None
+        est = src.localize(w, site, t, truth, cov, rig)
+        assert src.last.inlier_share >= config.min_inlier_share and src.last.stats['uwb']['inliers'] <= 1
+        if inconsistent:
+            assert isinstance(est, Inconsistent)
+        else:
+            assert est is not None and not isinstance(est, Inconsistent) and _err(est.pose, truth)[0] < 0.05
+
+
+def test_after_a_gap_ranges_alone_wait_for_the_scan(scenario, messages) -> None:
+    """After a gap (wide prior) a robot whose last result had a scan does not re-anchor on a few ranges for
+    ``scan_wait`` s (the first data back is often ranges, and a UWB-only solve pulled the fault matrix's filter to
+    a pose a metre off with a std of 0.34 m, where the scans that followed were gated out): windows without a scan
+    are not solved (counted), and after scan_wait they are. A robot with no lidar solves its ranges at once."""
+    site, rig = scenario.site(), _rig(scenario)
+    tight, wide = np.diag([0.05, 0.05, 0.02]) ** 2, np.diag([1.0, 1.0, 0.1]) ** 2
+
+    def ranges(t: float) -> dict[str, list]:
+        return {k: v for k, v in _window(messages, t).items() if k != 'scan'}
+
+    src = Refined(None, GENERATED)
+    assert src.localize(_window(messages, 5.0), site, 5.0, _truth(scenario, 5.0), tight, rig) is not None
+    for t in (6.0, 6.0 + 0.9 * GENERATED.scan_wait):
+        assert src.localize(ranges(t), site, t, _truth(scenario, t), wide, rig) is None
+    assert src.counts['after a gap: waiting for a scan'] == 2
+    solves = len(src.solve_times)
+    t = 6.1 + GENERATED.scan_wait
+    src.localize(ranges(t), site, t, _truth(scenario, t), wide, rig)
+    assert len(src.solve_times) == solves + 1 and src.counts['after a gap: waiting for a scan'] == 2
+    no_lidar = Refined(None, GENERATED)
+    no_lidar.localize(ranges(6.0), site, 6.0, _truth(scenario, 6.0), wide, rig)
+    assert len(no_lidar.solve_times) == 1 and not no_lidar.counts['after a gap: waiting for a scan']
+
+
 def test_after_a_gap_the_wide_prior_is_searched_and_a_miss_is_not_a_kidnap(scenario, messages) -> None:
     """A prior 1.4 m and 0.5 rad off: stated with a std of 1 m (after a blackout) the solve also starts from the
     prior's 1-sigma points and finds the pose; stated with 0.1 m (a confident filter: a kidnap) the same window is

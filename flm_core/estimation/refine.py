@@ -83,10 +83,16 @@ class RefineConfig:
     measurements newer than the previous tracking update (see the module docstring); min_inlier_share,
     max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on; min_judged: the fewest
     usable measurements for such a solve to count as Inconsistent (toward 'lost'); with fewer it is only not handed
-    on (None); wide_prior: m, a prior position std above which (after a gap: a blackout, a long drop of the
+    on (None); min_block_share, min_block_n: with several modalities in the solve, each (its residual block) with
+    at least min_block_n measurements must have at least that inlier share on its own, or the solve is inconsistent
+    (a symmetric corridor's mirror image fits 80-88 % of a scan, while 0-1 of its 5-6 UWB ranges: the scan's 200
+    points would otherwise outvote the ranges that tell the two apart); wide_prior: m, a prior position std above which (after a gap: a blackout, a long drop of the
     exteroceptive sensors) the solve also starts from the prior's 1-sigma points, and a solve that still does not
     fit is not handed on (None) rather than Inconsistent: the filter already says it does not know where it is, and
-    its covariance grows toward lost_std; yaw_unobserved: rad^2,
+    its covariance grows toward lost_std; scan_wait: s, after such a gap, while the previous result handed on had
+    scans or points, how long a window without them is not solved (counted): the first data back is often a few
+    ranges, and a UWB-only solve (a few biased ranges, the heading unobserved) would re-anchor the filter, a metre off
+    with a position std of a third of that, before the scan that can tell arrives; yaw_unobserved: rad^2,
     a heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
     global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s,
     how long the errors of consecutive windows of UWB ranges stay alike (a tracking result from ranges alone has
@@ -115,7 +121,10 @@ class RefineConfig:
     min_inlier_share: float = 0.8
     max_rms: float = 2.0
     min_judged: int = 10
+    min_block_share: float = 0.5
+    min_block_n: int = 3
     wide_prior: float = 0.3
+    scan_wait: float = 1.0
     yaw_unobserved: float = 0.25
     global_position_std: float = 2.0
     correlation_time: float = 1.0
@@ -151,6 +160,8 @@ class Refined:
         self._update_t: float | None = None               # stamp of the current update
         self._last_handed: float | None = None       # stamp of the previous result handed on
         self._inflation = 1.0                        # the decorrelation factor of the latest tracking result
+        self._handed_cloud = False                   # the latest result handed on had scan or point residuals
+        self._gap_since: float | None = None         # stamp of the first update of the current wide prior
         if source is not None and hasattr(source, 'track_many'):
             self.track_many = self._track_many
 
@@ -293,10 +304,12 @@ class Refined:
         return best
 
     def consistent(self, sol: Solution) -> bool:
-        """Whether a solve explains its measurements (inlier share and residual RMS within the config's bounds)."""
+        """Whether a solve explains its measurements: inlier share and residual RMS within the config's bounds, and
+        with several modalities, each one's own inlier share (``min_block_share``)."""
         c = self.config
+        blocks = [st for st in sol.stats.values() if st['n'] >= c.min_block_n] if len(sol.stats) > 1 else []
         return sol.n_measurements > 0 and sol.inlier_share >= c.min_inlier_share and np.isfinite(sol.rms) \
-            and sol.rms <= c.max_rms
+            and sol.rms <= c.max_rms and all(st['inliers'] >= c.min_block_share * st['n'] for st in blocks)
 
     def _handed_on(self, blocks: list[Block], sol: Solution, heading: tuple[float, float] | None
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -369,6 +382,11 @@ class Refined:
         prior = (np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)) \
             if self.config.use_prior and prior_cov is not None else None
         wide = prior_cov is not None and max_position_std(prior_cov) > self.config.wide_prior
+        self._gap_since = (t if self._gap_since is None else self._gap_since) if wide else None
+        cloud = any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks)
+        if wide and not cloud and self._handed_cloud and t - self._gap_since < self.config.scan_wait:
+            self.counts['after a gap: waiting for a scan'] += 1
+            return None
         starts = [getattr(inner, 'pose', None), prior_pose]
         if wide:     # after a gap: the pose may be anywhere the prior allows, not only where it peaks
             starts += list(_spread_starts(np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)))
@@ -387,6 +405,7 @@ class Refined:
             return Inconsistent()
         self.counts['solved'] += 1
         self._learn(blocks, sol, t)
+        self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
         cov = self._decorrelated(blocks, self._floored(blocks, cov) + motion, t)
@@ -425,6 +444,7 @@ class Refined:
             return None
         self.counts['solved'] += 1
         self._last_handed = t
+        self._handed_cloud = any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks)
         pose, cov, score, sol = fits[0]
         self.last = sol
         alt = None
