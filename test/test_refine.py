@@ -170,9 +170,12 @@ def test_ranges_that_contradict_the_scan_make_the_solve_inconsistent(scenario, m
     truth = _truth(scenario, t)
     elsewhere = truth + np.array([3.0, 0.0, 0.0])
     w = _window(messages, t)
-    w['uwb'] = [(st, dataclasses.replace(m, range=m.range + float(np.linalg.norm(tag(elsewhere) - anchors[m.anchor_id])
-                                                                   - np.linalg.norm(tag(truth) - anchors[m.anchor_id]))))
-                for st, m in w['uwb'] if st >= t - GENERATED.uwb_window]
+    def moved(m):
+        a = anchors[m.anchor_id]
+        return dataclasses.replace(m, range=m.range + float(np.linalg.norm(tag(elsewhere) - a)
+                                                            - np.linalg.norm(tag(truth) - a)))
+
+    w['uwb'] = [(st, moved(m)) for st, m in w['uwb'] if st >= t - GENERATED.uwb_window]
     assert len(w['uwb']) >= GENERATED.min_block_n
     for config, inconsistent in ((GENERATED, True), (dataclasses.replace(GENERATED, min_block_share=0.0), False)):
         src = Refined(None, config)
