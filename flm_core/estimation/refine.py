@@ -88,8 +88,8 @@ class RefineConfig:
     (a symmetric corridor's mirror image fits 80-88 % of a scan, while 0-1 of its 5-6 UWB ranges: the scan's 200
     points would otherwise outvote the ranges that tell the two apart); wide_prior: m, a prior position std above
     which (after a gap: a blackout, a long drop of the exteroceptive sensors) the solve also starts from the
-    prior's 1-sigma points, and a solve that still does not fit is not handed on (None) rather than Inconsistent: the filter already says it does not know where it is, and
-    its covariance grows toward lost_std; scan_wait: s, after such a gap, while the previous result handed on had
+    prior's 1-sigma points, and a solve that still does not fit is not handed on (None) rather than Inconsistent:
+    the filter already says it does not know where it is, and its covariance grows toward lost_std; scan_wait: s, after such a gap, while the previous result handed on had
     scans or points, how long a window without them is not solved (counted): the first data back is often a few
     ranges, and a UWB-only solve (a few biased ranges, the heading unobserved) would re-anchor the filter, a metre off
     with a position std of a third of that, before the scan that can tell arrives; yaw_unobserved: rad^2,
