@@ -124,6 +124,16 @@ def test_the_covariance_handed_on_is_the_measurements_own(scenario, messages) ->
     assert np.all(np.diag(covs[0]) >= floor)
 
 
+def test_scans_closer_than_the_correlation_time_share_its_information(scenario, messages) -> None:
+    """Two tracking results 0.1 s apart: with correlation_time 1 s the second's covariance is ~10x the first's (ten
+    scans a second carry about one scan's worth of how the map disagrees with the world); with 0 they are alike."""
+    site, rig, cov = scenario.site(), _rig(scenario), np.diag([0.1, 0.1, 0.05]) ** 2
+    for tau, ratio in ((1.0, 10.0), (0.0, 1.0)):
+        src = Refined(None, dataclasses.replace(GENERATED, correlation_time=tau))
+        first, second = (src.localize(_window(messages, t), site, t, _truth(scenario, t), cov, rig) for t in (5.0, 5.1))
+        assert np.trace(second.cov) / np.trace(first.cov) == pytest.approx(ratio, rel=0.2)
+
+
 def test_a_window_that_does_not_fit_the_map_is_refused(scenario, messages) -> None:
     site, rig, t = scenario.site(), _rig(scenario), 6.0
     w = _window(messages, t)

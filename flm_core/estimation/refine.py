@@ -15,7 +15,7 @@ update it
 4. hands on the solved pose and the covariance of the measurements alone (the pipeline's filter holds the prior
    already: handing it the posterior would count the prior twice), plus what the solve cannot see: how well map and
    scan can agree at all (``cov_floor``), the uncertainty of the odometry's motion compensation (:func:`motion_cov`)
-   and, for ranges alone, the errors consecutive windows share (``correlation_time``); or, when the solve is
+   and the errors consecutive windows share (``correlation_time``); or, when the solve is
    inconsistent (too few inliers, residual RMS too high: the window does not fit the map at that pose),
    :class:`flm_core.pipeline.Inconsistent`, which the pipeline counts toward 'lost' (a kidnap); or None when there
    is nothing to solve with, or when a solve that does not fit had too few measurements to judge the window by
@@ -94,8 +94,8 @@ class RefineConfig:
     ranges, the heading unobserved) would re-anchor the filter, a metre off with a position std of a third of that,
     before the scan that can tell arrives; yaw_unobserved: rad^2, a heading variance of the measurements' own above
     which the heading counts as unobserved (one UWB tag); global_position_std: m, the position std of the prior a global
-    result is solved with; correlation_time: s, how long the errors of consecutive windows of UWB ranges stay alike (a
-    tracking result from ranges alone has its covariance multiplied by correlation_time / the time since the previous
+    result is solved with; correlation_time: s, how long the errors of consecutive windows stay alike (a
+    tracking result has its covariance multiplied by correlation_time / the time since the previous
     result, at least 1; 0 disables); map_surface: where the surface lies in a boundary cell of the occupancy map
     (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1 its
     face, as in the project's generated buildings); cov_floor: std (m, m, rad) added in quadrature to a result with scan
@@ -346,15 +346,14 @@ class Refined:
         return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
 
     def _decorrelated(self, blocks: list[Block], cov: np.ndarray, t: float) -> np.ndarray:
-        """A tracking result from ranges alone: its covariance times correlation_time / (time since the previous
-        result handed on), at least 1. Consecutive windows of ranges share their slowly varying errors (multipath,
-        the range biases not yet learnt, the unknown direction of a lever arm) and a run of them carries about the
-        information of one per correlation time. (With scans or points the persistent part is the map agreement
-        floor, ``cov_floor``; their noise is new in every scan.)"""
+        """A tracking result: its covariance times correlation_time / (time since the previous result handed on), at
+        least 1. Consecutive windows share their slowly varying errors (for ranges: multipath, the range biases not
+        yet learnt, the unknown direction of a lever arm; for scans and points: how the map disagrees with the world
+        here, ``cov_floor``, the larger part of their covariance) and a run of them carries about the information of
+        one per correlation time: a 10 Hz lidar fused as ten independent scans a second shrank the filter to a
+        position std of 1 cm at 5 cm errors on a generated building's mapped map (NEES 63; 25 with this)."""
         tau = self.config.correlation_time
         prev, self._last_handed = self._last_handed, t
-        if any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
-            tau = 0.0
         if tau <= 0 or prev is None or not t > prev:
             self._inflation = 1.0
             return cov
@@ -500,7 +499,7 @@ class Refined:
             sol = self._solve(blocks, self._starts([out[k], poses[k]]), prior)
             if sol is not None and self.consistent(sol):
                 p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
-                out[k], ocov[k] = p, self._floored(blocks, c * max(1.0, self._inflation)) + motion
+                out[k], ocov[k] = p, (self._floored(blocks, c) + motion) * max(1.0, self._inflation)
         return out, ocov, scores
 
 
