@@ -6,9 +6,9 @@
 Each data set is replayed offline through the node's pipeline (``flm_ros.evaluate.replay_offline``, the same as
 ``flm-eval``), once per variant:
 
-- ``flm``: the shipped model as the pose source (what the node runs today);
-- ``refined``: ``Refined(FLM)`` (:mod:`flm_core.estimation.refine`): the model's pose solved against the window's
-  measurements (scan points against the map's distance field, UWB ranges with learnt biases) by
+- ``flm``: the shipped model alone as the pose source (``model.refine: false``);
+- ``refined``: ``Refined(FLM)`` (:mod:`flm_core.estimation.refine`, ``model.refine: true``): the model's pose solved against
+  the window's measurements (scan points against the map's distance field, UWB ranges with learnt biases) by
   :mod:`flm_core.estimation.solver`;
 - ``solver``: ``Refined(None)``: the solver alone (tracking from the filter's prior; global only from UWB).
 
@@ -56,10 +56,11 @@ def _source(variant: str, p: dict[str, Any]) -> Any:
     from flm_core.estimation.refine import Refined  # noqa: PLC0415
     from flm_ros.evaluate import _log  # noqa: PLC0415
 
+    model = C.load_config({**p, 'model.refine': False}).model       # the network alone; the variant adds the rest
     if variant == 'flm':
-        return C.load_pose_source(C.load_config(p).model, _log)
+        return C.load_pose_source(model, _log)
     if variant == 'refined':
-        return Refined(C.load_pose_source(C.load_config(p).model, _log))
+        return Refined(C.load_pose_source(model, _log))
     if variant == 'solver':
         return Refined(None)
     raise ValueError(f'unknown variant {variant!r}; expected some of {", ".join(VARIANTS)}')
