@@ -7,9 +7,9 @@ Each data set is replayed offline through the node's pipeline (``flm_ros.evaluat
 ``flm-eval``), once per variant:
 
 - ``flm``: the shipped model alone as the pose source (``model.refine: false``);
-- ``refined``: ``Refined(FLM)`` (:mod:`flm_core.estimation.refine`, ``model.refine: true``): the model's pose solved against
-  the window's measurements (scan points against the map's distance field, UWB ranges with learnt biases) by
-  :mod:`flm_core.estimation.solver`;
+- ``refined``: ``Refined(FLM)`` (:mod:`flm_core.estimation.refine`, ``model.refine: true``): the model's pose
+  solved against the window's measurements (scan points against the map's distance field, UWB ranges with learnt
+  biases) by :mod:`flm_core.estimation.solver`;
 - ``solver``: ``Refined(None)``: the solver alone (tracking from the filter's prior; global only from UWB).
 
 Data sets: the real recordings under --data (``lias_uwb_mid_tag0``, ``lias_uwb_fast_tag1``: UWB only, with the naive
