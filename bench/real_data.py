@@ -5,11 +5,12 @@
 A data set is a folder with ``bag/`` (rosbag2), ``site.yaml`` and ``ground_truth.tum`` (see ../shared/data/README.md).
 For each one:
 
-- ``flm-eval`` offline: the FLM (no initial pose: it localizes globally) and, with ``--compare``, the classical
+- ``flm-eval`` offline: the FLM as configured by default (its poses solved against the measurements,
+  :mod:`flm_core.estimation.refine`; no initial pose: it localizes globally) and, with ``--compare``, the classical
   methods the site's sensors allow, started from the ground truth: on a map ``icp`` and ``amcl`` (both laser
   models), with UWB anchors ``uwb-ekf``;
-- ``flm+solver``: flm-eval again with ``model.refine: true`` (the FLM's poses solved against the measurements,
-  :mod:`flm_core.estimation.refine`), also from no initial pose;
+- ``flm-network``: flm-eval again with ``model.refine: false`` (the network's poses and covariances as they are),
+  also from no initial pose;
 - with UWB anchors, the naive reference: one plain 2D least-squares fix per ranging frame
   (:func:`flm_core.estimation.multilateration.naive_fix`: the tag's height from /tf_static, no bias model, no
   outlier rejection, no filter; the tag's position taken as base_link's, since one tag does not observe the
@@ -100,16 +101,16 @@ def run_eval(bag: Path, d: Path, out: Path, compare: list[str], params_file: Pat
     return metrics
 
 
-def refined_params(out: Path) -> Path:
-    """A copy of the default parameter file with ``model.refine: true``."""
+def network_params(out: Path) -> Path:
+    """A copy of the default parameter file with ``model.refine: false`` (the network's poses as they are)."""
     import yaml  # noqa: PLC0415
 
     from flm_ros.bringup import default_params_file  # noqa: PLC0415
 
     doc = yaml.safe_load(default_params_file().read_text())
-    doc['/**']['ros__parameters']['model.refine'] = True
+    doc['/**']['ros__parameters']['model.refine'] = False
     out.mkdir(parents=True, exist_ok=True)
-    path = out / 'params_refine.yaml'
+    path = out / 'params_network.yaml'
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -138,9 +139,9 @@ def bench(d: Path, out: Path, seconds: float) -> dict[str, Any]:
     gt = read_tum(d / 'ground_truth.tum')
     metrics = run_eval(bag, d, out / d.name, methods_for(site))
     rows = {name: m for name, m in metrics.get('methods', {}).items()}
-    refined = run_eval(bag, d, out / f'{d.name}_solver', [], refined_params(out))
-    if 'flm' in refined.get('methods', {}):
-        rows['flm+solver'] = refined['methods']['flm']
+    network = run_eval(bag, d, out / f'{d.name}_network', [], network_params(out))
+    if 'flm' in network.get('methods', {}):
+        rows['flm-network'] = network['methods']['flm']
     if site.anchors:
         naive = naive_multilateration(bag, site)
         rows['naive-multilateration'] = evaluate('naive-multilateration', naive, gt).metrics

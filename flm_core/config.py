@@ -236,10 +236,10 @@ MODEL_PARAMS: tuple[Param, ...] = (
     Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
           'slower, finds the robot more often in repetitive buildings).', MODEL, (1, 4096),
           target='model.global_candidates'),
-    Param('model.refine', False, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "
+    Param('model.refine', True, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "
           'scans against the map, ranges with learnt biases; flm_core.estimation.refine) and hand the filter that '
-          "solve's covariance (more accurate and better calibrated on real data; not yet the default: it fails "
-          "cases of the fault matrix); false: the network's pose and covariance as they are.", CONFIGURE,
+          "solve's covariance, or say that the window does not fit; false: the network's pose and covariance as "
+          'they are (less accurate and overconfident on real data).', CONFIGURE,
           target='model.refine'),
     Param('pose_source', 'flm', "What produces poses: 'flm' (the model), or a classical baseline: 'icp', 'icp2d', "
           "'icp3d', 'uwb'.", CONFIGURE, choices=POSE_SOURCES, target='model.pose_source'),

@@ -189,7 +189,7 @@ def test_eval_refuses_a_bag_with_ground_truth_only(bags, random_model, tmp_path,
 
 
 def test_eval_refuses_sensors_under_other_names_and_the_suggested_topic_option_works(bags, random_model, tmp_path,
-                                                                                      capsys):
+                                                                                      capsys, network_params):
     code, _, err = _eval(capsys, bags['renamed'], random_model, tmp_path / 'o1')
     assert code == EXIT_INPUT, err
     assert _said(err, 'none of the sensor topics', "'/scan'", '/robot1/scan', '/robot1/uwb/ranges', '--topic',
@@ -197,7 +197,8 @@ def test_eval_refuses_sensors_under_other_names_and_the_suggested_topic_option_w
     assert 'Traceback' not in err, err
     assert not (tmp_path / 'o1' / 'metrics.json').exists()
     topics = [f'--topic={s}=/robot1{t}' for s, t in zip(('scan', 'uwb', 'imu', 'odom'), SENSOR_TOPICS)]
-    code, _, err = _eval(capsys, bags['renamed'], random_model, tmp_path / 'o2', *topics)
+    code, _, err = _eval(capsys, bags['renamed'], random_model, tmp_path / 'o2', '--params-file', network_params,
+                         *topics)
     assert code == EXIT_OK, err
     assert 'flm-eval: warning' not in err and 'Traceback' not in err, err
     assert _metrics(tmp_path / 'o2')['methods']['flm']['estimates'] > 0
@@ -297,8 +298,9 @@ def test_eval_standard_type_name_with_another_definition(bags, random_model, tmp
         assert _metrics(tmp_path / 'out')['partial'] is True
 
 
-def test_eval_ignores_custom_types_on_topics_it_does_not_read(bags, random_model, tmp_path, capsys):
-    code, out, err = _eval(capsys, bags['foreign_topics'], random_model, tmp_path / 'out')
+def test_eval_ignores_custom_types_on_topics_it_does_not_read(bags, random_model, tmp_path, capsys, network_params):
+    code, out, err = _eval(capsys, bags['foreign_topics'], random_model, tmp_path / 'out', '--params-file',
+                           network_params)
     assert code == EXIT_OK, err
     assert 'flm-eval: warning' not in err and 'Traceback' not in err, err
     m = _metrics(tmp_path / 'out')
@@ -396,18 +398,21 @@ def test_eval_initial_pose_gt_without_ground_truth_is_an_error(bags, random_mode
 
 
 # ------------------------------------------------------------------------------------------------ matching
-def test_eval_sparse_ground_truth_is_named_and_gt_max_gap_scores_it(bags, random_model, tmp_path, capsys):
+def test_eval_sparse_ground_truth_is_named_and_gt_max_gap_scores_it(bags, random_model, tmp_path, capsys,
+                                                                    network_params):
     """Ground truth at 1 Hz: with the default --gt-max-gap 0.5 no estimate can be matched. That is a named problem
     (how many estimates, the ground truth's range and largest gap, the option to use) and exit 4, not a table of
     NaN and exit 0; --gt-max-gap 1.5 scores them."""
-    code, out, err = _eval(capsys, bags['sparse_gt'], random_model, tmp_path / 'o1', '--fail-above', '100')
+    code, out, err = _eval(capsys, bags['sparse_gt'], random_model, tmp_path / 'o1', '--fail-above', '100',
+                           '--params-file', network_params)
     assert code == EXIT_PARTIAL, err
     assert _said(err, 'flm: none of the', 'estimates', 'largest gap 1.0', '--gt-max-gap 0.5'), err
     assert '| flm |' not in out and 'nan' not in out, out
     m = _metrics(tmp_path / 'o1')
     assert m['partial'] is True and m['methods']['flm']['matched'] == 0 < m['methods']['flm']['estimates'], m
     assert any('none of the' in p for p in m['problems']), m['problems']
-    code, out, err = _eval(capsys, bags['sparse_gt'], random_model, tmp_path / 'o2', '--gt-max-gap', '1.5')
+    code, out, err = _eval(capsys, bags['sparse_gt'], random_model, tmp_path / 'o2', '--gt-max-gap', '1.5',
+                           '--params-file', network_params)
     assert code == EXIT_OK, err
     m = _metrics(tmp_path / 'o2')
     assert m['gt_max_gap_s'] == 1.5 and m['methods']['flm']['gt_max_gap_s'] == 1.5
@@ -417,28 +422,30 @@ def test_eval_sparse_ground_truth_is_named_and_gt_max_gap_scores_it(bags, random
     assert m['methods']['flm']['matched'] == inside > 0, (m['methods']['flm'], gt_t)
 
 
-def test_eval_ground_truth_on_another_clock_is_named(bags, random_model, tmp_path, capsys):
+def test_eval_ground_truth_on_another_clock_is_named(bags, random_model, tmp_path, capsys, network_params):
     """A TUM ground truth 1000 s off the bag's clock: disjoint time ranges, nothing to match; exit 4 naming both."""
     t, p = _bag_ground_truth(bags['good'])
     from flm_core.evaluation.trajectory import Trajectory, write_tum
     tum = write_tum(tmp_path / 'shifted.tum', Trajectory(t + 1000.0, p))
-    code, _, err = _eval(capsys, bags['good'], random_model, tmp_path / 'out', '--gt', f'tum:{tum}')
+    code, _, err = _eval(capsys, bags['good'], random_model, tmp_path / 'out', '--gt', f'tum:{tum}', '--params-file',
+                         network_params)
     assert code == EXIT_PARTIAL, err
     assert _said(err, 'flm: none of the', f'from {t[0] + 1000:.3f}', 'same clock'), err
 
 
 # ------------------------------------------------------------------------------------------------ what is recorded
-def test_eval_records_timing_consistency_params_model_and_counts_its_progress(bags, random_model, tmp_path, capsys):
+def test_eval_records_timing_consistency_params_model_and_counts_its_progress(bags, random_model, tmp_path, capsys,
+                                                                              network_params):
     """Per method: wall time and real-time factor (metrics.json and the table), position NEES, sigma coverage and
     confidently-wrong time; params.yaml that reads back to the parameters used; the model's path and sha256; and
     the progress bar ends at its total although the bag has topics flm-eval does not read."""
     import hashlib
 
     from flm_ros import params as P
-    from flm_ros.bringup import default_params_file
     from flm_ros.evaluate import TABLE
     out = tmp_path / 'out'
-    rc = main([str(bags['foreign_topics']), '--model', str(random_model), '--out', str(out)])   # with the bar
+    rc = main([str(bags['foreign_topics']), '--model', str(random_model), '--out', str(out),   # with the bar
+               '--params-file', str(network_params)])
     cap = capsys.readouterr()
     assert rc == EXIT_OK, cap.err
     done = re.findall(r'flm-eval: +(\d+)%\|[^|]*\| *(\d+)/(\d+) ', cap.err)
@@ -457,6 +464,6 @@ def test_eval_records_timing_consistency_params_model_and_counts_its_progress(ba
     assert f['initialisation']['kind'] == 'global'
     assert m['model'] == {'path': str(random_model.resolve()),
                           'sha256': hashlib.sha256(random_model.read_bytes()).hexdigest()}
-    want = P.from_yaml(str(default_params_file()), 'flm_localizer', TABLE)
+    want = P.from_yaml(str(network_params), 'flm_localizer', TABLE)
     want.update(model_path=str(random_model), site_file=str((bags['foreign_topics'].parent / 'site.yaml').resolve()))
     assert P.from_yaml(str(out / 'params.yaml'), 'flm_localizer', TABLE) == want

@@ -242,8 +242,9 @@ def test_eval_refuses_a_model_that_is_not_a_model(bags, tmp_path, capsys, conten
     assert 'flm-eval: error: model:' in err and message in err and 'Traceback' not in err, err
 
 
-def test_eval_good_bag_still_works(bags, random_model, tmp_path, capsys):
-    code, out, err = _eval(capsys, bags['good'], '--model', random_model, '--out', tmp_path / 'out')
+def test_eval_good_bag_still_works(bags, random_model, tmp_path, capsys, network_params):
+    code, out, err = _eval(capsys, bags['good'], '--model', random_model, '--out', tmp_path / 'out', '--params-file',
+                           network_params)
     assert code == 0, err
     assert (tmp_path / 'out' / 'metrics.json').is_file()
 

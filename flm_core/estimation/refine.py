@@ -164,6 +164,12 @@ class Refined:
         if source is not None and hasattr(source, 'track_many'):
             self.track_many = self._track_many
 
+    def __getattr__(self, name: str) -> Any:
+        """What the inner source tells about itself (its backend, device, model file) is the wrapper's too."""
+        if name.startswith('_') or name == 'source':
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
     # ------------------------------------------------------------------ site data
     def map_index(self, site: Site) -> MapIndex:
         """The map index of ``site`` (built now when the site is new: a new map replaces the old one)."""
