@@ -351,7 +351,7 @@ class Refined:
             return cov
         return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
 
-    def _decorrelated(self, blocks: list[Block], cov: np.ndarray, t: float) -> np.ndarray:
+    def _decorrelated(self, cov: np.ndarray, t: float) -> np.ndarray:
         """A tracking result: its covariance times correlation_time / (time since the previous result handed on), at
         least 1. Consecutive windows share their slowly varying errors (for ranges: multipath, the range biases not
         yet learnt, the unknown direction of a lever arm; for scans and points: how the map disagrees with the world
@@ -412,7 +412,7 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
-        cov = self._decorrelated(blocks, self._floored(blocks, cov) + motion, t)
+        cov = self._decorrelated(self._floored(blocks, cov) + motion, t)
         return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None))
 
     def _global(self, inner: Any, blocks: list[Block], frame: SensorFrame, motion: np.ndarray, t: float) -> Any:
