@@ -180,6 +180,7 @@ def test_ranges_that_contradict_the_scan_make_the_solve_inconsistent(scenario, m
     truth = _truth(scenario, t)
     elsewhere = truth + np.array([3.0, 0.0, 0.0])
     w = _window(messages, t)
+
     def moved(m):
         a = anchors[m.anchor_id]
         return dataclasses.replace(m, range=m.range + float(np.linalg.norm(tag(elsewhere) - a)

@@ -326,7 +326,7 @@ class Refined:
         pose = sol.pose.copy()
         cov = (sol.cov_measurements if tracking else sol.cov).copy()
         if sol.cov_measurements[2, 2] <= self.config.yaw_unobserved \
-                or any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+                or _sees_map(blocks):
             return pose, cov
         tags = [b.tag for b in blocks if isinstance(b, RangeBlock)]
         if not tags:
@@ -347,7 +347,7 @@ class Refined:
 
     def _floored(self, blocks: list[Block], cov: np.ndarray) -> np.ndarray:
         """cov plus the map agreement floor (``cov_floor``) when scans or points took part."""
-        if not any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks):
+        if not _sees_map(blocks):
             return cov
         return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
 
@@ -387,7 +387,7 @@ class Refined:
             if self.config.use_prior and prior_cov is not None else None
         wide = prior_cov is not None and max_position_std(prior_cov) > self.config.wide_prior
         self._gap_since = (t if self._gap_since is None else self._gap_since) if wide else None
-        cloud = any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks)
+        cloud = _sees_map(blocks)
         if wide and not cloud and self._handed_cloud and t - self._gap_since < self.config.scan_wait:
             self.counts['after a gap: waiting for a scan'] += 1
             return None
@@ -448,7 +448,7 @@ class Refined:
             return None
         self.counts['solved'] += 1
         self._last_handed = t
-        self._handed_cloud = any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks)
+        self._handed_cloud = _sees_map(blocks)
         pose, cov, score, sol = fits[0]
         self.last = sol
         alt = None
@@ -578,6 +578,11 @@ def motion_cov(odom: Sequence[tuple[float, Any]], stamp: float, t: float, extrap
     j0, j1 = (np.interp(v, st, xy[:, 1]) for v in (stamp, t))
     var_p += var_y * float((i1 - i0) ** 2 + (j1 - j0) ** 2)
     return np.diag([var_p, var_p, var_y])
+
+
+def _sees_map(blocks: Sequence[Block]) -> bool:
+    """Whether scan or point residuals (against the map) are among the blocks."""
+    return any(isinstance(b, (ScanBlock, PlaneBlock)) for b in blocks)
 
 
 def _spread_starts(pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
