@@ -77,19 +77,22 @@ class _Rig:
 
 class PipelineBaseline(Baseline):
     """The localizer pipeline (``flm_core.pipeline``: front end, pose source, ESKF) behind the baseline interface:
-    every message is offered as the node would, and the pose source runs every ``period`` s of stamps."""
+    every message is offered as the node would, and the pose source runs every ``period`` s of stamps. ``config``:
+    the localizer's configuration (default: the defaults, as the node runs them, with ``enabled`` the only
+    streams on); ``rig``: the sensor mounts (IMU samples are rotated by their mount's yaw)."""
 
-    def __init__(self, name: str, source: Any, site: Any, rig: Any, enabled: list[str], period: float = 0.2) -> None:
+    def __init__(self, name: str, source: Any, site: Any, rig: Any, enabled: list[str], period: float = 0.2,
+                 config: Any = None) -> None:
         super().__init__()
-        from flm_core.frontend import SensorFrontEnd  # noqa: PLC0415
-        from flm_core.pipeline import Pipeline, PipelineConfig  # noqa: PLC0415
-        from flm_core.timebuffer import TimeBufferConfig  # noqa: PLC0415
-        from flm_core.validation import Expectations  # noqa: PLC0415
+        from flm_core import config as C  # noqa: PLC0415
+        from flm_core.frontend import STREAMS as ALL_STREAMS  # noqa: PLC0415
+        from flm_core.geometry import yaw_to_quat  # noqa: PLC0415
 
         self.name = name
-        front = SensorFrontEnd(TimeBufferConfig(), Expectations(anchor_ids=frozenset(a.id for a in site.anchors)))
-        self.pipeline = Pipeline(PipelineConfig(global_on_start=False), site, source, front, enabled)
+        cfg = config or C.load_config(overrides={f'sensors.{s}.enabled': s in enabled for s in ALL_STREAMS})
+        self.pipeline = C.make_pipeline(cfg, site, source)
         self.pipeline.rig = rig
+        self.pipeline.front.mount = lambda frame: yaw_to_quat(float(rig.mount(frame)[3]))
         self.period = period
         self._next: float | None = None
 
