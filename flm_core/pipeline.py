@@ -409,9 +409,14 @@ class Pipeline:
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
             elif mode == 'tracking' and isinstance(est, Inconsistent):
                 update = 'inconsistent'
-                self._inconsistent += 1
-                if self._suspect_since is None:
-                    self._suspect_since = t
+                if rival_out is not None and len(rivals) == len(self._rivals) \
+                        and self._weigh_rivals(t, 0.0, rival_out):
+                    self._inconsistent = 0      # the data ruled the winner out and a rival in: go on from the rival
+                    self._suspect_since = None
+                else:
+                    self._inconsistent += 1
+                    if self._suspect_since is None:
+                        self._suspect_since = t
             elif mode == 'tracking' and est is not None:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
                 self._inconsistent = 0
@@ -539,16 +544,18 @@ class Pipeline:
             self.state = State.RELOCALIZING
             self._event(t, f'ambiguous: {1 + len(self._rivals)} hypotheses')
 
-    def _weigh_rivals(self, t: float, score: float, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _weigh_rivals(self, t: float, score: float, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> bool:
         """Update the rivals' filters and accumulated scores (forgetting factor 0.9); switch to a rival that leads
-        by ``hypothesis_lead``, drop those that trail by it or keep failing the gate."""
+        by ``hypothesis_lead``, drop those that trail by it or keep failing the gate. ``score``: the winner's (0 when
+        its pose source found the window inconsistent with it). Returns whether it switched."""
         lead = self.config.hypothesis_lead
         self._logscore = 0.9 * self._logscore + float(np.log(max(score, 1e-3)))
         for r, p, c, sc in zip(self._rivals, *out):
             r.filter.update_pose(t, p, c, source='model')
             r.logscore = 0.9 * r.logscore + float(np.log(max(float(sc), 1e-3)))
         best = max(self._rivals, key=lambda r: r.logscore)
-        if best.logscore - self._logscore > lead:
+        switched = best.logscore - self._logscore > lead
+        if switched:
             self._rivals.remove(best)
             self._rivals.append(Rival(self.filter, self._logscore))
             self.filter, self._logscore = best.filter, best.logscore
@@ -558,6 +565,7 @@ class Pipeline:
         if not self._rivals:
             self.state = State.TRACKING
             self._event(t, 'ambiguity resolved')
+        return switched
 
     def _spread(self, t: float, pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
         """The covariance about ``pose`` of an equal mixture of it and the rivals (the model's scores are not

@@ -16,9 +16,10 @@ from flm_core.estimation.refine import RefineConfig, Refined, deskewed, motion_c
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import wrap_angle, yaw_to_quat
 from flm_core.measurements import LaserScan2D, OdometrySample, RangeSample
+from flm_core.model.inference import Estimate
 from flm_core.model.tokens import Rig
-from flm_core.pipeline import Inconsistent, Pipeline, PipelineConfig
-from flm_core.site import Anchor, Site
+from flm_core.pipeline import Inconsistent, Pipeline, PipelineConfig, max_position_std
+from flm_core.site import Anchor, OccupancyMap, Site
 from flm_core.timebuffer import TimeBufferConfig
 from flm_core.validation import Expectations
 
@@ -150,7 +151,8 @@ def test_a_wrong_pose_that_a_scan_half_fits_is_inconsistent(scenario, messages) 
     """From a prior 2 m and 0.5 rad off (a wrong hypothesis after a relocalization) the solve settles where about half
     of the scan lies on walls, at residuals of 2-3 sigmas (here 2.9 m off, inlier share 0.54, RMS 2.45; the fault
     matrix's wrong hypotheses: 0.56-0.88, 2.2-2.8; a right pose: 0.99, 0.5-0.7): Inconsistent, not a wrong pose
-    handed on with a covariance of centimetres (the old bounds, inlier share 0.5 and RMS 3, handed it on)."""
+    handed on with a covariance of centimetres (the old bounds, inlier share 0.5 and RMS 3, without the per-modality and
+    range offset checks, handed it on)."""
     site, rig, t = scenario.site(), _rig(scenario), 8.0
     w = _window(messages, t)
     prior, cov = _truth(scenario, t) + np.array([2.0, 0.0, 0.5]), np.diag([0.3, 0.3, 0.1]) ** 2
@@ -158,7 +160,8 @@ def test_a_wrong_pose_that_a_scan_half_fits_is_inconsistent(scenario, messages) 
     assert isinstance(src.localize(w, site, t, prior, cov, rig), Inconsistent)
     assert src.last.n_measurements >= GENERATED.min_judged
     assert _err(src.last.pose, _truth(scenario, t))[0] > 0.5          # the solve did settle somewhere wrong
-    lax = Refined(None, dataclasses.replace(GENERATED, min_inlier_share=0.5, max_rms=3.0))
+    lax = Refined(None, dataclasses.replace(GENERATED, min_inlier_share=0.5, max_rms=3.0, min_block_share=0.0,
+                                            max_common_offset=math.inf))
     est = lax.localize(w, site, t, prior, cov, rig)
     assert est is not None and not isinstance(est, Inconsistent) and _err(est.pose, _truth(scenario, t))[0] > 0.5
 
@@ -444,3 +447,125 @@ def test_windows_too_small_to_judge_do_not_make_the_pipeline_lost(min_judged: in
         assert src.counts['not fitting, too few measurements to judge'] == 8
     else:
         assert updates.count('inconsistent') >= pipe.config.lost_after_rejections and lost, updates
+
+
+def test_ranges_of_one_anchor_are_not_solved() -> None:
+    """One anchor's ranges fit anywhere on a circle around it (and its offset cannot be told from a position on it):
+    a tracking window with ranges of one anchor only is not solved (None, counted); two anchors are."""
+    rng = np.random.default_rng(5)
+    truth, prior_cov = np.array([1.0, 0.5, 0.3]), np.diag([0.3, 0.3, 0.1]) ** 2
+    src = Refined(None, RefineConfig())
+    assert src.localize({'uwb': _ranges(truth, 5.0, rng)[:1] * 3}, SITE, 5.0, truth, prior_cov, RIG) is None
+    assert src.counts['ranges of too few anchors'] == 1 and src.last is None
+    est = src.localize({'uwb': _ranges(truth, 5.1, rng)[:2]}, SITE, 5.1, truth, prior_cov, RIG)
+    assert est is not None and src.counts['solved'] == 1
+
+
+def test_small_windows_that_keep_not_fitting_make_the_pipeline_lost() -> None:
+    """The same four ranges 2 m from the filter's pose as in the test above, for 3 s instead of 0.8: not judged for
+    unfit_time (2 s), then each is Inconsistent and the pipeline declares itself lost."""
+    pipe, src = _uwb_pipeline(10)
+    rng = np.random.default_rng(4)
+    truth = np.array([1.0, 0.5, 0.3])
+    pipe.set_initial_pose(truth + [2.0, 0.0, 0.0], np.diag([0.05, 0.05, 0.05]) ** 2, 1.0)
+    updates, lost_at = [], None
+    for k in range(30):
+        t = 1.0 + 0.1 * (k + 1)
+        pipe.offer('odom', _odom(t - 0.05, 0.0, 0.0, 0.0, 0.0)[1], t - 0.05)
+        for _, m in _ranges(truth, t, rng)[:4]:
+            pipe.offer('uwb', m, t)
+        updates.append(pipe.update(t).update)
+        if lost_at is None and any(w == 'lost' for _, w in pipe.events):
+            lost_at = t
+    first = updates.index('inconsistent')
+    assert set(updates[:first]) == {'none'} and first >= 19, updates       # 2 s of not fitting, not judged
+    assert lost_at is not None and lost_at <= 1.1 + 2.0 + 0.1 * (pipe.config.lost_after_rejections + 1), updates
+    assert src.counts['small windows not fitting for unfit_time'] >= pipe.config.lost_after_rejections
+
+
+# ------------------------------------------------------------------------------------------ a symmetric building
+ROOM = (12.0, 6.0)                 # m, a bare rectangular room: turned by pi about its centre, it looks the same
+
+
+def _room_site(anchors: tuple[Anchor, ...] = ()) -> Site:
+    res, pad = 0.05, 0.5
+    w, h = int(round((ROOM[0] + 2 * pad) / res)), int(round((ROOM[1] + 2 * pad) / res))
+    x = -pad + (np.arange(w) + 0.5) * res
+    y = -pad + (np.arange(h) + 0.5) * res
+    inside = (y[:, None] > 0) & (y[:, None] < ROOM[1]) & (x[None, :] > 0) & (x[None, :] < ROOM[0])
+    grid = np.where(inside, 0, 100).astype(np.int8)
+    return Site('room', anchors=anchors, map=OccupancyMap(grid, res, np.array([-pad, -pad, 0.0])))
+
+
+def _room_scan(pose: np.ndarray, t: float, beams: int = 180) -> LaserScan2D:
+    """A scan of the room's walls from ``pose`` (exact ranges, the lidar at base_link)."""
+    a = np.linspace(-math.pi, math.pi, beams, endpoint=False)
+    d = np.stack([np.cos(a + pose[2]), np.sin(a + pose[2])], 1)
+    with np.errstate(divide='ignore'):
+        tx = np.where(d[:, 0] > 0, (ROOM[0] - pose[0]) / d[:, 0], -pose[0] / d[:, 0])
+        ty = np.where(d[:, 1] > 0, (ROOM[1] - pose[1]) / d[:, 1], -pose[1] / d[:, 1])
+    r = np.minimum(np.abs(tx), np.abs(ty))
+    return LaserScan2D(stamp=t, frame_id='base_link', angles=a.astype(np.float32), ranges=r.astype(np.float32),
+                       range_min=0.1, range_max=30.0)
+
+
+class _CannotTell:
+    """Stands in for a network in a symmetric building: it proposes the mirror image first and the truth as an
+    equally scored alternative, and scores every tracked hypothesis alike."""
+
+    def __init__(self, first: np.ndarray, second: np.ndarray) -> None:
+        self.first, self.second = first, second
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        cov = np.diag([0.3, 0.3, 0.1]) ** 2
+        if prior_pose is None:
+            return Estimate(self.first.copy(), cov, {}, 'global', 0.0, score=0.9, stamp=t,
+                            alternatives=(self.second[None].copy(), cov[None].copy(), np.array([0.9])))
+        return Estimate(np.asarray(prior_pose, float).copy(), cov, {}, 'tracking', 0.0, score=0.9, stamp=t)
+
+    def track_many(self, window, site, t, poses, covs, rig=None):
+        return np.array(poses, float), np.array(covs, float), np.full(len(poses), 0.9)
+
+
+def test_a_symmetric_building_is_ambiguous_until_the_data_rule_the_mirror_image_out() -> None:
+    """A bare rectangular room: the scan from the truth and from its mirror image (turned by pi about the room's
+    centre) are the same. The global result is ambiguous (two hypotheses, the published covariance spans both, the
+    truth within 3 sigma of every published pose) and stays so while only the scan speaks; once UWB ranges from
+    anchors in one half arrive, the mirror image (proposed first) no longer fits and the pipeline goes on from the
+    truth, confidently."""
+    truth = np.array([3.0, 2.0, 0.4])
+    mirror = np.array([ROOM[0] - truth[0], ROOM[1] - truth[1], float(wrap_angle(truth[2] + math.pi))])
+    anchors = tuple(Anchor(f'a{i}', np.array(p)) for i, p in enumerate([(0.5, 0.5, 2.5), (5.0, 0.5, 2.4),
+                                                                          (0.5, 5.5, 2.6), (3.0, 3.0, 2.5)]))
+    site = _room_site(anchors)
+    front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset(a.id for a in anchors)))
+    src = Refined(_CannotTell(mirror, truth), RefineConfig(map_surface=1.0))
+    pipe = Pipeline(PipelineConfig(process='odom'), site, src, front, ['scan', 'uwb', 'odom'])
+    pipe.rig = Rig()
+    rng = np.random.default_rng(6)
+    results = []
+    for k in range(60):                  # 6 s standing still; ranges from 3 s on
+        t = round(0.1 * (k + 1), 6)
+        pipe.offer('odom', _odom(t, 0.0, 0.0, 0.0, 0.0)[1], t)
+        pipe.offer('scan', _room_scan(truth, t), t)
+        if t >= 3.0:
+            for a in anchors:
+                r = float(np.linalg.norm(a.position - np.array([truth[0], truth[1], 0.0])))
+                pipe.offer('uwb', RangeSample(stamp=t, anchor_id=a.id, range=r + 0.02 * rng.standard_normal()), t)
+        r = pipe.step(t)
+        if r is not None:
+            results.append(r)
+    events = [w for _, w in pipe.events]
+    assert 'ambiguous: 2 hypotheses' in events, events
+    undecided = [r for r in results if r.hypotheses > 1]
+    assert undecided and max(r.stamp for r in undecided) >= 2.9     # the scan alone never decides
+    assert min(r.stamp for r in undecided) < 2.0
+    for r in results:                    # never confidently wrong
+        assert np.hypot(*(r.pose[:2] - truth[:2])) <= 3 * max_position_std(r.cov), (r.stamp, r.pose, r.cov)
+    for r in undecided:                  # the published covariance spans both places
+        assert max_position_std(r.cov) >= 0.4 * np.hypot(*(truth[:2] - mirror[:2]))
+    assert 'switched to a rival hypothesis' in events and 'ambiguity resolved' in events, events
+    assert 'lost' not in events
+    last = results[-1]
+    assert last.hypotheses == 1 and np.hypot(*(last.pose[:2] - truth[:2])) < 0.05
+    assert max_position_std(last.cov) < 0.1

@@ -78,11 +78,20 @@ class RefineConfig:
     points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance beyond which a point is not
     pulled (unmapped clutter). uwb_sigma: m, range noise; uwb_window: s of the newest ranges used; uwb_bias_std: m,
     initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial std of the offset shared by
-    all anchors; bias_walk: m per sqrt(s), how fast the learnt offsets may drift; use_prior: the filter's prior is a
+    all anchors; max_common_offset: m, the largest such offset a consistent solve may find (a robust solve can
+    otherwise buy a wrong pose by shifting every range: at a symmetric room's mirror image, two of four ranges fitted
+    with a common offset of metres); bias_walk: m per sqrt(s), how fast the learnt offsets may drift; use_prior: the filter's prior is a
     term of the solve (it always is a start); fresh_only: tracking uses only measurements newer than the previous
     tracking update (see the module docstring); min_inlier_share, max_rms (sigmas): below / above them the solve is
     inconsistent and nothing is handed on; min_judged: the fewest usable measurements for such a solve to count as
-    Inconsistent (toward 'lost'); with fewer it is only not handed on (None); min_block_share, min_block_n: with several
+    Inconsistent (toward 'lost'); with fewer it is only not handed on (None); unfit_time: s, how long such smaller
+    solves (of at least min_block_n measurements) may go on not fitting, with no solve of at least min_block_n
+    measurements fitting in between, before they count as Inconsistent after all: a filter that drifted off (one
+    anchor in range, its ranges fit anywhere on a circle) rejects the few ranges that could correct it, and a
+    multipath burst lasts less; min_anchors: a tracking window with ranges only, from fewer distinct anchors, is not
+    solved (counted): one anchor's ranges fit anywhere on a circle around it, and its non-line-of-sight offset cannot
+    be told from a position along that circle (a generated building with one anchor in range most of the time: 7 m
+    off at a std of 0.7 m with single-anchor windows handed on, 0.4 m off at a std of 2.5 m without); min_block_share, min_block_n: with several
     modalities in the solve, each (its residual block) with at least min_block_n measurements must have at least that
     inlier share on its own, or the solve is inconsistent (a symmetric corridor's mirror image fits 80-88 % of a scan,
     while 0-1 of its 5-6 UWB ranges: the scan's 200 points would otherwise outvote the ranges that tell the two apart);
@@ -114,12 +123,15 @@ class RefineConfig:
     uwb_window: float = 0.1
     uwb_bias_std: float = 0.1
     uwb_common_std: float = 0.5
+    max_common_offset: float = 1.5
     bias_walk: float = 0.002
     use_prior: bool = True
     fresh_only: bool = True
     min_inlier_share: float = 0.8
     max_rms: float = 2.0
     min_judged: int = 10
+    unfit_time: float = 2.0
+    min_anchors: int = 2
     min_block_share: float = 0.5
     min_block_n: int = 3
     wide_prior: float = 0.3
@@ -161,6 +173,7 @@ class Refined:
         self._inflation = 1.0                        # the decorrelation factor of the latest tracking result
         self._handed_cloud = False                   # the latest result handed on had scan or point residuals
         self._gap_since: float | None = None         # stamp of the first update of the current wide prior
+        self._unfit: tuple[float, float] | None = None  # (first, latest) stamp of the current run of small unfit solves
         if source is not None and hasattr(source, 'track_many'):
             self.track_many = self._track_many
 
@@ -309,12 +322,14 @@ class Refined:
         return best
 
     def consistent(self, sol: Solution) -> bool:
-        """Whether a solve explains its measurements: inlier share and residual RMS within the config's bounds, and
-        with several modalities, each one's own inlier share (``min_block_share``)."""
+        """Whether a solve explains its measurements: inlier share and residual RMS within the config's bounds,
+        with several modalities each one's own inlier share (``min_block_share``), and a UWB offset shared by all
+        anchors within ``max_common_offset``."""
         c = self.config
         blocks = [st for st in sol.stats.values() if st['n'] >= c.min_block_n] if len(sol.stats) > 1 else []
         return sol.n_measurements > 0 and sol.inlier_share >= c.min_inlier_share and np.isfinite(sol.rms) \
-            and sol.rms <= c.max_rms and all(st['inliers'] >= c.min_block_share * st['n'] for st in blocks)
+            and sol.rms <= c.max_rms and all(st['inliers'] >= c.min_block_share * st['n'] for st in blocks) \
+            and (c.uwb_common_std == 0 or abs(_common_offset(sol)) <= c.max_common_offset)
 
     def _handed_on(self, blocks: list[Block], sol: Solution, heading: tuple[float, float] | None
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -391,6 +406,9 @@ class Refined:
         if wide and not cloud and self._handed_cloud and t - self._gap_since < self.config.scan_wait:
             self.counts['after a gap: waiting for a scan'] += 1
             return None
+        if not cloud and _anchors(blocks) < self.config.min_anchors:
+            self.counts['ranges of too few anchors'] += 1
+            return None
         starts = [getattr(inner, 'pose', None), prior_pose]
         if wide:     # after a gap: the pose may be anywhere the prior allows, not only where it peaks
             starts += list(_spread_starts(np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)))
@@ -400,20 +418,35 @@ class Refined:
         self.last = sol
         if not self.consistent(sol):
             if sol.n_measurements < self.config.min_judged:
-                self.counts['not fitting, too few measurements to judge'] += 1
-                return None
+                return self._unfit_small(sol, t)
             if wide:
                 self.counts['not fitting a wide prior'] += 1
                 return None
             self.counts['inconsistent'] += 1
             return Inconsistent()
         self.counts['solved'] += 1
+        if sol.n_measurements >= self.config.min_block_n:
+            self._unfit = None
         self._learn(blocks, sol, t)
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
         cov = self._decorrelated(self._floored(blocks, cov) + motion, t)
         return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None))
+
+    def _unfit_small(self, sol: Solution, t: float) -> Any:
+        """A tracking solve that does not fit, of fewer than min_judged measurements: None (not judged), or
+        Inconsistent once such solves (of at least min_block_n measurements each, no more than unfit_time apart)
+        have not fitted for unfit_time s."""
+        c = self.config
+        if sol.n_measurements >= c.min_block_n:
+            first = t if self._unfit is None or t - self._unfit[1] > c.unfit_time else self._unfit[0]
+            self._unfit = (first, t)
+            if t - first >= c.unfit_time:
+                self.counts['small windows not fitting for unfit_time'] += 1
+                return Inconsistent()
+        self.counts['not fitting, too few measurements to judge'] += 1
+        return None
 
     def _global(self, inner: Any, blocks: list[Block], frame: SensorFrame, motion: np.ndarray, t: float) -> Any:
         """Global mode: the inner source's winner and alternatives (best score first; without an inner source the
@@ -493,9 +526,11 @@ class Refined:
     def _track_many(self, window: Window, site: Site, t: float, poses: np.ndarray, covs: np.ndarray,
                     rig: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The inner source's ``track_many`` (rival hypotheses), each result solved from (with its prior); a rival
-        whose solve is inconsistent keeps the inner source's answer."""
+        whose solve is inconsistent keeps the inner source's answer with a score of 0: the data rule it out (in a
+        symmetric building the inner source may score a mirror image as high as the truth)."""
         out, ocov, scores = self.source.track_many(window, site, t, poses, covs, rig=rig)
         out, ocov = np.array(out, dtype=np.float64, copy=True), np.array(ocov, dtype=np.float64, copy=True)
+        scores = np.array(scores, dtype=np.float64, copy=True)
         blocks, _, motion = self.blocks(window, site, t, rig, tracking=True)
         if not blocks:
             return out, ocov, scores
@@ -506,6 +541,8 @@ class Refined:
             if sol is not None and self.consistent(sol):
                 p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
                 out[k], ocov[k] = p, (self._floored(blocks, c) + motion) * max(1.0, self._inflation)
+            elif sol is not None and sol.n_measurements >= self.config.min_judged:
+                scores[k] = 0.0
         return out, ocov, scores
 
 
@@ -578,6 +615,18 @@ def motion_cov(odom: Sequence[tuple[float, Any]], stamp: float, t: float, extrap
     j0, j1 = (np.interp(v, st, xy[:, 1]) for v in (stamp, t))
     var_p += var_y * float((i1 - i0) ** 2 + (j1 - j0) ** 2)
     return np.diag([var_p, var_p, var_y])
+
+
+def _common_offset(sol: Solution) -> float:
+    """m, the UWB range offset shared by all anchors that the solve found (0 without ranges; the first extra
+    parameter of the ranges' block when that offset is estimated)."""
+    x = sol.extra.get(RangeBlock.name)
+    return float(x[0]) if x is not None and len(x) else 0.0
+
+
+def _anchors(blocks: Sequence[Block]) -> int:
+    """How many distinct anchors the blocks' ranges come from."""
+    return len({int(k) for b in blocks if isinstance(b, RangeBlock) for k in b.anchor_index})
 
 
 def _sees_map(blocks: Sequence[Block]) -> bool:
