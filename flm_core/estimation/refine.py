@@ -109,7 +109,9 @@ class RefineConfig:
     (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1 its
     face, as in the project's generated buildings); cov_floor: std (m, m, rad) added in quadrature to a result with scan
     or point residuals: how well the map and a scan can agree at all (the map's cells, its registration errors), which
-    the residuals of one scan, alike from beam to beam, do not show; odom_extrapolation: s, how far past its newest
+    the residuals of one scan, alike from beam to beam, do not show (5 cm, 0.015 rad: mean NEES on generated buildings'
+    mapped maps 2-6 with 2D lidar, 3D lidar or all sensors, against 3.5-14 with 3 cm; the Intel log 2.3, was 3.8;
+    accuracy unchanged; bench/cross_scenario.py and bench/real_data.py); odom_extrapolation: s, how far past its newest
     sample the odometry's twist may carry a measurement to ``t`` (0: the motion stops there; a twist differenced from
     odometry poses can be far off, and a wrong turn rate turns the whole scan)."""
 
@@ -141,7 +143,7 @@ class RefineConfig:
     correlation_time: float = 1.0
     map_surface: float = 0.0
     odom_extrapolation: float = 0.0
-    cov_floor: tuple[float, float, float] = (0.03, 0.03, 0.01)
+    cov_floor: tuple[float, float, float] = (0.05, 0.05, 0.015)
 
 
 class _Biases:
