@@ -210,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     from flm_ros.params import LOCALIZER  # noqa: PLC0415
 
     cfg = C.load_config(overrides={'model_path': a.model, 'inference_threads': a.threads})
-    loc = C.load_pose_source(dataclasses.replace(cfg.model, refine=False))    # the network, shared by both rows
+    network = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, refine=False))
+    loc = C.load_pose_source(network)                       # the network, shared by both rows
     period = 1.0 / float(next(q.default for q in LOCALIZER if q.name == 'update_rate'))
     # the FLM rows: name -> a fresh pose source (per run: the solve learns per site and run)
-    sources: dict[str, Any] = {'FLM': (lambda: Refined(loc)) if cfg.model.refine else (lambda: loc)}
+    sources: dict[str, Any] = {'FLM': (lambda: Refined(loc, cfg.refine)) if cfg.model.refine else (lambda: loc)}
     if not a.no_network_row and cfg.model.refine:
         sources['FLM network'] = lambda: loc
     holdout = a.holdout or loc.meta.get('holdout_family') or 'cluttered'

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p['sensors.odom.enabled'] = not ns.no_odom
     if ns.model:
         p['model_path'] = ns.model
-    source = C.load_pose_source(C.load_config(p).model, _log)
+    source = C.load_pose_source(C.load_config(p), _log)
     tm: dict[str, list[float]] = {}
     cpu0 = time.process_time()
     with timed(source, 'forward', tm, 'network'), timed(inference, 'tokenize', tm, 'tokens'), \

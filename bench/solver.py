@@ -56,13 +56,13 @@ def _source(variant: str, p: dict[str, Any]) -> Any:
     from flm_core.estimation.refine import Refined  # noqa: PLC0415
     from flm_ros.evaluate import _log  # noqa: PLC0415
 
-    model = C.load_config({**p, 'model.refine': False}).model       # the network alone; the variant adds the rest
+    cfg = C.load_config({**p, 'model.refine': False})       # the network alone; the variant adds the rest
     if variant == 'flm':
-        return C.load_pose_source(model, _log)
+        return C.load_pose_source(cfg, _log)
     if variant == 'refined':
-        return Refined(C.load_pose_source(model, _log))
+        return Refined(C.load_pose_source(cfg, _log), cfg.refine)
     if variant == 'solver':
-        return Refined(None)
+        return Refined(None, cfg.refine)
     raise ValueError(f'unknown variant {variant!r}; expected some of {", ".join(VARIANTS)}')
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from flm_core.estimation.eskf import EskfConfig
+from flm_core.estimation.refine import RefineConfig
 from flm_core.frontend import STREAMS, SensorFrontEnd
 from flm_core.model.backends import check_device
 from flm_core.pipeline import Pipeline, PipelineConfig
@@ -162,6 +163,7 @@ class Config:
     sensors: SensorsConfig
     model: ModelConfig
     pipeline: PipelineConfig
+    refine: RefineConfig
 
 
 # ------------------------------------------------------------------------------------------------ definitions
@@ -169,6 +171,7 @@ _BUFFER = TimeBufferConfig()
 _PIPELINE = PipelineConfig()
 _ESKF = EskfConfig()
 _EXPECT = Expectations()
+_REFINE = RefineConfig()
 
 FRAME_PARAMS: tuple[Param, ...] = (
     Param('map_frame', 'map', 'Global frame (REP-105). AMCL: global_frame_id.', CONFIGURE, target='frames.map'),
@@ -305,8 +308,50 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
       for name, (desc, rng) in ESKF_PARAMS.items()),
 )
 
+#: The solve behind the model (:class:`flm_core.estimation.refine.RefineConfig`, with ``model.refine``), as
+#: ``refine.<field>``: unit and meaning, and the range accepted. Defaults come from RefineConfig itself.
+REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
+    'scan_sigma': ('m, point-to-line noise of a scan point against the map.', (1e-4, 10.0)),
+    'scan_voxel': ('m, voxel filter of the scan points (one per voxel).', (1e-3, 10.0)),
+    'points_sigma': ('m, point-to-plane noise of a 3D point (3D lidar, depth camera) against the point map.',
+                     (1e-4, 10.0)),
+    'points_voxel': ('m, voxel filter of the 3D points.', (1e-3, 10.0)),
+    'truncation': ('m, a point farther than this from the map is not pulled (unmapped clutter).', (1e-3, 100.0)),
+    'uwb_sigma': ('m, UWB range noise.', (1e-4, 100.0)),
+    'uwb_window': ('s of the newest UWB ranges solved with at each update.', (0.0, 10.0)),
+    'uwb_bias_std': ("m, initial std of each anchor's range offset from the site file's bias (learnt online).",
+                     (0.0, 100.0)),
+    'uwb_common_std': ('m, initial std of a range offset shared by all anchors (a clock or antenna delay; 0: none).',
+                       (0.0, 100.0)),
+    'max_common_offset': ('m, the largest shared range offset a solve may find and still count as consistent.',
+                          (0.0, 1000.0)),
+    'bias_walk': ('m/sqrt(s), how fast the learnt range offsets may drift.', (0.0, 10.0)),
+    'min_inlier_share': ('Share of the measurements a solve must explain to be handed on (else the window does not '
+                         'fit: it counts toward lost).', (0.0, 1.0)),
+    'max_rms': ("Sigmas, the largest residual RMS of a solve's inliers that still counts as fitting.",
+                (0.0, 1000.0)),
+    'min_block_share': ('With several sensors in a solve, the share of its own measurements each one must explain.',
+                        (0.0, 1.0)),
+    'min_anchors': ('Distinct anchors a window with UWB ranges only needs to be solved (one anchor: a circle).',
+                    (1, 64)),
+    'unfit_time': ('s a run of small windows (ranges only) may go on not fitting before it counts toward lost.',
+                   (0.0, 3600.0)),
+    'correlation_time': ('s over which the errors of consecutive windows stay alike (the covariance of results '
+                         'closer together is widened accordingly; 0: independent).', (0.0, 3600.0)),
+    'map_surface': ("Where the surface lies in an occupied cell: 0 its centre (maps from SLAM), 1 its faces.",
+                    (0.0, 1.0)),
+    'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all.',
+                     (0.0, 100.0)),
+    'cov_floor_yaw': ('rad, the same for the heading.', (0.0, 10.0)),
+}
+
+REFINE_PARAMS: tuple[Param, ...] = tuple(
+    Param(f'refine.{name}', getattr(_REFINE, name), desc, CONFIGURE, rng, target=f'refine.{name}')
+    for name, (desc, rng) in REFINE_FIELDS.items())
+
 #: Every parameter of the core, each setting one field of :class:`Config`.
-CORE: tuple[Param, ...] = FRAME_PARAMS + BUFFER_PARAMS + SENSOR_PARAMS + MODEL_PARAMS + PIPELINE_PARAMS
+CORE: tuple[Param, ...] = FRAME_PARAMS + BUFFER_PARAMS + SENSOR_PARAMS + MODEL_PARAMS + PIPELINE_PARAMS \
+    + REFINE_PARAMS
 _BY_NAME = {p.name: p for p in CORE}
 
 
@@ -434,7 +479,8 @@ def load_config(values: Mapping[str, Any] | None = None, *, yaml_file: str | Pat
         buffer=_library_check('buffer', lambda: _build(TimeBufferConfig, nested['buffer'])),
         sensors=_build(SensorsConfig, nested['sensors']),
         model=ModelConfig(**nested['model']),
-        pipeline=_library_check('filter', lambda: _build(PipelineConfig, nested['pipeline'])))
+        pipeline=_library_check('filter', lambda: _build(PipelineConfig, nested['pipeline'])),
+        refine=_library_check('refine', lambda: _build(RefineConfig, nested['refine'])))
 
 
 def to_values(cfg: Config) -> dict[str, Any]:
@@ -449,9 +495,11 @@ def to_values(cfg: Config) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ factories
-def load_pose_source(cfg: ModelConfig, log: Callable[[str], Any] | None = None) -> Any:
-    """The pose source ``cfg`` names: the FLM model (torch or ONNX Runtime; solved against the measurements with
-    ``refine``), or a classical baseline. ``log``: where to say which model runs."""
+def load_pose_source(config: Config, log: Callable[[str], Any] | None = None) -> Any:
+    """The pose source ``config.model`` names: the FLM model (torch or ONNX Runtime; solved against the
+    measurements with ``model.refine``, as ``config.refine`` says), or a classical baseline. ``log``: where to say
+    which model runs."""
+    cfg = config.model
     if cfg.pose_source == 'flm':
         from flm_core.model.inference import DEFAULT_MODEL, Localizer  # noqa: PLC0415
 
@@ -466,7 +514,7 @@ def load_pose_source(cfg: ModelConfig, log: Callable[[str], Any] | None = None) 
         if cfg.refine:
             from flm_core.estimation.refine import Refined  # noqa: PLC0415
 
-            return Refined(loc)
+            return Refined(loc, config.refine)
         return loc
     from flm_core.estimation.baselines import make_pose_source  # noqa: PLC0415
 

@@ -159,7 +159,7 @@ def replay_offline(bag: Path, site: Site, p: dict[str, Any], gt_spec: str, progr
     tree = tftree.TransformTree(cache_time=max(binfo.end - binfo.start, 1.0) + 10.0)
     cfg = C.load_config(p)
     if source is None and baseline is None:
-        source = C.load_pose_source(cfg.model, _log)
+        source = C.load_pose_source(cfg, _log)
     rig = C.make_rig(cfg, lambda a, b: tree.lookup(a, b, 0.0))
     pipe = C.make_pipeline(cfg, site, source, rig=rig)
     base_impl = None
@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     source = None
     if ns.mode == 'offline':
         try:
-            source = C.load_pose_source(cfg.model, _log)
+            source = C.load_pose_source(cfg, _log)
         except (ValueError, OSError, RuntimeError, ImportError) as e:  # ModelFileError is a ValueError
             print(f'flm-eval: error: model: {e} (give one with --model)', file=sys.stderr)
             return EXIT_INPUT

@@ -152,7 +152,7 @@ class LocalizerNode(LifecycleNode):
         try:
             self._cloud_kind, cloud_type = amcl.cloud_type(self.p['particle_cloud_type'])
             self._file_site = load_site(self.p['site_file']) if self.p['site_file'] else None
-            self.source = C.load_pose_source(self._config().model, self.get_logger().info)
+            self.source = C.load_pose_source(self._config(), self.get_logger().info)
         except (SiteError, OSError, ValueError, RuntimeError, ImportError) as e:
             self.get_logger().error(f'configure failed: {e}')
             return TransitionCallbackReturn.FAILURE
@@ -213,7 +213,7 @@ class LocalizerNode(LifecycleNode):
         if hasattr(self.source, 'map_index'):
             self.source.map_index(site)
         elif self._source_site is not None:
-            self.source = C.load_pose_source(self._config().model, self.get_logger().info)
+            self.source = C.load_pose_source(self._config(), self.get_logger().info)
         self._source_site = site
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -152,7 +152,7 @@ LOCALIZER: tuple[Param, ...] = (
     Param('saved_pose.y', 0.0, 'm', LIVE, (-_BIG, _BIG)),
     Param('saved_pose.yaw', 0.0, 'rad', LIVE, (-2 * math.pi, 2 * math.pi)),
     Param('saved_pose.stamp', 0.0, 's, stamp of the saved pose; 0: none saved.', LIVE, (0.0, 1e12)),
-) + _ros(C.PIPELINE_PARAMS)
+) + _ros(C.PIPELINE_PARAMS) + _ros(C.REFINE_PARAMS)
 
 #: AMCL's parameter names -> ours, for the ones that differ (AMCL's ``set_initial_pose``, ``initial_pose.{x,y,z,yaw}``,
 #: ``always_reset_initial_pose``, ``save_pose_rate``, ``initialize_at_saved_pose``, ``saved_pose_filepath``,

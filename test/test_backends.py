@@ -162,7 +162,7 @@ def test_node_loads_the_model_without_torch() -> None:
     (what ``ros2 run flm_ros flm_localizer`` does at configure on a robot without torch)."""
     code = (NO_TORCH + 'from flm_core import config as C\nfrom flm_ros import params as P\n'
             'p = {q.name: q.default for q in P.COMMON + P.LOCALIZER}\n'
-            'loc = C.load_pose_source(C.load_config(p).model)\n'
+            'loc = C.load_pose_source(C.load_config(p))\n'
             'print(loc.backend.name, loc.device, loc.backend.path.name, p["inference_backend"])\n')
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
                        cwd=str(Path(__file__).resolve().parents[1]))

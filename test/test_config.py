@@ -70,6 +70,8 @@ def test_values_and_overrides_set_the_typed_fields_in_order(tmp_path: Path):
     ({'base_frame': '/'}, ('base_frame must not be empty',)),
     ({'device': 'tpu'}, ('device must be',)),                   # the back ends' own check
     ({'buffer.windw': 2.0}, ('buffer.windw', 'not a parameter')),
+    ({'refine.uwb_sigma': 0.0}, ('refine.uwb_sigma', 'out of range')),
+    ({'refine.min_inlier_share': 1.5}, ('refine.min_inlier_share', 'out of range')),
 ])
 def test_a_bad_value_is_refused_naming_the_parameter(overrides, words):
     with pytest.raises(C.ConfigError) as e:
@@ -92,7 +94,7 @@ def test_a_bad_value_in_a_file_is_refused_too(tmp_path: Path):
 def test_a_parameter_file_round_trips(tmp_path: Path):
     cfg = C.load_config(overrides={'buffer.window': 1.5, 'sensors.imu.enabled': False, 'model.refine': True,
                                    'filter.history': 4.0, 'lost_after_rejections': 7, 'map_frame': 'world',
-                                   'device': 'cuda:1'})
+                                   'device': 'cuda:1', 'refine.uwb_sigma': 0.25})
     f = tmp_path / 'out.yaml'
     f.write_text(yaml.safe_dump({'flm_localizer': {'ros__parameters': C.to_values(cfg)}}))
     back = C.load_config(yaml_file=f)
@@ -117,4 +119,7 @@ def test_factories_build_what_the_config_says():
     assert pipe.config == cfg.pipeline and pipe.filter.config.gate_prob == 0.99
     assert pipe.enabled == ['scan', 'depth', 'uwb', 'imu', 'odom'] and pipe.front.buffer.config == cfg.buffer
     assert pipe.front.mount('imu_link') is not None                             # IMU mounts come from the rig
-    assert type(C.load_pose_source(C.load_config(overrides={'pose_source': 'uwb'}).model)) is UwbPoseSource
+    assert type(C.load_pose_source(C.load_config(overrides={'pose_source': 'uwb'}))) is UwbPoseSource
+    # the solve behind the model gets its settings from the same configuration
+    src = C.load_pose_source(C.load_config(overrides={'refine.uwb_sigma': 0.3, 'refine.cov_floor_xy': 0.02}))
+    assert src.config.uwb_sigma == 0.3 and src.config.cov_floor_xy == 0.02 and src.config.scan_sigma == 0.05

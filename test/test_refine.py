@@ -121,7 +121,7 @@ def test_the_covariance_handed_on_is_the_measurements_own(scenario, messages) ->
         est = src.localize(_window(messages, t), site, t, truth + np.array([0.02, -0.01, 0.005]), prior_cov, rig)
         covs.append(est.cov)
     np.testing.assert_allclose(covs[0], covs[1], rtol=0.2, atol=1e-8)
-    floor = np.square(GENERATED.cov_floor)
+    floor = np.square([GENERATED.cov_floor_xy, GENERATED.cov_floor_xy, GENERATED.cov_floor_yaw])
     assert np.all(np.diag(covs[0]) >= floor)
 
 

@@ -42,7 +42,7 @@ def soak(hours: float = 1.0, seed: int = 5, model: str | Path | None = None, lap
     p['model_path'] = str(model)
     p['global_on_start'] = False
     cfg = C.load_config(p)
-    pipe = C.make_pipeline(cfg, site, C.load_pose_source(cfg.model, say))
+    pipe = C.make_pipeline(cfg, site, C.load_pose_source(cfg, say))
     src = sorted(((a, s, m) for s, rows in measurements(sc).items() for a, m in rows), key=lambda r: r[0])
     src = [r for r in src if r[0] < lap]
     odom_rows = [(a, m) for a, s, m in src if s == 'odom']

@@ -107,11 +107,12 @@ class RefineConfig:
     tracking result has its covariance multiplied by correlation_time / the time since the previous
     result, at least 1; 0 disables); map_surface: where the surface lies in a boundary cell of the occupancy map
     (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1 its
-    face, as in the project's generated buildings); cov_floor: std (m, m, rad) added in quadrature to a result with scan
+    face, as in the project's generated buildings); cov_floor: std added in quadrature to a result with scan
     or point residuals: how well the map and a scan can agree at all (the map's cells, its registration errors), which
     the residuals of one scan, alike from beam to beam, do not show (5 cm, 0.015 rad: mean NEES on generated buildings'
     mapped maps 2-6 with 2D lidar, 3D lidar or all sensors, against 3.5-14 with 3 cm; the Intel log 2.3, was 3.8;
-    accuracy unchanged; bench/cross_scenario.py and bench/real_data.py); odom_extrapolation: s, how far past its newest
+    accuracy unchanged; bench/cross_scenario.py and bench/real_data.py), as cov_floor_xy (m) and cov_floor_yaw (rad);
+    odom_extrapolation: s, how far past its newest
     sample the odometry's twist may carry a measurement to ``t`` (0: the motion stops there; a twist differenced from
     odometry poses can be far off, and a wrong turn rate turns the whole scan)."""
 
@@ -143,7 +144,21 @@ class RefineConfig:
     correlation_time: float = 1.0
     map_surface: float = 0.0
     odom_extrapolation: float = 0.0
-    cov_floor: tuple[float, float, float] = (0.05, 0.05, 0.015)
+    cov_floor_xy: float = 0.05
+    cov_floor_yaw: float = 0.015
+
+    def __post_init__(self) -> None:
+        for name in ('scan_sigma', 'points_sigma', 'uwb_sigma', 'scan_voxel', 'points_voxel', 'truncation'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'RefineConfig.{name} must be > 0, got {getattr(self, name)}')
+        for name in ('min_inlier_share', 'min_block_share', 'map_surface'):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'RefineConfig.{name} must be in [0, 1], got {getattr(self, name)}')
+        for name in ('uwb_window', 'uwb_bias_std', 'uwb_common_std', 'max_common_offset', 'bias_walk', 'unfit_time',
+                     'wide_prior', 'scan_wait', 'correlation_time', 'odom_extrapolation', 'cov_floor_xy',
+                     'cov_floor_yaw', 'max_rms', 'global_position_std', 'yaw_unobserved'):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f'RefineConfig.{name} must be >= 0, got {getattr(self, name)}')
 
 
 class _Biases:
@@ -366,7 +381,8 @@ class Refined:
         """cov plus the map agreement floor (``cov_floor``) when scans or points took part."""
         if not _sees_map(blocks):
             return cov
-        return cov + np.diag(np.square(np.asarray(self.config.cov_floor, np.float64)))
+        c = self.config
+        return cov + np.diag(np.square([c.cov_floor_xy, c.cov_floor_xy, c.cov_floor_yaw]))
 
     def _decorrelated(self, cov: np.ndarray, t: float) -> np.ndarray:
         """A tracking result: its covariance times correlation_time / (time since the previous result handed on), at
