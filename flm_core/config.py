@@ -313,7 +313,8 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
 REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'scan_sigma': ('m, point-to-line noise of a scan point against the map.', (1e-4, 10.0)),
     'scan_voxel': ('m, voxel filter of the scan points (one per voxel).', (1e-3, 10.0)),
-    'points_sigma': ('m, point-to-plane noise of a 3D point (3D lidar, depth camera) against the point map.',
+    'points_sigma': ('m, point-to-plane noise of a 3D point (3D lidar, depth camera) against the point map (which, '
+                     'from a mapping run, disagrees with the world more than a 2D grid).',
                      (1e-4, 10.0)),
     'points_voxel': ('m, voxel filter of the 3D points.', (1e-3, 10.0)),
     'truncation': ('m, a point farther than this from the map is not pulled (unmapped clutter).', (1e-3, 100.0)),
@@ -343,6 +344,9 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all.',
                      (0.0, 100.0)),
     'cov_floor_yaw': ('rad, the same for the heading.', (0.0, 10.0)),
+    'slice_z_min': ('m above base_link, lowest point of a 3D cloud solved against the occupancy map (as a scan, '
+                    'with refine.scan_sigma) where the site has no point map.', (-100.0, 100.0)),
+    'slice_z_max': ('m above base_link, the highest such point.', (-100.0, 100.0)),
 }
 
 REFINE_PARAMS: tuple[Param, ...] = tuple(

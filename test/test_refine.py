@@ -15,7 +15,7 @@ from flm_core.estimation.harness import scenario_extrinsics, scenario_messages
 from flm_core.estimation.refine import RefineConfig, Refined, deskewed, motion_cov
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import wrap_angle, yaw_to_quat
-from flm_core.measurements import LaserScan2D, OdometrySample, RangeSample
+from flm_core.measurements import LaserScan2D, OdometrySample, PointCloud, RangeSample
 from flm_core.model.inference import Estimate
 from flm_core.model.tokens import Rig
 from flm_core.pipeline import Inconsistent, Pipeline, PipelineConfig, max_position_std
@@ -569,3 +569,33 @@ def test_a_symmetric_building_is_ambiguous_until_the_data_rule_the_mirror_image_
     last = results[-1]
     assert last.hypotheses == 1 and np.hypot(*(last.pose[:2] - truth[:2])) < 0.05
     assert max_position_std(last.cov) < 0.1
+
+
+def _room_cloud(pose: np.ndarray, t: float) -> PointCloud:
+    """A 3D lidar at base_link in the room: its walls from 0 to 2.8 m, plus the floor and the ceiling around it."""
+    scan = _room_scan(pose, t, beams=90)
+    pts = []
+    for z in (0.3, 0.8, 1.4, 2.4):
+        a, r = scan.angles, scan.ranges
+        pts.append(np.stack([r * np.cos(a), r * np.sin(a), np.full_like(r, z)], 1))
+    rng = np.random.default_rng(8)
+    for z in (-0.0, 2.8):                # floor and ceiling: no 2D map holds them
+        xy = rng.uniform(-2.0, 2.0, (200, 2))
+        pts.append(np.concatenate([xy, np.full((200, 1), z)], 1))
+    return PointCloud(stamp=t, frame_id='base_link', xyz=np.concatenate(pts).astype(np.float32))
+
+
+def test_a_cloud_is_solved_against_an_occupancy_map_when_the_site_has_no_point_map() -> None:
+    """A site with an occupancy map only (no point map) and a 3D cloud: its slice between slice_z_min and
+    slice_z_max is solved against the map, as a scan (floor and ceiling left out): from a prior 0.2 m and 3 deg off
+    the solve lands on the truth. With the band moved up to the ceiling the window does not fit."""
+    truth = np.array([3.0, 2.0, 0.4])
+    site = _room_site()
+    prior, cov = truth + np.array([0.15, -0.12, 0.05]), np.diag([0.3, 0.3, 0.1]) ** 2
+    src = Refined(None, RefineConfig(map_surface=1.0))
+    est = src.localize({'points': [(5.0, _room_cloud(truth, 5.0))]}, site, 5.0, prior, cov, Rig())
+    assert src.counts['3D points sliced onto the occupancy map'] == 1 and src.counts['solved'] == 1
+    assert _err(est.pose, truth)[0] < 0.01 and _err(est.pose, truth)[1] < 0.005
+    ceiling = Refined(None, RefineConfig(map_surface=1.0, slice_z_min=2.7, slice_z_max=2.9))
+    assert isinstance(ceiling.localize({'points': [(5.0, _room_cloud(truth, 5.0))]}, site, 5.0, prior, cov, Rig()),
+                      Inconsistent)
