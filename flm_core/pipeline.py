@@ -21,8 +21,9 @@ say). A relocalization after the model's poses kept failing the gate uses only e
 first failure on: data from before a kidnap describes another place and would pull the global result between the
 two. A global result can be ambiguous (a symmetric building looks the same from several places): rival hypotheses
 that scored close to the winner are kept, each with a filter of its own, tracked in one model batch and weighed by
-the model's score over the following updates; the pipeline switches to a rival that pulls ahead, drops those that
-fall behind or fail the gate, and stays ``relocalizing`` with a covariance that spans all of them until one is
+the model's score over the following updates (a pose source that finds a hypothesis inconsistent with the window
+scores it 0); the pipeline switches to a rival that pulls ahead, also when the winner's own update is
+:class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with a covariance that spans all of them until one is
 left. A time jump backwards (bag loop) resets everything to ``initializing``.
 
 After a blackout (no measurement of any stream for ``blackout`` s) the filter has run on held inputs alone, so the
