@@ -599,3 +599,14 @@ def test_a_cloud_is_solved_against_an_occupancy_map_when_the_site_has_no_point_m
     ceiling = Refined(None, RefineConfig(map_surface=1.0, slice_z_min=2.7, slice_z_max=2.9))
     assert isinstance(ceiling.localize({'points': [(5.0, _room_cloud(truth, 5.0))]}, site, 5.0, prior, cov, Rig()),
                       Inconsistent)
+
+
+def test_a_global_result_from_a_few_map_points_is_not_taken() -> None:
+    """20 scan points fit many places (a depth camera's slice holds about that many): a global result from fewer map
+    points than min_judged, and no ranges, is not handed on (counted); from 180 it is."""
+    truth = np.array([3.0, 2.0, 0.4])
+    src = Refined(_CannotTell(truth, truth + [4.0, 1.0, 0.0]), RefineConfig(map_surface=1.0))
+    assert src.localize({'scan': [(5.0, _room_scan(truth, 5.0, beams=20))]}, _room_site(), 5.0, rig=Rig()) is None
+    assert src.counts['too few map points for a global result'] == 1
+    est = src.localize({'scan': [(6.0, _room_scan(truth, 6.0, beams=180))]}, _room_site(), 6.0, rig=Rig())
+    assert est is not None and _err(est.pose, truth)[0] < 0.01

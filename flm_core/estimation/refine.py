@@ -88,7 +88,10 @@ class RefineConfig:
     term of the solve (it always is a start); fresh_only: tracking uses only measurements newer than the previous
     tracking update (see the module docstring); min_inlier_share, max_rms (sigmas): below / above them the solve is
     inconsistent and nothing is handed on; min_judged: the fewest usable measurements for such a solve to count as
-    Inconsistent (toward 'lost'); with fewer it is only not handed on (None); unfit_time: s, how long such smaller
+    Inconsistent (toward 'lost'); with fewer it is only not handed on (None) (a depth camera's slice against a 2D map
+    holds 12-20 points, and three of them on an unmapped object made a generated run 'lost' and then wrongly
+    relocalized); a global result from fewer map points (scan, cloud) than that and no ranges is not taken either;
+    unfit_time: s, how long such smaller
     solves (of at least min_block_n measurements) may go on not fitting, with no solve of at least min_block_n
     measurements fitting in between, before they count as Inconsistent after all: a filter that drifted off (one
     anchor in range, its ranges fit anywhere on a circle) rejects the few ranges that could correct it, and a
@@ -138,7 +141,7 @@ class RefineConfig:
     fresh_only: bool = True
     min_inlier_share: float = 0.8
     max_rms: float = 2.0
-    min_judged: int = 10
+    min_judged: int = 30
     unfit_time: float = 2.0
     min_anchors: int = 2
     min_block_share: float = 0.5
@@ -499,6 +502,10 @@ class Refined:
             start = self._uwb_start(blocks, frame)
             if start is not None:
                 cands.append((start, None))
+        if not any(isinstance(b, RangeBlock) for b in blocks) \
+                and sum(int(np.sum(getattr(b, 'finite', []))) for b in blocks) < self.config.min_judged:
+            self.counts['too few map points for a global result'] += 1
+            return None
         fits = []
         for pose0, score in cands:
             sol = self._solve(blocks, [pose0], self._wide_prior(pose0))
