@@ -569,8 +569,9 @@ class Refined:
     def _track_many(self, window: Window, site: Site, t: float, poses: np.ndarray, covs: np.ndarray,
                     rig: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The inner source's ``track_many`` (rival hypotheses), each result solved from (with its prior); a rival
-        whose solve is inconsistent keeps the inner source's answer with a score of 0: the data rule it out (in a
-        symmetric building the inner source may score a mirror image as high as the truth)."""
+        whose solve is inconsistent keeps the inner source's answer, with a score of 0 where the solve had at least
+        min_judged measurements: the data rule it out (in a symmetric building the inner source may score a mirror
+        image as high as the truth)."""
         out, ocov, scores = self.source.track_many(window, site, t, poses, covs, rig=rig)
         out, ocov = np.array(out, dtype=np.float64, copy=True), np.array(ocov, dtype=np.float64, copy=True)
         scores = np.array(scores, dtype=np.float64, copy=True)
