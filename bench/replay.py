@@ -10,8 +10,10 @@ Target (issue 7): >= 20x real time on 2 cores.
 
 Where the time goes (wall-clock timers around the library's functions; ~21,000 timed calls of ~1 us each):
 
-- model chain: per update, the tokens built from the prior and the network passes on them. Each update starts from
-  the pose the previous one fused, so these run one after another whatever else runs beside them;
+- model chain: per update, the tokens built from the prior, the network passes on them and the solve behind them
+  (``model.refine``). Each update starts from the pose the previous one fused, so these run one after another
+  whatever else runs beside them; the solve's residual blocks (the window in base_link, voxel-filtered) are timed
+  apart;
 - window preparation: the buffered window put into base_link (does not depend on the prior);
 - sensor input: the input checks, the time buffer and the filter's propagation on every message (``Pipeline.admit``);
 - the rest: reading and decoding the bag, message conversion, transforms, fusing the model poses, the estimates,
@@ -93,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     source = C.load_pose_source(C.load_config(p), _log)
     tm: dict[str, list[float]] = {}
     cpu0 = time.process_time()
-    with timed(source, 'forward', tm, 'network'), timed(inference, 'tokenize', tm, 'tokens'), \
-            timed(inference, 'prepare', tm, 'window'), timed(Pipeline, 'admit', tm, 'input'):
+    network = getattr(source, 'source', None) or source      # the solve (model.refine) wraps the network
+    solving = hasattr(source, '_solve')
+    with timed(network, 'forward', tm, 'network'), timed(inference, 'tokenize', tm, 'tokens'), \
+            timed(inference, 'prepare', tm, 'window'), timed(Pipeline, 'admit', tm, 'input'), \
+            (timed(source, 'blocks', tm, 'blocks') if solving else contextlib.nullcontext()), \
+            (timed(source, '_solve', tm, 'solve') if solving else contextlib.nullcontext()):
         rep = replay_offline(bag, load_site(tmp / 'site.yaml'), p, '/ground_truth/pose', progress=True,
                              source=source)
     cpu = time.process_time() - cpu0
@@ -106,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     print('| data [s] | wall [s] | speed [x real time] | updates | APE RMSE [m] |')
     print('|---|---|---|---|---|')
     print(f'| {rep.duration:.1f} | {rep.wall:.1f} | {rtf:.1f} | {len(rep.est)} | {ev.metrics["ape_m"]["rmse"]:.3f} |')
-    chain = tm['network'][0] + tm['tokens'][0]
-    rest = rep.wall - chain - tm['window'][0] - tm['input'][0]
+    solve, blocks = tm.get('solve', [0.0, 0]), tm.get('blocks', [0.0, 0])
+    chain = tm['network'][0] + tm['tokens'][0] + solve[0]
+    rest = rep.wall - chain - tm['window'][0] - tm['input'][0] - blocks[0]
     print('\n| where the wall time went | s | share | calls |')
     print('|---|---|---|---|')
     for label, (s, n) in (('model chain: network passes', tm['network']), ('model chain: tokens', tm['tokens']),
-                          ('window preparation', tm['window']), ('sensor input (checks, buffer, filter)',
-                                                                 tm['input']),
+                          ('model chain: the solve (model.refine)', solve),
+                          ('window preparation', tm['window']),
+                          ("the solve's residual blocks (the window in base_link, voxel filter)", blocks),
+                          ('sensor input (checks, buffer, filter)', tm['input']),
                           ('the rest (bag decoding, conversion, fusion)', (rest, 0))):
         print(f'| {label} | {s:.2f} | {100 * s / rep.wall:.0f} % | {n or "-"} |')
     bound = rep.duration / max(chain, cpu / cores)
