@@ -9,12 +9,15 @@ Buildings (all generated on the fly, same sensors for everyone):
 
 Per building and sensor subset (2D lidar+odom; 3D lidar+IMU; depth+odom; UWB+IMU; UWB only; all):
 
-- tracking: every method starts from the same perturbed initial pose (0.3 m, 10 deg; Nav2's initial covariance);
-  the FLM runs at 5 Hz from its own previous estimate (propagated with wheel odometry when the subset has it) and
-  is evaluated at the same instants as the baselines (their online estimate at that time);
-  ATE RMSE, yaw RMSE, failure rate (share of instants > 1 m off), NEES (3-DOF, ideal 3) and 1/2-sigma coverage of
-  the 2D position (ideal 39 % / 86 %) for the FLM;
-- global: the FLM without prior from 2 s of data at random instants; success = within 0.5 m and 15 deg (the yaw
+- tracking: every method starts from the same perturbed initial pose (0.3 m, 10 deg; Nav2's initial covariance)
+  and receives the subset's messages in arrival order; the FLM runs as the node runs it (the localizer pipeline
+  with the default configuration: its front end, filter and relocalization, updates at the node's update_rate),
+  once as shipped (``FLM``: the network's pose solved against the measurements) and once with the network alone
+  (``FLM network``, ``model.refine: false``); every method is evaluated at the same instants (its online estimate
+  at that time); ATE RMSE, yaw RMSE, failure rate (share of instants > 1 m off), and for the FLM rows NEES (3-DOF,
+  ideal 3; position-only, ideal 2, for the subsets without heading), 1/2-sigma coverage of the 2D position (ideal
+  39 % / 86 %) and the time confidently wrong (error > 0.5 m and > 3 sigma);
+- global: the FLM rows' pose source without prior on 2 s of data at random instants; success = within 0.5 m and 15 deg (the yaw
   condition is dropped for subsets that cannot observe heading from one window: UWB+IMU, UWB only);
 - UWB CRLB: RMS over epochs of sqrt(trace(CRLB)) from the anchors that answered (flm_core.datagen.crlb).
 
@@ -32,8 +35,11 @@ moving up and down); a z-down IMU only with ``--z-down-imu`` (the harness's and 
 x, y, z, yaw). The second table uses the **exact** geometry as the map (what the benchmark reported before: there
 scan-to-map ICP reaches millimetres). Same seeds, same trajectories in both.
 
-    .venv/bin/python bench/cross_scenario.py --per-group 3 --duration 30 --out bench/results
-    .venv/bin/python bench/cross_scenario.py --per-group 1 --duration 6 --reloc 1 --out /tmp/xs   # smallest
+    .venv/bin/python bench/cross_scenario.py --per-group 3 --duration 20 --reloc 2 --out bench/results  # 13 min
+    .venv/bin/python bench/cross_scenario.py --per-group 1 --duration 8 --reloc 1 --maps mapped --out /tmp/xs
+
+Every FLM run and every relocalization trial draws from one random stream in order: runs with different flags
+(``--no-network-row``, ``--reloc``) start from different poses and are not comparable row by row.
 """
 from __future__ import annotations
 
