@@ -410,6 +410,26 @@ def _uwb_pipeline(min_judged: int) -> tuple[Pipeline, Refined]:
     return pipe, src
 
 
+def _two_metres_off(min_judged: int, n: int) -> tuple[Pipeline, Refined, list[str], float | None]:
+    """The pipeline standing (odometry-driven) at a confident pose 2 m from where four anchors' ranges put the tag,
+    for n updates 0.1 s apart: (pipeline, its Refined source, what each update did, stamp of the first 'lost' or
+    None)."""
+    pipe, src = _uwb_pipeline(min_judged)
+    rng = np.random.default_rng(4)
+    truth = np.array([1.0, 0.5, 0.3])
+    pipe.set_initial_pose(truth + [2.0, 0.0, 0.0], np.diag([0.05, 0.05, 0.05]) ** 2, 1.0)
+    updates, lost_at = [], None
+    for k in range(n):
+        t = 1.0 + 0.1 * (k + 1)
+        pipe.offer('odom', _odom(t - 0.05, 0.0, 0.0, 0.0, 0.0)[1], t - 0.05)
+        for _, m in _ranges(truth, t, rng)[:4]:
+            pipe.offer('uwb', m, t)
+        updates.append(pipe.update(t).update)
+        if lost_at is None and any(w == 'lost' for _, w in pipe.events):
+            lost_at = t
+    return pipe, src, updates, lost_at
+
+
 def test_a_few_ranges_that_do_not_fit_are_not_judged() -> None:
     """Four ranges measured 2 m from a confident prior: the solve does not fit, but four ranges (a UWB-only window)
     are too few to tell a kidnap from multipath or an offset not learnt yet: nothing is handed on (None, counted),
@@ -430,18 +450,8 @@ def test_windows_too_small_to_judge_do_not_make_the_pipeline_lost(min_judged: in
     tag, for 8 updates: with the default min_judged the unfitting solves are not handed on and not counted (still
     tracking, no 'lost'); with 0 each is an Inconsistent and the pipeline declares itself lost after
     lost_after_rejections of them."""
-    pipe, src = _uwb_pipeline(min_judged)
-    rng = np.random.default_rng(4)
-    truth = np.array([1.0, 0.5, 0.3])
-    pipe.set_initial_pose(truth + [2.0, 0.0, 0.0], np.diag([0.05, 0.05, 0.05]) ** 2, 1.0)
-    updates = []
-    for k in range(8):
-        t = 1.0 + 0.1 * (k + 1)
-        pipe.offer('odom', _odom(t - 0.05, 0.0, 0.0, 0.0, 0.0)[1], t - 0.05)
-        for _, m in _ranges(truth, t, rng)[:4]:
-            pipe.offer('uwb', m, t)
-        updates.append(pipe.update(t).update)
-    lost = any(w == 'lost' for _, w in pipe.events)
+    pipe, src, updates, lost_at = _two_metres_off(min_judged, 8)
+    lost = lost_at is not None
     if min_judged:
         assert set(updates) == {'none'} and not lost and pipe.state.value == 'tracking', updates
         assert src.counts['not fitting, too few measurements to judge'] == 8
@@ -464,19 +474,7 @@ def test_ranges_of_one_anchor_are_not_solved() -> None:
 def test_small_windows_that_keep_not_fitting_make_the_pipeline_lost() -> None:
     """The same four ranges 2 m from the filter's pose as in the test above, for 3 s instead of 0.8: not judged for
     unfit_time (2 s), then each is Inconsistent and the pipeline declares itself lost."""
-    pipe, src = _uwb_pipeline(10)
-    rng = np.random.default_rng(4)
-    truth = np.array([1.0, 0.5, 0.3])
-    pipe.set_initial_pose(truth + [2.0, 0.0, 0.0], np.diag([0.05, 0.05, 0.05]) ** 2, 1.0)
-    updates, lost_at = [], None
-    for k in range(30):
-        t = 1.0 + 0.1 * (k + 1)
-        pipe.offer('odom', _odom(t - 0.05, 0.0, 0.0, 0.0, 0.0)[1], t - 0.05)
-        for _, m in _ranges(truth, t, rng)[:4]:
-            pipe.offer('uwb', m, t)
-        updates.append(pipe.update(t).update)
-        if lost_at is None and any(w == 'lost' for _, w in pipe.events):
-            lost_at = t
+    pipe, src, updates, lost_at = _two_metres_off(10, 30)
     first = updates.index('inconsistent')
     assert set(updates[:first]) == {'none'} and first >= 19, updates       # 2 s of not fitting, not judged
     assert lost_at is not None and lost_at <= 1.1 + 2.0 + 0.1 * (pipe.config.lost_after_rejections + 1), updates
