@@ -75,6 +75,11 @@ def wrap(a: np.ndarray) -> np.ndarray:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
+def errors(poses: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position error (E,) m and wrapped heading error (E,) rad of poses (E, 3) against truth (E, 3)."""
+    return np.hypot(*(poses[:, :2] - truth[:, :2]).T), wrap(poses[:, 2] - truth[:, 2])
+
+
 def flm_pipeline(source: Any, sc: Any, rp: ScenarioReplay, subset: tuple[str, ...], eval_t: np.ndarray,
                  start: tuple[float, np.ndarray, np.ndarray], period: float) -> Any:
     """The FLM as the node runs it (the localizer pipeline with the default configuration, ``subset`` the only
@@ -265,10 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                 r = flm_pipeline(make(), sc, rp, subset, eval_t, start, period)
                 lat[method].extend((r.update_ms / 1e3).tolist())
                 P, Cv = r.pose, r.cov
-                e = np.hypot(*(P[:, :2] - truth[:, :2]).T)
-                ey = wrap(P[:, 2] - truth[:, 2])
-                E[(group, sname, method)].append(np.stack([e[keep], ey[keep]]))
+                e, ey = errors(P, truth)
                 key = (group, sname, method)
+                E[key].append(np.stack([e[keep], ey[keep]]))
                 pn = position_nees(P[keep], Cv[keep], truth[keep])    # 2 dof
                 nees[key].extend((pn if sname in NO_HEADING else pose_nees(P[keep], Cv[keep], truth[keep])).tolist())
                 cover[key].extend(zip((pn <= 1.0).tolist(), (pn <= 4.0).tolist()))
@@ -285,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                     reloc[key].append((bool(ok), dt))
             if not a.no_baselines:
                 for name, BP in run_baselines(sc, sname, eval_t, start).items():
-                    eb = np.hypot(*(BP[:, :2] - truth[:, :2]).T)
-                    eyb = wrap(BP[:, 2] - truth[:, 2])
+                    eb, eyb = errors(BP, truth)
                     E[(group, sname, name)].append(np.stack([eb[keep], eyb[keep]]))
     elapsed = time.time() - t_start
 
