@@ -116,11 +116,9 @@ class PipelineBaseline(Baseline):
         return None
 
     def estimate(self, t: float) -> Estimate | None:
-        f = self.pipeline.filter
-        if not f.initialized:
-            return None
-        p, c = f.pose_at(t)
-        return Estimate(stamp=t, pose=p, cov=c, source=self.name)
+        """What the node would publish at t (the covariance spans rivals and the site while lost)."""
+        r = self.pipeline.estimate(t)
+        return None if r is None else Estimate(stamp=t, pose=r.pose, cov=r.cov, source=self.name)
 
 
 def model_status() -> tuple[Any, str]:

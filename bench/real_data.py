@@ -101,16 +101,17 @@ def run_eval(bag: Path, d: Path, out: Path, compare: list[str], params_file: Pat
     return metrics
 
 
-def network_params(out: Path) -> Path:
-    """A copy of the default parameter file with ``model.refine: false`` (the network's poses as they are)."""
+def params_file(out: Path, name: str, overrides: dict[str, Any]) -> Path:
+    """A copy of the default parameter file with ``overrides`` (e.g. ``model.refine: false``: the network's poses
+    as they are; ``model_path``: another model), written to OUT/params_NAME.yaml."""
     import yaml  # noqa: PLC0415
 
     from flm_ros.bringup import default_params_file  # noqa: PLC0415
 
     doc = yaml.safe_load(default_params_file().read_text())
-    doc['/**']['ros__parameters']['model.refine'] = False
+    doc['/**']['ros__parameters'].update(overrides)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / 'params_network.yaml'
+    path = out / f'params_{name}.yaml'
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -130,16 +131,18 @@ def message_ledger(counts: dict[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
-def bench(d: Path, out: Path, seconds: float) -> dict[str, Any]:
+def bench(d: Path, out: Path, seconds: float, model: str = '') -> dict[str, Any]:
     site = load_site(d / 'site.yaml')
     bag = d / 'bag'
     if seconds > 0:
         bag = Path(tempfile.mkdtemp(prefix='flm-real-')) / 'slice'
         write_slice(d / 'bag', bag, seconds)
     gt = read_tum(d / 'ground_truth.tum')
-    metrics = run_eval(bag, d, out / d.name, methods_for(site))
+    chosen = {'model_path': model} if model else {}
+    metrics = run_eval(bag, d, out / d.name, methods_for(site), params_file(out, 'default', chosen) if model else None)
     rows = {name: m for name, m in metrics.get('methods', {}).items()}
-    network = run_eval(bag, d, out / f'{d.name}_network', [], network_params(out))
+    network = run_eval(bag, d, out / f'{d.name}_network', [],
+                       params_file(out, 'network', {**chosen, 'model.refine': False}))
     if 'flm' in network.get('methods', {}):
         rows['flm-network'] = network['methods']['flm']
     if site.anchors:
@@ -182,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--out', type=Path, default=ROOT / 'out' / 'real_data', help='output folder')
     p.add_argument('--seconds', type=float, default=0.0, help='replay only the first S s of each bag (0: all)')
     p.add_argument('--only', default='', help='comma-separated data set names (default: all)')
+    p.add_argument('--model', default='', help='model file for the FLM rows (NAME.pt or NAME.onnx; default: the '
+                   'shipped one)')
     ns = p.parse_args(argv)
     if not ns.data.is_dir():
         print(f'real_data.py: error: no data folder {ns.data} (give one with --data)', file=sys.stderr)
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     sets = [d for d in datasets(ns.data) if not ns.only or d.name in ns.only.split(',')]
-    results = [bench(d, ns.out, ns.seconds) for d in tqdm(sets, desc='data sets', unit='set')]
+    results = [bench(d, ns.out, ns.seconds, ns.model) for d in tqdm(sets, desc='data sets', unit='set')]
     ns.out.mkdir(parents=True, exist_ok=True)
     text = table(results)
     (ns.out / 'results.md').write_text(text + '\n')

@@ -189,6 +189,7 @@ class Pipeline:
         self._pending_initial: tuple[np.ndarray, np.ndarray] | None = None   # an initial pose before any data
         self._inconsistent = 0                            # consecutive Inconsistent answers of the pose source
         self._health: dict[str, float] = {}               # per-modality health of the last model pose
+        self._floor: np.ndarray | None = None              # (3,) std no filter averages away (the last pose's floor)
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
     # ------------------------------------------------------------------ inputs
@@ -406,6 +407,7 @@ class Pipeline:
             elif mode == 'global':
                 if est is not None and max_position_std(est.cov) <= self.config.global_max_std:
                     self._reset_at(est.pose, est.cov, t)
+                    self._floor = getattr(est, 'floor', None)
                     self._keep_rivals(est, t)
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
             elif mode == 'tracking' and isinstance(est, Inconsistent):
@@ -420,6 +422,8 @@ class Pipeline:
                         self._suspect_since = t
             elif mode == 'tracking' and est is not None:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
+                if r.accepted:
+                    self._floor = getattr(est, 'floor', None)
                 self._inconsistent = 0
                 update, health = r.value, dict(getattr(est, 'health', {}) or {})
                 if self.filter.consecutive_rejections('model') == 0:
@@ -453,6 +457,7 @@ class Pipeline:
             if t is None or not self.filter.initialized or (self._reanchor and not self._global_requested):
                 return None
             pose, cov = self.filter.pose_at(t)
+            cov = floored(cov, self._floor)
             if self._rivals:
                 cov = self._spread(t, pose, cov)
             elif self._global_requested:   # lost, or asked to relocalize: the robot may be anywhere in the site
@@ -594,6 +599,19 @@ class Pipeline:
         """s between the oldest and the newest absolute (exteroceptive) measurement in the window."""
         stamps = [s for name, items in window.items() if name in self.config.absolute_streams for s, _ in items]
         return (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
+
+
+def floored(cov: np.ndarray, floor: np.ndarray | None) -> np.ndarray:
+    """cov (3, 3) with each variance raised to at least floor**2 (floor: (3,) std m, m, rad, or None: cov as it
+    is). The floor is the error consecutive poses share (the map's disagreement with the world): fusing ten poses a
+    second does not average it away, however small the filter's covariance gets. Raising the diagonal adds a
+    non-negative diagonal matrix, so the result stays positive semi-definite."""
+    if floor is None:
+        return cov
+    out = np.array(cov, dtype=np.float64, copy=True)
+    idx = np.arange(3)
+    out[idx, idx] = np.maximum(out[idx, idx], np.square(floor))
+    return out
 
 
 def max_position_std(cov: np.ndarray) -> float:

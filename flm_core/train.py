@@ -78,6 +78,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 1
     holdout_family: str = 'cluttered'
+    realism_share: float = 0.0            # share of scenarios generated with the realism dimensions (mapped maps,
+                                          # biased anchors, shared UWB stamps, tilt, ...); 0 draws nothing (v1 data)
     scenario_duration: float = 24.0
     samples_per_scenario: int = 160
     shuffle_buffer: int = 384
@@ -235,7 +237,10 @@ class ScenarioStream(torch.utils.data.IterableDataset):
         while True:
             cur = cfg.curriculum.at(produced / self.total_samples)
             seed = int(rng.integers(0, EVAL_SEED_MIN))
-            sc = generate_scenario(scenario_config(rng, fams, cfg.scenario_duration, cur), seed)
+            sc_cfg = scenario_config(rng, fams, cfg.scenario_duration, cur)
+            if cfg.realism_share > 0 and rng.random() < cfg.realism_share:
+                sc_cfg.realism.apply = 'always'
+            sc = generate_scenario(sc_cfg, seed)
             if self.seed_log is not None:  # the buildings actually seen (the bench's "training buildings")
                 Path(self.seed_log).mkdir(parents=True, exist_ok=True)
                 with open(Path(self.seed_log) / f'seeds_r{self.rank}_w{wid}.txt', 'a') as fh:
@@ -286,6 +291,8 @@ def _dist() -> tuple[int, int, bool]:
 def train(cfg: TrainConfig, resume: str | None = None, device: str = 'cpu', progress: bool = True,
           max_seconds: float | None = None) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict. Writes ``cfg.out``/{last.pt, log.csv, config.json}."""
+    if not 0.0 <= cfg.realism_share <= 1.0:
+        raise ValueError(f'realism_share must be in [0, 1], got {cfg.realism_share}')
     rank, world, distributed = _dist()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
     ap.add_argument('--holdout-family', default=d.holdout_family,
                     help='building family never generated for training (kept for the cross-scenario bench)')
+    ap.add_argument('--realism-share', type=float, default=d.realism_share,
+                    help='share of training scenarios generated with the realism dimensions (a map from a simulated '
+                    'mapping run, biased anchors, shared UWB stamps, tilted platforms, keyframe scans); 0 = v1 data')
     ap.add_argument('--samples-per-scenario', type=int, default=d.samples_per_scenario,
                     help='training samples drawn from each generated scenario')
     ap.add_argument('--scenario-duration', type=float, default=d.scenario_duration, help='s per scenario')
@@ -56,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     cfg = TrainConfig(out=a.out, steps=a.steps, batch=a.batch, lr=a.lr, warmup=a.warmup, seed=a.seed, workers=a.workers,
-                      threads=a.threads, holdout_family=a.holdout_family, samples_per_scenario=a.samples_per_scenario,
+                      threads=a.threads, holdout_family=a.holdout_family, realism_share=a.realism_share,
+                      samples_per_scenario=a.samples_per_scenario,
                       scenario_duration=a.scenario_duration, shuffle_buffer=a.shuffle_buffer, log_every=a.log_every,
                       ckpt_every=a.ckpt_every, tensorboard=a.tensorboard)
     cfg.model.d_model, cfg.model.n_layers, cfg.model.n_heads = a.d_model, a.layers, a.heads

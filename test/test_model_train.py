@@ -51,6 +51,25 @@ def test_stream_uses_training_seeds_and_families(monkeypatch: pytest.MonkeyPatch
     assert c[0]['prior_sigma_xy'] < c[1]['prior_sigma_xy'] and c[0]['global_frac'] < c[1]['global_frac']
 
 
+@pytest.mark.parametrize('share', [0.0, 1.0])
+def test_realism_share_generates_realistic_training_scenarios(monkeypatch: pytest.MonkeyPatch, share: float) -> None:
+    """--realism-share 1: every training scenario has the realism dimensions (drawn habits, a site map from a
+    simulated mapping run); 0: none (the v1 data), still from training seeds only; outside [0, 1]: refused."""
+    import flm_core.train as tr
+
+    made: list = []
+    real = tr.generate_scenario
+    monkeypatch.setattr(tr, 'generate_scenario', lambda cfg, seed: made.append(real(cfg, seed)) or made[-1])
+    cfg = TrainConfig(samples_per_scenario=2, shuffle_buffer=1, scenario_duration=3.0, realism_share=share)
+    it = iter(ScenarioStream(cfg))
+    for _ in range(4):
+        next(it)
+    assert made and all(sc.seed < EVAL_SEED_MIN for sc in made)
+    assert all((sc.habits is not None) == (share == 1.0) and sc.realism == (share == 1.0) for sc in made)
+    with pytest.raises(ValueError, match='realism_share'):
+        train(TrainConfig(realism_share=1.5))
+
+
 def test_resume_continues_step_count(tmp_path: Path) -> None:
     out = tmp_path / 'run'
     r = train(tiny_cfg(out, 3), progress=False)

@@ -31,6 +31,7 @@ class Est:
     cov: np.ndarray
     score: float
     alternatives: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    floor: np.ndarray | None = None
 
 
 class Scripted:
@@ -190,6 +191,36 @@ class Offset:
 
     def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
         return Est(self.answer.copy(), SMALL.copy(), 0.9)
+
+
+class Sure:
+    """Answers ``here`` with a covariance of millimetres, and ``floor``: the error its answers share."""
+
+    def __init__(self, here: np.ndarray, floor: np.ndarray | None) -> None:
+        self.here, self.floor = here, floor
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        return Est(self.here.copy(), np.diag([1e-3, 1e-3, 1e-3]) ** 2, 0.9, floor=self.floor)
+
+
+@pytest.mark.parametrize('floor', [np.array([0.05, 0.05, 0.015]), None])
+def test_the_published_covariance_keeps_the_floor_that_the_poses_share(floor):
+    """Ten poses a second of millimetre covariance shrink the filter to millimetres; what is published keeps each
+    variance at least the floor the pose source names (the map's disagreement with the world does not average
+    away), and with no floor named it is the filter's."""
+    here = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Sure(here, floor))
+    pipe.set_initial_pose(here, SMALL, 0.0)
+    last = _feed(pipe, 0.0, 3.0)[-1]
+    filt = pipe.filter.pose_at(last.stamp)[1]
+    assert max_position_std(filt) < 0.005
+    if floor is None:
+        np.testing.assert_allclose(last.cov, filt)
+    else:
+        np.testing.assert_allclose(np.sqrt(np.diag(last.cov)), floor)
+        off = ~np.eye(3, dtype=bool)
+        np.testing.assert_allclose(last.cov[off], filt[off])
+        assert np.all(np.linalg.eigvalsh(last.cov) > 0)
 
 
 def test_estimate_is_the_filter_as_it_stands_and_update_fuses_the_model_pose():

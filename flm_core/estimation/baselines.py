@@ -57,6 +57,7 @@ class Estimate:
     info: dict[str, Any] = field(default_factory=dict)
     mode: str = 'tracking'                                   # 'tracking' or 'global' (as the model's Estimate)
     health: dict[str, float] = field(default_factory=dict)   # per modality, as the model's Estimate
+    floor: np.ndarray | None = None                          # (3,) std shared by consecutive results (as the model's)
 
 
 class Baseline(ABC):

@@ -398,12 +398,16 @@ class Refined:
         base = tag - shrink * np.array([c * lever[0] - s * lever[1], s * lever[0] + c * lever[1]])
         return np.array([base[0], base[1], float(wrap_angle(yaw))]), out
 
+    def _floor(self, blocks: list[Block]) -> np.ndarray | None:
+        """(3,) std of the map agreement floor (``cov_floor``) when scans or points took part, else None."""
+        if not _sees_map(blocks):
+            return None
+        return np.array([self.config.cov_floor_xy, self.config.cov_floor_xy, self.config.cov_floor_yaw])
+
     def _floored(self, blocks: list[Block], cov: np.ndarray) -> np.ndarray:
         """cov plus the map agreement floor (``cov_floor``) when scans or points took part."""
-        if not _sees_map(blocks):
-            return cov
-        c = self.config
-        return cov + np.diag(np.square([c.cov_floor_xy, c.cov_floor_xy, c.cov_floor_yaw]))
+        floor = self._floor(blocks)
+        return cov if floor is None else cov + np.diag(np.square(floor))
 
     def _decorrelated(self, cov: np.ndarray, t: float) -> np.ndarray:
         """A tracking result: its covariance times correlation_time / (time since the previous result handed on), at
@@ -471,7 +475,8 @@ class Refined:
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
         cov = self._decorrelated(self._floored(blocks, cov) + motion, t)
-        return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None))
+        return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None),
+                              self._floor(blocks))
 
     def _unfit_small(self, sol: Solution, t: float) -> Any:
         """A tracking solve that does not fit, of fewer than min_judged measurements: None (not judged), or
@@ -531,7 +536,7 @@ class Refined:
         if len(fits) > 1:
             alt = (np.stack([f[0] for f in fits[1:]]), np.stack([f[1] for f in fits[1:]]),
                    np.array([f[2] if f[2] is not None else 0.0 for f in fits[1:]]))
-        est = self._estimate(inner, pose, cov, sol, t, 'global', alt)
+        est = self._estimate(inner, pose, cov, sol, t, 'global', alt, self._floor(blocks))
         if score is not None and hasattr(est, 'score'):
             est = dataclasses.replace(est, score=score)
         return est
@@ -554,16 +559,16 @@ class Refined:
         return np.array([res.position[0] - lever[0], res.position[1] - lever[1], 0.0])
 
     def _estimate(self, inner: Any, pose: np.ndarray, cov: np.ndarray, sol: Solution, t: float, mode: str,
-                  alt: Any) -> Any:
+                  alt: Any, floor: np.ndarray | None) -> Any:
         health = dict(getattr(inner, 'health', {}) or {})
         health['geometry'] = float(sol.inlier_share)
         cov = 0.5 * (cov + cov.T)
         if inner is not None and dataclasses.is_dataclass(inner):
-            changes: dict[str, Any] = {'pose': pose, 'cov': cov, 'health': health}
+            changes: dict[str, Any] = {'pose': pose, 'cov': cov, 'health': health, 'floor': floor}
             if hasattr(inner, 'alternatives'):
                 changes['alternatives'] = alt
             return dataclasses.replace(inner, **changes)
-        return BaseEstimate(stamp=t, pose=pose, cov=cov, source='solver', mode=mode, health=health,
+        return BaseEstimate(stamp=t, pose=pose, cov=cov, source='solver', mode=mode, health=health, floor=floor,
                             info={'rms': sol.rms, 'inlier_share': sol.inlier_share, 'chi2_red': sol.chi2_red})
 
     def _track_many(self, window: Window, site: Site, t: float, poses: np.ndarray, covs: np.ndarray,

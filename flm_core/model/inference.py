@@ -43,7 +43,9 @@ class Estimate:
     modalities with no data in the window, see ``present``); mode 'tracking' or 'global'; latency s of wall time
     spent in localize(); score in [0, 1] the model's belief that the pose is within ~0.5 m / 15 deg;
     alternatives (global mode): the other refined hypotheses, poses (K, 3), covs (K, 3, 3), scores (K,), best first
-    (a symmetric building can look the same from several places)."""
+    (a symmetric building can look the same from several places); floor (3,) std (m, m, rad) of the error that
+    consecutive results share and no filter averages away (how well the map agrees with the world), None where
+    the source does not know it (the network alone)."""
 
     pose: np.ndarray
     cov: np.ndarray
@@ -55,6 +57,7 @@ class Estimate:
     present: dict[str, bool] = field(default_factory=dict)
     hypotheses: int = 1
     alternatives: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    floor: np.ndarray | None = None
 
 
 class Localizer:
