@@ -301,6 +301,9 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
           'meanwhile. 1: the best only.', REINIT, (1, 64)),
     Param('hypothesis_lead', _PIPELINE.hypothesis_lead, 'Lead in accumulated model log-score that decides between '
           'those hypotheses.', REINIT, (0.0, 1000.0)),
+    Param('confirm_updates', _PIPELINE.confirm_updates, 'Consecutive accepted model poses after a global result '
+          'before its covariance is published; until then it is as wide as while lost (a wrong global result is '
+          'never published as a confident one). 0: at once.', REINIT, (0, 1000)),
     Param('filter.process', _PIPELINE.process, "Filter process model: 'auto' (IMU-driven from the first IMU sample "
           "on, else odometry-driven from the first odometry sample, else constant velocity), 'odom', 'imu', 'cv'.",
           REINIT, choices=('auto', 'odom', 'imu', 'cv'), target='pipeline.process'),
@@ -341,7 +344,8 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
                          'closer together is widened accordingly; 0: independent).', (0.0, 3600.0)),
     'map_surface': ("Where the surface lies in an occupied cell: 0 its centre (maps from SLAM), 1 its faces.",
                     (0.0, 1.0)),
-    'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all.',
+    'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all; '
+                     'the published position std stays at least this.',
                      (0.0, 100.0)),
     'cov_floor_yaw': ('rad, the same for the heading.', (0.0, 10.0)),
     'slice_z_min': ('m above base_link, lowest point of a 3D cloud solved against the occupancy map (as a scan, '

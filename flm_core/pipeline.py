@@ -24,7 +24,11 @@ that scored close to the winner are kept, each with a filter of its own, tracked
 the model's score over the following updates (a pose source that finds a hypothesis inconsistent with the window
 scores it 0); the pipeline switches to a rival that pulls ahead, also when the winner's own update is
 :class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with a covariance that spans all of them until one is
-left. A time jump backwards (bag loop) resets everything to ``initializing``.
+left. A global result is not trusted until tracking confirms it: until ``confirm_updates`` consecutive model poses
+after it have been accepted (a pose the solve finds inconsistent, or one the filter's gate rejects, starts the count
+again; so does a switch to a rival) the published covariance stays as wide as while lost, so a wrong global result
+(a place that fits one window by chance) is never published as a confident one. A time jump backwards (bag loop)
+resets everything to ``initializing``.
 
 After a blackout (no measurement of any stream for ``blackout`` s) the filter has run on held inputs alone, so the
 first data back (often an IMU sample, before the first scan) would publish that stale dead-reckoning and the pose
@@ -97,7 +101,8 @@ class PipelineConfig:
     'lost'; lost_std: m of filter position std that means 'lost'; max_hypotheses: poses kept after a global result
     (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
     1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
-    decides between them; process: the filter's process model, 'auto' (IMU-driven from the first IMU sample on,
+    decides between them; confirm_updates: consecutive accepted model poses after a global result before its
+    covariance is published (until then: as wide as while lost; 0: at once); process: the filter's process model, 'auto' (IMU-driven from the first IMU sample on,
     odometry-driven from the first odometry sample while there is no IMU, constant velocity while there is
     neither), 'odom', 'imu' or 'cv'; model_streams: streams handed to the model (others only drive the
     filter); absolute_streams: the streams that localize (without any of them in the window the pose source is not
@@ -112,6 +117,7 @@ class PipelineConfig:
     max_hypotheses: int = 4
     hypothesis_margin: float = 0.3
     hypothesis_lead: float = 3.0
+    confirm_updates: int = 3
     blackout: float = 1.0
     process: str = 'auto'
     model_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
@@ -190,6 +196,7 @@ class Pipeline:
         self._inconsistent = 0                            # consecutive Inconsistent answers of the pose source
         self._health: dict[str, float] = {}               # per-modality health of the last model pose
         self._floor: np.ndarray | None = None              # (3,) std no filter averages away (the last pose's floor)
+        self._unconfirmed = 0                               # accepted model poses a global result still needs
         self.rig: Any = None  # where the sensors sit on the robot, handed to the pose source (set by the caller)
 
     # ------------------------------------------------------------------ inputs
@@ -314,6 +321,7 @@ class Pipeline:
                 t = self.filter.stamp  # the filter cannot reset before what it already applied
             self._reset_filter(pose, cov, t)
             self.state = State.TRACKING
+            self._unconfirmed = 0      # the user's pose needs no confirmation
             self._global_requested = False
             self._global_since = self._suspect_since = None
             self._rivals = []
@@ -412,6 +420,7 @@ class Pipeline:
                     update, health = 'global', dict(getattr(est, 'health', {}) or {})
             elif mode == 'tracking' and isinstance(est, Inconsistent):
                 update = 'inconsistent'
+                self._confirm(t, False)
                 if rival_out is not None and len(rivals) == len(self._rivals) \
                         and self._weigh_rivals(t, 0.0, rival_out):
                     self._inconsistent = 0      # the data ruled the winner out and a rival in: go on from the rival
@@ -424,6 +433,7 @@ class Pipeline:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
                 if r.accepted:
                     self._floor = getattr(est, 'floor', None)
+                self._confirm(t, r.accepted)
                 self._inconsistent = 0
                 update, health = r.value, dict(getattr(est, 'health', {}) or {})
                 if self.filter.consecutive_rejections('model') == 0:
@@ -460,7 +470,8 @@ class Pipeline:
             cov = floored(cov, self._floor)
             if self._rivals:
                 cov = self._spread(t, pose, cov)
-            elif self._global_requested:   # lost, or asked to relocalize: the robot may be anywhere in the site
+            if self._global_requested or self._unconfirmed:
+                # lost, asked to relocalize, or a global result not yet confirmed: the robot may be anywhere
                 cov = cov.copy()
                 var = max(self.config.lost_std, self.site.extent() / 2.0) ** 2
                 cov[0, 0], cov[1, 1] = max(cov[0, 0], var), max(cov[1, 1], var)
@@ -528,6 +539,15 @@ class Pipeline:
         self._global_requested = False
         self._global_since = self._suspect_since = None
         self._reanchor = False
+        self._unconfirmed = self.config.confirm_updates
+
+    def _confirm(self, t: float, accepted: bool) -> None:
+        """Count a tracking pose toward confirming the global result (``confirm_updates`` in a row)."""
+        if not self._unconfirmed:
+            return
+        self._unconfirmed = self._unconfirmed - 1 if accepted else self.config.confirm_updates
+        if not self._unconfirmed:
+            self._event(t, 'global result confirmed by tracking')
 
     # ------------------------------------------------------------------ rival hypotheses
     def _keep_rivals(self, est: Any, t: float) -> None:
@@ -565,6 +585,7 @@ class Pipeline:
             self._rivals.remove(best)
             self._rivals.append(Rival(self.filter, self._logscore))
             self.filter, self._logscore = best.filter, best.logscore
+            self._unconfirmed = self.config.confirm_updates
             self._event(t, 'switched to a rival hypothesis')
         self._rivals = [r for r in self._rivals if r.logscore >= self._logscore - lead
                         and r.filter.consecutive_rejections('model') < RIVAL_REJECTIONS]

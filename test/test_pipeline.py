@@ -123,6 +123,51 @@ def test_a_confirmed_global_result_is_tracked_alone():
     assert not any('ambiguous' in w for w in _events(pipe))
 
 
+def test_a_global_result_is_published_as_uncertain_until_tracking_confirms_it():
+    """After a (right) global result the published covariance stays site-wide for confirm_updates accepted poses,
+    then it is the filter's, and /diagnostics' events say so."""
+    truth = np.array([2.0, 6.0, 0.5])
+    pipe = _pipeline(Scripted(truth, global_pose=truth))
+    res = _feed(pipe, 0.0, 2.0)
+    k = next(i for i, r in enumerate(res) if r.update == 'global')
+    n = pipe.config.confirm_updates
+    assert n == 3 and all(max_position_std(r.cov) >= 5.0 for r in res[k:k + n])
+    assert [r.update for r in res[k + 1:k + 1 + n]] == ['accepted'] * n
+    assert all(max_position_std(r.cov) < 0.2 for r in res[k + n + 1:]) and len(res) > k + n + 5
+    assert 'global result confirmed by tracking' in _events(pipe)
+
+
+class WrongFirst:
+    """The first global answer is the mirror image, later ones the truth; tracking fits the window only near the
+    truth (elsewhere the solve finds the window inconsistent with the pose)."""
+
+    def __init__(self, truth: np.ndarray, wrong: np.ndarray) -> None:
+        self.truth, self.wrong, self.globals = truth, wrong, 0
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        if prior_pose is None:
+            self.globals += 1
+            return Est((self.wrong if self.globals == 1 else self.truth).copy(), SMALL.copy(), 0.9)
+        if np.hypot(*(prior_pose[:2] - self.truth[:2])) > 1.0:
+            return Inconsistent()
+        return Est(self.truth.copy(), SMALL.copy(), 0.9)
+
+
+@pytest.mark.parametrize('confirm', [3, 0])
+def test_a_wrong_global_result_is_never_published_as_a_confident_one(confirm):
+    """A wrong global result that tracking does not confirm: lost within 5 s, and until the right one is
+    confirmed every published pose covers the truth within 3 sigma; without confirmation (0) it is published as
+    confidently wrong."""
+    truth, wrong = np.array([2.0, 6.0, 0.5]), np.array([2.0, -6.0, 0.5])
+    pipe = _pipeline(WrongFirst(truth, wrong), confirm_updates=confirm)
+    res = _feed(pipe, 0.0, 6.0)
+    ev = dict((w, t) for t, w in reversed(pipe.events))
+    assert ev['lost'] - ev['global localization'] < 5.0 and 'relocalized' in ev
+    covered = [np.hypot(*(r.pose[:2] - truth[:2])) <= 3 * max_position_std(r.cov) for r in res]
+    assert all(covered) == (confirm > 0)
+    assert np.hypot(*(res[-1].pose[:2] - truth[:2])) < 0.1 and max_position_std(res[-1].cov) < 0.2
+
+
 def test_rivals_can_be_switched_off():
     src = Scripted([2.0, 6.0, 0.5], global_pose=[2.0, -6.0, 0.5], alternatives=[[2.0, 6.0, 0.5]], alt_scores=[0.85])
     pipe = _pipeline(src, max_hypotheses=1)
