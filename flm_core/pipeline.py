@@ -14,21 +14,21 @@ Data flow::
 runs ``update`` on its own thread, so the output never waits for the model.
 
 States: ``initializing`` (no pose yet: global localization once enough data is buffered, or an initial pose),
-``tracking``, ``lost`` (the model's poses keep failing the gate, or the covariance grew past a bound) which
-triggers ``relocalizing`` (global localization, then tracking again; until it succeeds the published position std
-is at least half the site's extent, or ``lost_std``: the robot may be anywhere, as AMCL's spread-out particles
-say). A relocalization after the model's poses kept failing the gate uses only exteroceptive data stamped from the
-first failure on: data from before a kidnap describes another place and would pull the global result between the
-two. A global result can be ambiguous (a symmetric building looks the same from several places): rival hypotheses
-that scored close to the winner are kept, each with a filter of its own, tracked in one model batch and weighed by
-the model's score over the following updates (a pose source that finds a hypothesis inconsistent with the window
-scores it 0); the pipeline switches to a rival that pulls ahead, also when the winner's own update is
-:class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with a covariance that spans all of them until one is
-left. A global result is not trusted until tracking confirms it: until ``confirm_updates`` consecutive model poses
-after it have been accepted (a pose the solve finds inconsistent, or one the filter's gate rejects, starts the count
-again; so does a switch to a rival) the published covariance stays as wide as while lost, so a wrong global result
-(a place that fits one window by chance) is never published as a confident one. A time jump backwards (bag loop)
-resets everything to ``initializing``.
+``tracking``, ``lost`` (the model's poses keep failing the gate, or the covariance grew past a bound) which triggers
+``relocalizing`` (global localization, then tracking again; until it succeeds the published position std is at least
+half the site's extent, or ``lost_std``: the robot may be anywhere, as AMCL's spread-out particles say). A
+relocalization after the model's poses kept failing the gate uses only exteroceptive data stamped from the first
+failure on: data from before a kidnap describes another place and would pull the global result between the two. A
+global result can be ambiguous (a symmetric building looks the same from several places): rival hypotheses that
+scored close to the winner are kept, each with a filter of its own, tracked in one model batch and weighed by the
+model's score over the following updates (a pose source that finds a hypothesis inconsistent with the window scores
+it 0); the pipeline switches to a rival that pulls ahead, also when the winner's own update is
+:class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with a covariance
+that spans all of them until one is left. A global result is not trusted until tracking confirms it: until
+``confirm_updates`` consecutive model poses after it have been accepted (a pose the solve finds inconsistent, or one
+the filter's gate rejects, starts the count again; so does a switch to a rival) the published covariance stays as
+wide as while lost, so a wrong global result (a place that fits one window by chance) is never published as a
+confident one. A time jump backwards (bag loop) resets everything to ``initializing``.
 
 After a blackout (no measurement of any stream for ``blackout`` s) the filter has run on held inputs alone, so the
 first data back (often an IMU sample, before the first scan) would publish that stale dead-reckoning and the pose
@@ -99,15 +99,15 @@ class PipelineConfig:
     s of buffered absolute (exteroceptive) data before a global attempt; global_max_std: m, a global result is
     accepted when its position std is below this; lost_after_rejections: consecutive gated model poses that mean
     'lost'; lost_std: m of filter position std that means 'lost'; max_hypotheses: poses kept after a global result
-    (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away;
-    1 = the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
+    (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away; 1 =
+    the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
     decides between them; confirm_updates: consecutive accepted model poses after a global result before its
-    covariance is published (until then: as wide as while lost; 0: at once); process: the filter's process model, 'auto' (IMU-driven from the first IMU sample on,
-    odometry-driven from the first odometry sample while there is no IMU, constant velocity while there is
-    neither), 'odom', 'imu' or 'cv'; model_streams: streams handed to the model (others only drive the
-    filter); absolute_streams: the streams that localize (without any of them in the window the pose source is not
-    asked: IMU/odometry only propagate); blackout: s without any measurement after which nothing is published until
-    the sensors have re-anchored the estimate (see the module docstring)."""
+    covariance is published (until then: as wide as while lost; 0: at once); process: the filter's process model,
+    'auto' (IMU-driven from the first IMU sample on, odometry-driven from the first odometry sample while there is
+    no IMU, constant velocity while there is neither), 'odom', 'imu' or 'cv'; model_streams: streams handed to the
+    model (others only drive the filter); absolute_streams: the streams that localize (without any of them in the
+    window the pose source is not asked: IMU/odometry only propagate); blackout: s without any measurement after
+    which nothing is published until the sensors have re-anchored the estimate (see the module docstring)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0

@@ -76,56 +76,56 @@ UNIFORM_YAW_STD = math.pi / math.sqrt(3.0)     # rad, std of a heading uniform o
 @dataclass(frozen=True)
 class RefineConfig:
     """solver: the solve's settings. scan_sigma / points_sigma: m, point-to-line / point-to-plane noise (points against
-    a point map from a mapping run disagree more than scans with a 2D grid: with 5 cm, a depth camera's windows at the
-    true pose of a generated building's mapped map had inlier RMS 2.1 sigmas and the tracking was declared lost);
-    scan_voxel /
-    points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance beyond which a point is not
-    pulled (unmapped clutter). uwb_sigma: m, range noise; uwb_window: s of the newest ranges used; uwb_bias_std: m,
-    initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial std of the offset shared by
-    all anchors; max_common_offset: m, the largest such offset a consistent solve may find (a robust solve can
-    otherwise buy a wrong pose by shifting every range: at a symmetric room's mirror image, two of four ranges fitted
-    with a common offset of metres); bias_walk: m per sqrt(s), how fast the learnt offsets may drift; use_prior: the filter's prior is a
-    term of the solve (it always is a start); fresh_only: tracking uses only measurements newer than the previous
-    tracking update (see the module docstring); min_inlier_share, max_rms (sigmas): below / above them the solve is
-    inconsistent and nothing is handed on; min_judged: the fewest usable measurements for such a solve to count as
-    Inconsistent (toward 'lost'); with fewer it is only not handed on (None) (a depth camera's slice against a 2D map
-    holds 12-20 points, and three of them on an unmapped object made a generated run 'lost' and then wrongly
-    relocalized); a global result from fewer map points (scan, cloud) than that and no ranges is not taken either;
-    unfit_time: s, how long such smaller
-    solves (of at least min_block_n measurements) may go on not fitting, with no solve of at least min_block_n
-    measurements fitting in between, before they count as Inconsistent after all: a filter that drifted off (one
-    anchor in range, its ranges fit anywhere on a circle) rejects the few ranges that could correct it, and a
-    multipath burst lasts less; min_anchors: a tracking window with ranges only, from fewer distinct anchors, is not
-    solved (counted): one anchor's ranges fit anywhere on a circle around it, and its non-line-of-sight offset cannot
-    be told from a position along that circle (a generated building with one anchor in range most of the time: 7 m
-    off at a std of 0.7 m with single-anchor windows handed on, 0.4 m off at a std of 2.5 m without); min_block_share, min_block_n: with several
-    modalities in the solve, each (its residual block) with at least min_block_n measurements must have at least that
-    inlier share on its own, or the solve is inconsistent (a symmetric corridor's mirror image fits 80-88 % of a scan,
-    while 0-1 of its 5-6 UWB ranges: the scan's 200 points would otherwise outvote the ranges that tell the two apart);
-    wide_prior: m, a prior position std above which (after a gap: a blackout, a long drop of the exteroceptive sensors)
-    the solve also starts from the prior's 1-sigma points, and a solve that still does not fit is not handed on (None)
-    rather than Inconsistent: the filter already says it does not know where it is, and its covariance grows toward
-    lost_std; scan_wait: s, after such a gap, while the previous result handed on had scans or points, how long a window
-    without them is not solved (counted): the first data back is often a few ranges, and a UWB-only solve (a few biased
-    ranges, the heading unobserved) would re-anchor the filter, a metre off with a position std of a third of that,
-    before the scan that can tell arrives; yaw_unobserved: rad^2, a heading variance of the measurements' own above
-    which the heading counts as unobserved (one UWB tag); global_position_std: m, the position std of the prior a global
-    result is solved with; correlation_time: s, how long the errors of consecutive windows stay alike (a
-    tracking result has its covariance multiplied by correlation_time / the time since the previous
-    result, at least 1; 0 disables); map_surface: where the surface lies in a boundary cell of the occupancy map
-    (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1 its
-    face, as in the project's generated buildings); cov_floor: std added in quadrature to a result with scan
-    or point residuals: how well the map and a scan can agree at all (the map's cells, its registration errors), which
-    the residuals of one scan, alike from beam to beam, do not show (5 cm, 0.015 rad: mean NEES on generated buildings'
-    mapped maps 2-6 with 2D lidar, 3D lidar or all sensors, against 3.5-14 with 3 cm; the Intel log 2.3, was 3.8;
-    accuracy unchanged; bench/cross_scenario.py and bench/real_data.py), as cov_floor_xy (m) and cov_floor_yaw (rad);
-    the result names it (``floor``) and the pipeline publishes no less (consecutive results share it: fused ten a
-    second, they shrank an IMU-driven filter below it, all sensors NEES 5.6; 1.6 with the published floor);
-    slice_z_min, slice_z_max: m above base_link, the band of a 3D cloud (lidar, depth camera) that is solved against
-    the occupancy map, as a scan, where the site has no point map (walls and furniture at those heights are what a
-    2D map holds; floor and ceiling are not); odom_extrapolation: s, how far past its newest
-    sample the odometry's twist may carry a measurement to ``t`` (0: the motion stops there; a twist differenced from
-    odometry poses can be far off, and a wrong turn rate turns the whole scan)."""
+    a point map from a mapping run disagree more than scans with a 2D grid: with 5 cm, a depth camera's windows at
+    the true pose of a generated building's mapped map had inlier RMS 2.1 sigmas and the tracking was declared
+    lost); scan_voxel / points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance
+    beyond which a point is not pulled (unmapped clutter). uwb_sigma: m, range noise; uwb_window: s of the newest
+    ranges used; uwb_bias_std: m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m,
+    initial std of the offset shared by all anchors; max_common_offset: m, the largest such offset a consistent
+    solve may find (a robust solve can otherwise buy a wrong pose by shifting every range: at a symmetric room's
+    mirror image, two of four ranges fitted with a common offset of metres); bias_walk: m per sqrt(s), how fast the
+    learnt offsets may drift; use_prior: the filter's prior is a term of the solve (it always is a start);
+    fresh_only: tracking uses only measurements newer than the previous tracking update (see the module docstring);
+    min_inlier_share, max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on;
+    min_judged: the fewest usable measurements for such a solve to count as Inconsistent (toward 'lost'); with fewer
+    it is only not handed on (None) (a depth camera's slice against a 2D map holds 12-20 points, and three of them
+    on an unmapped object made a generated run 'lost' and then wrongly relocalized); a global result from fewer map
+    points (scan, cloud) than that and no ranges is not taken either; unfit_time: s, how long such smaller solves
+    (of at least min_block_n measurements) may go on not fitting, with no solve of at least min_block_n measurements
+    fitting in between, before they count as Inconsistent after all: a filter that drifted off (one anchor in range,
+    its ranges fit anywhere on a circle) rejects the few ranges that could correct it, and a multipath burst lasts
+    less; min_anchors: a tracking window with ranges only, from fewer distinct anchors, is not solved (counted): one
+    anchor's ranges fit anywhere on a circle around it, and its non-line-of-sight offset cannot be told from a
+    position along that circle (a generated building with one anchor in range most of the time: 7 m off at a std of
+    0.7 m with single-anchor windows handed on, 0.4 m off at a std of 2.5 m without); min_block_share, min_block_n:
+    with several modalities in the solve, each (its residual block) with at least min_block_n measurements must have
+    at least that inlier share on its own, or the solve is inconsistent (a symmetric corridor's mirror image fits
+    80-88 % of a scan, while 0-1 of its 5-6 UWB ranges: the scan's 200 points would otherwise outvote the ranges
+    that tell the two apart); wide_prior: m, a prior position std above which (after a gap: a blackout, a long drop
+    of the exteroceptive sensors) the solve also starts from the prior's 1-sigma points, and a solve that still does
+    not fit is not handed on (None) rather than Inconsistent: the filter already says it does not know where it is,
+    and its covariance grows toward lost_std; scan_wait: s, after such a gap, while the previous result handed on
+    had scans or points, how long a window without them is not solved (counted): the first data back is often a few
+    ranges, and a UWB-only solve (a few biased ranges, the heading unobserved) would re-anchor the filter, a metre
+    off with a position std of a third of that, before the scan that can tell arrives; yaw_unobserved: rad^2, a
+    heading variance of the measurements' own above which the heading counts as unobserved (one UWB tag);
+    global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s, how
+    long the errors of consecutive windows stay alike (a tracking result has its covariance multiplied by
+    correlation_time / the time since the previous result, at least 1; 0 disables); map_surface: where the surface
+    lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
+    as in maps ray-cast from scans by SLAM; 1 its face, as in the project's generated buildings); cov_floor: std
+    added in quadrature to a result with scan or point residuals: how well the map and a scan can agree at all (the
+    map's cells, its registration errors), which the residuals of one scan, alike from beam to beam, do not show (5
+    cm, 0.015 rad: mean NEES on generated buildings' mapped maps 2-6 with 2D lidar, 3D lidar or all sensors, against
+    3.5-14 with 3 cm; the Intel log 2.3, was 3.8; accuracy unchanged; bench/cross_scenario.py and
+    bench/real_data.py), as cov_floor_xy (m) and cov_floor_yaw (rad); the result names it (``floor``) and the
+    pipeline publishes no less (consecutive results share it: fused ten a second, they shrank an IMU-driven filter
+    below it, all sensors NEES 5.6; 1.6 with the published floor); slice_z_min, slice_z_max: m above base_link, the
+    band of a 3D cloud (lidar, depth camera) that is solved against the occupancy map, as a scan, where the site has
+    no point map (walls and furniture at those heights are what a 2D map holds; floor and ceiling are not);
+    odom_extrapolation: s, how far past its newest sample the odometry's twist may carry a measurement to ``t`` (0:
+    the motion stops there; a twist differenced from odometry poses can be far off, and a wrong turn rate turns the
+    whole scan)."""
 
     solver: SolverConfig = field(default_factory=SolverConfig)
     scan_sigma: float = 0.05
