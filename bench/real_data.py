@@ -43,6 +43,7 @@ from flm_core.evaluation.trajectory import Trajectory, read_tum  # noqa: E402
 from flm_core.site import Site, load_site  # noqa: E402
 from flm_ros import conversions as conv  # noqa: E402
 from flm_ros.bagio import messages, open_bag, write_slice  # noqa: E402
+from flm_ros.bringup import params_file_with  # noqa: E402
 
 UWB_TOPIC = '/uwb/ranges'
 
@@ -101,21 +102,6 @@ def run_eval(bag: Path, d: Path, out: Path, compare: list[str], params_file: Pat
     return metrics
 
 
-def params_file(out: Path, name: str, overrides: dict[str, Any]) -> Path:
-    """A copy of the default parameter file with ``overrides`` (e.g. ``model.refine: false``: the network's poses
-    as they are; ``model_path``: another model), written to OUT/params_NAME.yaml."""
-    import yaml  # noqa: PLC0415
-
-    from flm_ros.bringup import default_params_file  # noqa: PLC0415
-
-    doc = yaml.safe_load(default_params_file().read_text())
-    doc['/**']['ros__parameters'].update(overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f'params_{name}.yaml'
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
 def message_ledger(counts: dict[str, Any]) -> dict[str, dict[str, int]]:
     """Per stream: read, buffered, dropped by reason and 'silent' (read - buffered - dropped) from flm-eval's
     counts."""
@@ -139,10 +125,11 @@ def bench(d: Path, out: Path, seconds: float, model: str = '') -> dict[str, Any]
         write_slice(d / 'bag', bag, seconds)
     gt = read_tum(d / 'ground_truth.tum')
     chosen = {'model_path': model} if model else {}
-    metrics = run_eval(bag, d, out / d.name, methods_for(site), params_file(out, 'default', chosen) if model else None)
+    chosen_file = params_file_with(chosen, out / 'params_default.yaml') if model else None
+    metrics = run_eval(bag, d, out / d.name, methods_for(site), chosen_file)
     rows = {name: m for name, m in metrics.get('methods', {}).items()}
     network = run_eval(bag, d, out / f'{d.name}_network', [],
-                       params_file(out, 'network', {**chosen, 'model.refine': False}))
+                       params_file_with({**chosen, 'model.refine': False}, out / 'params_network.yaml'))
     if 'flm' in network.get('methods', {}):
         rows['flm-network'] = network['methods']['flm']
     if site.anchors:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PACKAGE = 'flm_ros'
 #: As in Nav2's localization_launch.py: tf and tf_static resolve in the namespace, so each robot of a fleet has
@@ -35,6 +36,18 @@ def share_dir() -> Path:
 
 def default_params_file() -> Path:
     return share_dir() / 'config' / 'flm.yaml'
+
+
+def params_file_with(overrides: dict[str, Any], path: Path) -> Path:
+    """Write the default parameter file with ``overrides`` (parameter name -> value, e.g. ``model.refine: false``)
+    to ``path`` (its folder is created); returns ``path``."""
+    import yaml  # noqa: PLC0415
+
+    doc = yaml.safe_load(default_params_file().read_text())
+    doc['/**']['ros__parameters'].update(overrides)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
 
 @dataclass(frozen=True)

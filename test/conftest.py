@@ -65,14 +65,8 @@ def rclpy_context(ros_domain):
 def network_params(tmp_path_factory):
     """The default parameter file with ``model.refine: false``: for flm-eval runs of ``random_model`` that need
     estimates (the solve rightly refuses an untrained network's global results, and then there would be none)."""
-    import yaml
-
-    from flm_ros.bringup import default_params_file
-    doc = yaml.safe_load(default_params_file().read_text())
-    doc['/**']['ros__parameters']['model.refine'] = False
-    path = tmp_path_factory.mktemp('params') / 'network.yaml'
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    from flm_ros.bringup import params_file_with
+    return params_file_with({'model.refine': False}, tmp_path_factory.mktemp('params') / 'network.yaml')
 
 
 @pytest.fixture(scope='session')
