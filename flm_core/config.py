@@ -139,7 +139,8 @@ class SensorsConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """The pose source: path (empty: the shipped model), device, fp16, backend ('auto', 'torch', 'onnx'), threads
-    (intra-op), iterations / converge / global_candidates (see :class:`flm_core.model.inference.Localizer`),
+    (intra-op), iterations / converge / global_candidates / global_refine (see
+    :class:`flm_core.model.inference.Localizer`),
     refine (solve its poses against the measurements), pose_source ('flm' or a classical baseline)."""
 
     path: str
@@ -150,6 +151,7 @@ class ModelConfig:
     iterations: int
     converge: float
     global_candidates: int
+    global_refine: int
     refine: bool
     pose_source: str
 
@@ -239,6 +241,9 @@ MODEL_PARAMS: tuple[Param, ...] = (
     Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
           'slower, finds the robot more often in repetitive buildings).', MODEL, (1, 4096),
           target='model.global_candidates'),
+    Param('model.global_refine', 16, 'The best of those refined further and handed to the solve, which takes the '
+          'first that fits (more: slower; with 4, a weaker network lost the Intel log: none of its 4 was right).',
+          MODEL, (1, 4096), target='model.global_refine'),
     Param('model.refine', True, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "
           'scans against the map, ranges with learnt biases; flm_core.estimation.refine) and hand the filter that '
           "solve's covariance, or say that the window does not fit; false: the network's pose and covariance as "
@@ -515,7 +520,7 @@ def load_pose_source(config: Config, log: Callable[[str], Any] | None = None) ->
         # ~0.9 s in the fault runs. Inference threads are a parameter, 1 by default.
         loc = Localizer.load(cfg.path or str(DEFAULT_MODEL), device=cfg.device, fp16=cfg.fp16, backend=cfg.backend,
                              threads=max(1, cfg.threads), iterations=cfg.iterations, converge=cfg.converge,
-                             global_candidates=cfg.global_candidates)
+                             global_candidates=cfg.global_candidates, global_refine=cfg.global_refine)
         if log is not None:
             log(f'model {loc.backend.path} on {loc.device} ({loc.backend.name})'
                 + (', its poses solved against the measurements' if cfg.refine else ''))

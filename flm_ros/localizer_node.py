@@ -497,7 +497,7 @@ class LocalizerNode(LifecycleNode):
         kinds = {q.apply for q in changed}
         if P.MODEL in kinds:
             model = getattr(self.source, 'source', self.source)    # the network inside a Refined source
-            for name in ('iterations', 'converge', 'global_candidates'):
+            for name in ('iterations', 'converge', 'global_candidates', 'global_refine'):
                 if hasattr(model, name):
                     setattr(model, name, type(getattr(model, name))(self.p[f'model.{name}']))
         if P.RATE in kinds and self._timer is not None:

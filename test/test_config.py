@@ -121,5 +121,7 @@ def test_factories_build_what_the_config_says():
     assert pipe.front.mount('imu_link') is not None                             # IMU mounts come from the rig
     assert type(C.load_pose_source(C.load_config(overrides={'pose_source': 'uwb'}))) is UwbPoseSource
     # the solve behind the model gets its settings from the same configuration
-    src = C.load_pose_source(C.load_config(overrides={'refine.uwb_sigma': 0.3, 'refine.cov_floor_xy': 0.02}))
+    src = C.load_pose_source(C.load_config(overrides={'refine.uwb_sigma': 0.3, 'refine.cov_floor_xy': 0.02,
+                                                      'model.global_refine': 8}))
     assert src.config.uwb_sigma == 0.3 and src.config.cov_floor_xy == 0.02 and src.config.scan_sigma == 0.05
+    assert src.source.global_refine == 8 and C.load_config().model.global_refine == 16
