@@ -406,9 +406,9 @@ class Refined:
             return None
         return np.array([self.config.cov_floor_xy, self.config.cov_floor_xy, self.config.cov_floor_yaw])
 
-    def _floored(self, blocks: list[Block], cov: np.ndarray) -> np.ndarray:
-        """cov plus the map agreement floor (``cov_floor``) when scans or points took part."""
-        floor = self._floor(blocks)
+    @staticmethod
+    def _floored(cov: np.ndarray, floor: np.ndarray | None) -> np.ndarray:
+        """cov plus the map agreement floor (:meth:`_floor`, None: none)."""
         return cov if floor is None else cov + np.diag(np.square(floor))
 
     def _decorrelated(self, cov: np.ndarray, t: float) -> np.ndarray:
@@ -476,9 +476,9 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
-        cov = self._decorrelated(self._floored(blocks, cov) + motion, t)
-        return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None),
-                              self._floor(blocks))
+        floor = self._floor(blocks)
+        cov = self._decorrelated(self._floored(cov, floor) + motion, t)
+        return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None), floor)
 
     def _unfit_small(self, sol: Solution, t: float) -> Any:
         """A tracking solve that does not fit, of fewer than min_judged measurements: None (not judged), or
@@ -513,7 +513,7 @@ class Refined:
                 and sum(int(np.sum(getattr(b, 'finite', []))) for b in blocks) < self.config.min_judged:
             self.counts['too few map points for a global result'] += 1
             return None
-        fits = []
+        fits, floor = [], self._floor(blocks)
         for pose0, score in cands:
             sol = self._solve(blocks, [pose0], self._wide_prior(pose0))
             if sol is None:
@@ -521,7 +521,7 @@ class Refined:
             self.last = sol
             if self.consistent(sol):
                 pose, cov = self._handed_on(blocks, sol, None)
-                fits.append((pose, self._floored(blocks, cov) + motion, score, sol))
+                fits.append((pose, self._floored(cov, floor) + motion, score, sol))
         self.solve_times.append(time.perf_counter() - t0)
         if not cands:
             self.counts['no start'] += 1
@@ -538,7 +538,7 @@ class Refined:
         if len(fits) > 1:
             alt = (np.stack([f[0] for f in fits[1:]]), np.stack([f[1] for f in fits[1:]]),
                    np.array([f[2] if f[2] is not None else 0.0 for f in fits[1:]]))
-        est = self._estimate(inner, pose, cov, sol, t, 'global', alt, self._floor(blocks))
+        est = self._estimate(inner, pose, cov, sol, t, 'global', alt, floor)
         if score is not None and hasattr(est, 'score'):
             est = dataclasses.replace(est, score=score)
         return est
@@ -585,13 +585,14 @@ class Refined:
         blocks, _, motion = self.blocks(window, site, t, rig, tracking=True)
         if not blocks:
             return out, ocov, scores
+        floor = self._floor(blocks)
         for k in range(len(out)):
             prior = (np.asarray(poses[k], np.float64), np.asarray(covs[k], np.float64)) if self.config.use_prior \
                 else None
             sol = self._solve(blocks, self._starts([out[k], poses[k]]), prior)
             if sol is not None and self.consistent(sol):
                 p, c = self._handed_on(blocks, sol, (float(poses[k][2]), float(np.asarray(covs[k])[2, 2])))
-                out[k], ocov[k] = p, (self._floored(blocks, c) + motion) * max(1.0, self._inflation)
+                out[k], ocov[k] = p, (self._floored(c, floor) + motion) * max(1.0, self._inflation)
             elif sol is not None and sol.n_measurements >= self.config.min_judged:
                 scores[k] = 0.0
         return out, ocov, scores
