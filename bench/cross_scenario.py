@@ -211,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--maps', default=','.join(MAPS),
                     help='comma-separated map kinds, main table first: mapped (realistic) and/or exact')
     ap.add_argument('--z-down-imu', action='store_true', help='mapped runs: some IMUs mounted z-down')
+    ap.add_argument('--subsets', default=','.join(SUBSET_ORDER),
+                    help='comma-separated sensor subsets to run (default: all: %(default)s)')
     a = ap.parse_args(argv)
+    subsets = [x.strip() for x in a.subsets.split(',') if x.strip()]
+    if not subsets or any(x not in BENCH_SUBSETS for x in subsets):
+        ap.error(f'--subsets: expected some of {",".join(SUBSET_ORDER)}, got {a.subsets!r}')
     kinds = [k.strip() for k in a.maps.split(',') if k.strip()]
     if not kinds or any(k not in MAPS for k in kinds):
         ap.error(f'--maps: expected some of {",".join(MAPS)}, got {a.maps!r}')
@@ -244,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     reloc: dict[tuple[str, str, str], list[tuple[bool, float]]]
     crlb: dict[str, list[float]]
     lat: dict[str, list[float]] = defaultdict(list)
+    per_building: list[dict[str, Any]] = []      # the FLM rows' figures per building and subset
     from tqdm import tqdm  # noqa: PLC0415
 
     t_start = time.time()
@@ -262,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_t = np.arange(t0, a.duration - 0.05, 0.2)
         truth = rp.truth(eval_t)
         keep = eval_t >= t0 + 2.0
-        for sname in SUBSET_ORDER:
+        for sname in subsets:
             subset = BENCH_SUBSETS[sname]
             p0, c0 = perturbed_start(rp.truth(t0), rng)
             start = (t0, p0, c0)
@@ -273,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                 e, ey = errors(P, truth)
                 key = (group, sname, method)
                 E[key].append(np.stack([e[keep], ey[keep]]))
+                per_building.append({'maps': kind, 'group': group, 'seed': int(seed), 'family': fam,
+                                     'subset': sname, 'method': method, **metrics(e[keep], ey[keep])})
+                tqdm.write(f'{kind} {group} {seed} {fam}: {sname} {method} ATE {per_building[-1]["ate"]:.3f} m')
                 pn = position_nees(P[keep], Cv[keep], truth[keep])    # 2 dof
                 nees[key].extend((pn if sname in NO_HEADING else pose_nees(P[keep], Cv[keep], truth[keep])).tolist())
                 cover[key].extend(zip((pn <= 1.0).tolist(), (pn <= 4.0).tolist()))
@@ -388,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / 'cross_scenario.md').write_text(text + '\n')
     (out / 'cross_scenario.json').write_text(json.dumps({'header': head, 'rows': rows, 'maps': kinds,
-                                                         'tables': tables, 'buildings': buildings},
+                                                         'tables': tables, 'buildings': buildings,
+                                                         'per_building': per_building},
                                                         indent=1, default=float))
     try:
         import matplotlib  # noqa: PLC0415

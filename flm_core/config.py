@@ -327,7 +327,10 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'points_voxel': ('m, voxel filter of the 3D points.', (1e-3, 10.0)),
     'truncation': ('m, a point farther than this from the map is not pulled (unmapped clutter).', (1e-3, 100.0)),
     'uwb_sigma': ('m, UWB range noise.', (1e-4, 100.0)),
-    'uwb_window': ('s of the newest UWB ranges solved with at each update.', (0.0, 10.0)),
+    'uwb_window': ('s, how old (before the update) a UWB range may be to be solved with; tracking takes the ranges '
+                   'no earlier update used.', (0.0, 10.0)),
+    'uwb_nlos_sigma': ('m per obstacle of the map that a UWB link crosses: the std of a range measured longer than '
+                       'predicted (non-line-of-sight delay); 0: none.', (0.0, 10.0)),
     'uwb_bias_std': ("m, initial std of each anchor's range offset from the site file's bias (learnt online).",
                      (0.0, 100.0)),
     'uwb_common_std': ('m, initial std of a range offset shared by all anchors (a clock or antenna delay; 0: none).',

@@ -100,6 +100,32 @@ class MapIndex:
         q = self.nearest(p)
         return np.linalg.norm((q - p)[..., :2], axis=-1)
 
+    def crossings(self, p: np.ndarray, q: np.ndarray, margin: float = 0.2) -> np.ndarray:
+        """How many obstacles (runs of occupied cells) each segment p (N, 2) -> q (N, 2) (map frame, m) crosses,
+        (N,) int, leaving out ``margin`` m at both ends (an anchor mounted on a wall, the robot's own cell); 0 for
+        every segment without an occupancy map. A radio link that crosses walls is non-line-of-sight."""
+        p = np.asarray(p, np.float64).reshape(-1, 2)
+        q = np.asarray(q, np.float64).reshape(-1, 2)
+        out = np.zeros(len(p), np.int64)
+        if self.kind != 'grid' or not len(p):
+            return out
+        m = self.site.map
+        assert m is not None and self.dist is not None
+        step = 0.5 * m.resolution
+        H, W = m.shape
+        for i in range(len(p)):
+            d = q[i] - p[i]
+            length = float(np.hypot(d[0], d[1]))
+            if length <= 2 * margin:
+                continue
+            s = np.arange(margin, length - margin, step) / length
+            cr = m.world_to_cell(p[i] + s[:, None] * d)
+            inside = (cr[:, 0] >= 0) & (cr[:, 0] < W) & (cr[:, 1] >= 0) & (cr[:, 1] < H)
+            occ = np.zeros(len(s), bool)
+            occ[inside] = self.dist[cr[inside, 1], cr[inside, 0]] == 0
+            out[i] = int(occ[0]) + int(np.count_nonzero(occ[1:] & ~occ[:-1]))
+        return out
+
     @property
     def has_map(self) -> bool:
         return self.kind != 'none'

@@ -220,6 +220,27 @@ def test_crlb_closed_form_symmetric_layout():
     assert np.isinf(cov).all()
 
 
+def test_crlb_counts_the_random_part_of_a_nlos_delay():
+    """Gaussian noise plus an exponential delay (scale tau): its Fisher information lies between a Gaussian of the
+    same variance and the Gaussian part alone, matches an independent quadrature, and tau = 0 is the Gaussian;
+    the bound of a layout grows with the delay."""
+    from scipy import integrate, stats
+    from flm_core.datagen.crlb import emg_information
+    sigma, tau = 0.15, 0.4
+    f = emg_information(np.array([sigma]), np.array([tau]))[0]
+    assert 1 / (sigma ** 2 + tau ** 2) < f < 1 / sigma ** 2
+    d = stats.exponnorm(tau / sigma, scale=sigma)
+    score = lambda x: (d.logpdf(x + 1e-6) - d.logpdf(x - 1e-6)) / 2e-6  # noqa: E731
+    ref, _ = integrate.quad(lambda x: d.pdf(x) * score(x) ** 2, -2.0, 10.0, points=[0.0], limit=200)
+    assert f == pytest.approx(ref, rel=0.02)
+    assert emg_information(np.array([sigma]), np.array([0.0]))[0] == pytest.approx(1 / sigma ** 2)
+    th = 2 * np.pi * np.arange(4) / 4
+    anchors = np.stack([4 * np.cos(th), 4 * np.sin(th), np.ones(4)], 1)
+    tag = np.array([[0.0, 0.0, 1.0]])
+    plain, delayed = (crlb_rmse(range_crlb(tag, anchors, np.full(4, sigma), tau=np.full(4, t)))[0] for t in (0, tau))
+    assert delayed == pytest.approx(plain * math.sqrt(1 / sigma ** 2 / f))
+
+
 def test_crlb_stored_per_epoch():
     sc = generate_scenario(small_cfg(3.0), 4)
     u = sc.streams['uwb']

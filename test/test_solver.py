@@ -306,6 +306,34 @@ def test_outliers_are_down_weighted_and_reported() -> None:
     assert sol.inlier_share < 0.95
 
 
+def test_a_range_measured_long_is_judged_by_sigma_long() -> None:
+    """The residual of a range measured longer than predicted is normalised by sigma_long (a non-line-of-sight
+    delay only lengthens a range), one measured shorter by sigma; without sigma_long both by sigma."""
+    w = room()
+    ranges = true_ranges(w, TRUE)
+    ranges[0] += 0.3
+    ranges[1] -= 0.3
+    lin = RangeBlock(w.anchors, ranges, TAG, sigma=0.1, sigma_long=0.5).linearize(TRUE, np.zeros(0))
+    np.testing.assert_allclose(lin.e[:2], [0.3 / 0.5, -0.3 / 0.1])
+    np.testing.assert_allclose(lin.e[2:], 0.0, atol=1e-9)
+    plain = RangeBlock(w.anchors, ranges, TAG, sigma=0.1).linearize(TRUE, np.zeros(0))
+    np.testing.assert_allclose(plain.e[:2], [3.0, -3.0])
+
+
+def test_crossings_count_the_walls_between_two_points() -> None:
+    """Runs of occupied cells along a segment: two walls, none, and the wall an end is mounted on (within the
+    margin) not counted; no occupancy map: 0."""
+    grid = np.zeros((200, 200), np.int8)
+    grid[:, 60:62] = 100                           # walls at x 3.0-3.1 and 6.0-6.1 m
+    grid[:, 120:122] = 100
+    index = MapIndex(Site('walls', map=OccupancyMap(grid, 0.05, np.zeros(3))))
+    p = np.array([[1.0, 5.0]] * 3)
+    q = np.array([[9.0, 5.0], [2.5, 5.0], [6.12, 5.0]])
+    assert index.crossings(p, q).tolist() == [2, 0, 1]
+    assert index.crossings(p, q, margin=0.0).tolist() == [2, 0, 2]
+    assert MapIndex(Site('no map', anchors=())).crossings(p, q).tolist() == [0, 0, 0]
+
+
 def test_common_and_per_anchor_biases_are_estimated() -> None:
     """Ranges biased long by a common 0.2 m and per-anchor offsets: with the common offset free the pose is
     recovered and the offsets are found."""

@@ -134,7 +134,8 @@ class RefineConfig:
     points_voxel: float = 0.2
     truncation: float = 0.5
     uwb_sigma: float = 0.1
-    uwb_window: float = 0.1
+    uwb_window: float = 0.25
+    uwb_nlos_sigma: float = 0.15
     uwb_bias_std: float = 0.1
     uwb_common_std: float = 0.5
     max_common_offset: float = 1.5
@@ -167,7 +168,7 @@ class RefineConfig:
         for name in ('min_inlier_share', 'min_block_share', 'map_surface'):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'RefineConfig.{name} must be in [0, 1], got {getattr(self, name)}')
-        for name in ('uwb_window', 'uwb_bias_std', 'uwb_common_std', 'max_common_offset', 'bias_walk', 'unfit_time',
+        for name in ('uwb_window', 'uwb_nlos_sigma', 'uwb_bias_std', 'uwb_common_std', 'max_common_offset', 'bias_walk', 'unfit_time',
                      'wide_prior', 'scan_wait', 'correlation_time', 'odom_extrapolation', 'cov_floor_xy',
                      'cov_floor_yaw', 'max_rms', 'global_position_std', 'yaw_unobserved'):
             if not getattr(self, name) >= 0:
@@ -355,11 +356,29 @@ class Refined:
         for x0 in starts:
             if any(_near(x0, q) for q in seen):     # converges where a solve already went
                 continue
-            sol = solve(blocks, x0, prior=prior, config=self.config.solver)
+            sol = solve(self._through_walls(blocks, x0), x0, prior=prior, config=self.config.solver)
             seen += [x0, sol.pose]
             if best is None or sol.cost < best.cost:
                 best = sol
         return best
+
+    def _through_walls(self, blocks: list[Block], pose: np.ndarray) -> list[Block]:
+        """The blocks with each UWB range's long side (``RangeBlock.sigma_long``) widened by ``uwb_nlos_sigma`` per
+        obstacle of the map that its link crosses with base_link at ``pose`` (the start of a solve: fixed while it
+        iterates, as an association is)."""
+        k = self.config.uwb_nlos_sigma
+        if k <= 0 or self._site is None:
+            return blocks
+        out = []
+        for b in blocks:
+            if isinstance(b, RangeBlock) and len(b.ranges):
+                c, s = math.cos(pose[2]), math.sin(pose[2])
+                tag = pose[:2] + b.tag[:, :2] @ np.array([[c, s], [-s, c]])
+                n = self._site[1].crossings(tag, b.anchors[:, :2])
+                if n.any():
+                    b = dataclasses.replace(b, sigma_long=np.hypot(b.sigma, k * n))
+            out.append(b)
+        return out
 
     def consistent(self, sol: Solution) -> bool:
         """Whether a solve explains its measurements: inlier share and residual RMS within the config's bounds,

@@ -320,8 +320,10 @@ class RangeBlock:
     scalar m: prior std of an estimated per-anchor offset around it (0: known exactly, not estimated);
     common_bias_std: m, prior std of an estimated offset shared by all anchors (0: none; inf: free, e.g. a clock
     offset); common_bias_mean: m, its prior mean; bias_mean (B,) m: prior means of the per-anchor offsets (default 0;
-    what a caller learnt over time); sigma m; weights (M,). Extra parameters: [common offset (if estimated),
-    per-anchor offsets of the anchors with bias_std > 0 that have ranges]."""
+    what a caller learnt over time); sigma m; sigma_long (M,) or scalar m: the std of a range measured longer than
+    predicted (a non-line-of-sight link's delay only ever lengthens it: an asymmetric residual, the cost continuous
+    and smooth at 0; default: sigma); weights (M,). Extra parameters: [common offset (if estimated), per-anchor
+    offsets of the anchors with bias_std > 0 that have ranges]."""
 
     anchors: np.ndarray
     ranges: np.ndarray
@@ -329,6 +331,7 @@ class RangeBlock:
     sigma: np.ndarray | float = 0.1
     weights: np.ndarray | float | None = None
     anchor_index: np.ndarray | None = None
+    sigma_long: np.ndarray | float | None = None
     bias: np.ndarray | float = 0.0
     bias_std: np.ndarray | float = 0.0
     bias_mean: np.ndarray | float = 0.0
@@ -348,6 +351,7 @@ class RangeBlock:
         B = max([int(idx.max()) + 1 if M else 0] + sizes)
         self.anchor_index = idx
         self.sigma = _sigmas(self.sigma, M, self.name)
+        self.sigma_long = self.sigma.copy() if self.sigma_long is None else _sigmas(self.sigma_long, M, self.name)
         self.weights = _weights(self.weights, M)
         self.bias = np.broadcast_to(np.asarray(self.bias, np.float64), (B,)).copy()
         bstd = np.broadcast_to(np.asarray(self.bias_std, np.float64), (B,)).copy()
@@ -388,7 +392,7 @@ class RangeBlock:
             J[:, 3] = -1.0
         J[np.nonzero(has)[0], 3 + col[has]] = -1.0
         J[~self.valid] = 0.0
-        sig = np.asarray(self.sigma)
+        sig = np.where(r > 0, np.asarray(self.sigma_long), np.asarray(self.sigma))
         return Linearization(r=r, e=r / sig, J=J / sig[:, None], active=self.valid.copy(),
                              valid=self.valid.copy())
 

@@ -9,7 +9,8 @@ NLOS is exactly "the 3D anchor-tag segment crosses a wall (below its height) or 
 own positive bias, so the bias grows with the walls crossed. A link is blocked (no message) when the summed
 attenuation of the crossings exceeds ``attenuation_budget`` dB, the distance exceeds ``max_range``, a person on the
 line of sight blocks it (probability ``person_block_prob``), or it drops out. Each epoch also gets the Cramer-Rao
-bound of the 2D position from the anchors that answered (crlb.py).
+bound of the 2D position from the anchors that answered (crlb.py: the Gaussian noise and the random, exponential
+part of the NLOS delay; its fixed part as a known bias).
 
 Real-driver habits (config.HabitsConfig, applied by scenario.py): with ``shared_stamp`` all ranges of one ranging
 frame carry one header stamp, the time the frame's last range was taken (the driver publishes the frame when it is
@@ -138,9 +139,10 @@ def simulate_uwb(cfg: UwbConfig, traj: Trajectory, b: Building, anchors: AnchorS
     blocked = (att > cfg.attenuation_budget) | (dist > cfg.max_range) \
         | (person & (rng.random(n) < cfg.person_block_prob)) | (rng.random(n) < cfg.dropout)
     keep = ~blocked
-    # CRLB per epoch from the anchors that answered, each with its LOS/NLOS noise std
+    # CRLB per epoch from the anchors that answered, each with its LOS/NLOS Gaussian noise std and NLOS delay scale
     sig = np.where(nlos, np.hypot(sigma, cfg.nlos_sigma), sigma).reshape(E, A)
-    crlb = range_crlb(tag.reshape(E, A, 3)[:, 0, :], anchors.positions, sig, keep.reshape(E, A))
+    tau = np.where(nlos, cfg.nlos_bias_scale * bsum, 0.0).reshape(E, A)
+    crlb = range_crlb(tag.reshape(E, A, 3)[:, 0, :], anchors.positions, sig, keep.reshape(E, A), tau)
     tk = t[keep]
     if shared_stamp:  # one stamp and one arrival per frame: when its last range was taken
         frame_end = t_ep + (A - 1) * slot
