@@ -86,10 +86,11 @@ class RefineConfig:
     crosses (:meth:`flm_core.mapindex.MapIndex.crossings` at the solve's start), the std of a range measured longer
     than predicted (``RangeBlock.sigma_long``: a non-line-of-sight delay only lengthens a range; 0.15: generated
     buildings' UWB 0.51 -> 0.42 m, UWB + IMU 0.74 -> 0.62 m; 0.3 was as accurate but slowed the fault matrix's
-    relocalization in a symmetric corridor past its limit: a mirror image's long ranges cost less); uwb_bias_std: m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m,
-    initial std of the offset shared by all anchors; max_common_offset: m, the largest such offset a consistent
-    solve may find (a robust solve can otherwise buy a wrong pose by shifting every range: at a symmetric room's
-    mirror image, two of four ranges fitted with a common offset of metres); bias_walk: m per sqrt(s), how fast the
+    relocalization in a symmetric corridor past its limit: a mirror image's long ranges cost less); uwb_bias_std:
+    m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial std of the offset
+    shared by all anchors; max_common_offset: m, the largest such offset a consistent solve may find (a robust solve
+    can otherwise buy a wrong pose by shifting every range: at a symmetric room's mirror image, two of four ranges
+    fitted with a common offset of metres); bias_walk: m per sqrt(s), how fast the
     learnt offsets may drift; use_prior: the filter's prior is a term of the solve (it always is a start);
     fresh_only: tracking uses only measurements newer than the previous tracking update (see the module docstring);
     min_inlier_share, max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on;
