@@ -66,7 +66,8 @@ from .baselines import Estimate as BaseEstimate
 from .baselines import scan_points
 from .icp import PointMap, deskew, voxel_downsample
 from .multilateration import multilaterate
-from .solver import Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, Solution, SolverConfig, solve
+from .solver import (Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, Solution, SolverConfig, _rot_points,
+                     solve)
 
 Window = Mapping[str, Sequence[tuple[float, Any]]]
 ABSOLUTE = ('scan', 'points', 'depth', 'uwb')
@@ -379,8 +380,7 @@ class Refined:
         out = []
         for b in blocks:
             if isinstance(b, RangeBlock) and len(b.ranges):
-                c, s = math.cos(pose[2]), math.sin(pose[2])
-                tag = pose[:2] + b.tag[:, :2] @ np.array([[c, s], [-s, c]])
+                tag, _ = _rot_points(pose, b.tag[:, :2])          # the tag in the map, as the block predicts it
                 n = self._site[1].crossings(tag, b.anchors[:, :2])
                 if n.any():
                     b = dataclasses.replace(b, sigma_long=np.hypot(b.sigma, k * n))
