@@ -207,3 +207,35 @@ def test_odometry_gap_holds_the_pose_and_grows_the_covariance():
     f.predict_odom(11.0, [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])         # odometry back: the robot stopped at 1.5 m
     f.predict_odom(11.1, [1.5, 0.0, 0.0], [0.0, 0.0, 0.0])
     assert f.pose_at(11.1)[0][0] == pytest.approx(p_last[0] + 0.5, abs=1e-6)
+
+
+
+def _after_imu_gap(accel_bias_rw: float, imu_max_hold: float) -> Eskf:
+    """1 s of IMU at 100 Hz (accelerating at 0.2 m/s^2, turning at 0.05 rad/s) from 1 m/s, then nothing."""
+    f = Eskf(EskfConfig(accel_bias_rw=accel_bias_rw, imu_max_hold=imu_max_hold))
+    f.reset(np.zeros(3), np.diag([0.01, 0.01, 0.001]), stamp=0.0, velocity=[1.0, 0.0])
+    for k in range(1, 101):
+        f.predict_imu(0.01 * k, 0.05, [0.2, 0.0])
+    return f
+
+
+def test_imu_gap_coasts_and_the_biases_stop_moving_the_pose():
+    """An IMU that stops is missing, not reporting: after imu_max_hold the filter coasts on the last measured
+    motion, and the accelerometer bias, free to wander (a tilting platform), no longer turns into metres of position
+    uncertainty over a 10 s gap; the bias's own variance still grows, and the IMU drives again when it is back."""
+    coast, held = _after_imu_gap(0.2, 0.5), _after_imu_gap(0.2, 60.0)
+    x, P = coast.state_at(11.0)
+    xh, Ph = held.state_at(11.0)
+    assert np.allclose(x, xh, atol=1e-9)                  # the same motion is extrapolated either way
+    assert Ph[0, 0] > 9.0 * P[0, 0] and Ph[1, 1] > 9.0 * P[1, 1]   # holding: the bias walk's t^5 growth
+    # coasting, the position variance grows as with a bias that barely wanders (what the velocity's and the white
+    # noise's variance give), not as the wandering bias would make it
+    slow = _after_imu_gap(0.002, 0.5)
+    grow = P[0, 0] - coast.state_at(1.5)[1][0, 0]
+    grow_slow = slow.state_at(11.0)[1][0, 0] - slow.state_at(1.5)[1][0, 0]
+    assert grow == pytest.approx(grow_slow, rel=0.2)
+    assert P[6, 6] > coast.state_at(1.0)[1][6, 6] + 0.2 ** 2 * 9.9   # the bias itself still wanders
+    coast.predict_imu(11.0, 0.0, [0.0, 0.0])             # the IMU is back: it drives again
+    coast.predict_imu(11.01, 0.1, [0.0, 0.0])
+    bg = coast.x[5]
+    assert coast.state_at(11.02)[0][2] == pytest.approx(x[2] + (0.0 - bg) * 0.01 + (0.1 - bg) * 0.01, abs=1e-9)

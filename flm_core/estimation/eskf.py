@@ -16,7 +16,11 @@ Two process models (``EskfConfig.process``):
 * ``'odom'``: odometry pose increments drive the prediction (robots without an IMU); the velocity is the held odometry
   twist rotated into the map (its error is re-drawn at each step, not integrated); IMU samples are ignored.
 
-Between samples the last input is held (zero-order hold), so the filter can be brought to any stamp.
+Between samples the last input is held (zero-order hold), so the filter can be brought to any stamp. An IMU
+sample older than ``imu_max_hold`` s is missing, not reporting: the filter then coasts on the last motion it
+measured (the held sample less the bias estimate, as a known input) and the IMU biases, which no new sample carries,
+no longer move the pose (their variance still grows; a blackout of every sensor does not turn an uncertain
+accelerometer bias into metres of position).
 
 Every input and measurement is an event at its own header stamp. Events are kept, sorted by stamp, for
 ``EskfConfig.history`` seconds, each with a snapshot of the filter after it. An event older than the newest one
@@ -51,12 +55,14 @@ _S = np.array([[0.0, -1.0], [1.0, 0.0]])  # d R(th) / d th = S R(th)
 _I8 = np.eye(DIM)
 _Z8 = np.zeros((DIM, DIM))
 # flat indices of the IMU step's transition matrix entries, in the order _imu_step writes them
-_F_IDX = np.array([r * DIM + c for r, c in (
-    (PX, VX), (PX, YAW), (PX, BG), (PX, BAX), (PX, BAY),
-    (PY, VY), (PY, YAW), (PY, BG), (PY, BAX), (PY, BAY),
-    (VX, YAW), (VX, BG), (VX, BAX), (VX, BAY),
-    (VY, YAW), (VY, BG), (VY, BAX), (VY, BAY),
-    (YAW, BG))])
+_F_ENTRIES = ((PX, VX), (PX, YAW), (PX, BG), (PX, BAX), (PX, BAY),
+              (PY, VY), (PY, YAW), (PY, BG), (PY, BAX), (PY, BAY),
+              (VX, YAW), (VX, BG), (VX, BAX), (VX, BAY),
+              (VY, YAW), (VY, BG), (VY, BAX), (VY, BAY),
+              (YAW, BG))
+_F_IDX = np.array([r * DIM + c for r, c in _F_ENTRIES])
+# those of them that are derivatives with respect to a bias (zero while coasting)
+_F_BIAS = _F_IDX[[k for k, (_, c) in enumerate(_F_ENTRIES) if c >= BG]]
 # flat indices of its process noise entries, grouped by value: position, position-velocity, velocity, yaw, biases
 _Q_GROUPS = (((PX, PX), (PY, PY)), ((PX, VX), (VX, PX), (PY, VY), (VY, PY)), ((VX, VX), (VY, VY)), ((YAW, YAW),),
              ((BG, BG),), ((BAX, BAX), (BAY, BAY)))
@@ -109,6 +115,8 @@ class EskfConfig:
     max_step: s, longest single propagation step (longer gaps are split).
     odom_max_hold: s the last odometry twist is extrapolated when odometry stops ('odom' mode); after it the pose
     holds and its variance grows by odom_blind_pos (m/sqrt(s)) and odom_blind_yaw (rad/sqrt(s)) random walks.
+    imu_max_hold: s after the last IMU sample when the filter starts to coast ('imu' mode; see the module
+    docstring), with ``accel_noise`` and ``gyro_noise`` as its process noise.
     cv_accel_noise (m/s^2/sqrt(Hz)), cv_yaw_noise (rad/s/sqrt(Hz)): the process noise of the constant-velocity
     model that a pipeline without IMU and odometry runs (the 'imu' model with no IMU samples: the held input is
     zero, so these stand for the robot's own acceleration and turn rate; see flm_core.pipeline).
@@ -136,6 +144,7 @@ class EskfConfig:
     odom_max_hold: float = 0.5
     odom_blind_pos: float = 0.3
     odom_blind_yaw: float = 0.1
+    imu_max_hold: float = 0.5
     cv_accel_noise: float = 1.0
     cv_yaw_noise: float = 0.5
     auto_init: bool = True
@@ -146,7 +155,7 @@ class EskfConfig:
         for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'odom_vel_rel', 'odom_vel_abs',
                      'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor', 'odom_rot_floor',
                      'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma', 'odom_max_hold',
-                     'odom_blind_pos', 'odom_blind_yaw', 'cv_accel_noise', 'cv_yaw_noise'):
+                     'imu_max_hold', 'odom_blind_pos', 'odom_blind_yaw', 'cv_accel_noise', 'cv_yaw_noise'):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f'EskfConfig.{name} must be a finite number >= 0, got {v!r}')
@@ -164,13 +173,14 @@ class _Core:
     P: np.ndarray
     initialized: bool = False
     imu: tuple[float, tuple[float, float]] | None = None  # held (gyro_z rad/s, (accel x, y) m/s^2)
+    imu_t: float | None = None                           # stamp of the held IMU sample
     odom_t: float | None = None                          # stamp of the last odometry sample
     odom_pose: np.ndarray | None = None                  # (3,) odometry pose at odom_t (odom frame)
     odom_twist: np.ndarray | None = None                 # (3,) held body twist vx vy wz
     odom_at_t: np.ndarray | None = None                  # (3,) odometry pose at the core time t ('odom' mode)
 
     def copy(self) -> _Core:
-        return _Core(self.t, self.x.copy(), self.P.copy(), self.initialized, self.imu, self.odom_t,
+        return _Core(self.t, self.x.copy(), self.P.copy(), self.initialized, self.imu, self.imu_t, self.odom_t,
                      self.odom_pose, self.odom_twist, self.odom_at_t)
 
 
@@ -475,7 +485,7 @@ class Eskf:
         elif ev.stamp > core.t:
             self._propagate(core, ev.stamp)
         if ev.kind == 'imu':
-            core.imu = ev.data
+            core.imu, core.imu_t = ev.data, ev.stamp
             return UpdateResult.ACCEPTED
         if ev.kind == 'odom':
             return self._apply_odom(core, ev.stamp, *ev.data)
@@ -521,14 +531,24 @@ class Eskf:
             self._propagate_odom_to(core, t)
             return
         w, a = core.imu if core.imu is not None else (0.0, (0.0, 0.0))
+        held = t if core.imu_t is None else min(t, core.imu_t + self.config.imu_max_hold)
+        if core.imu is not None and held > core.t:
+            self._steps(core, held, lambda dt: self._imu_step(core, dt, w, a))
+        if t > core.t:
+            self._steps(core, t, lambda dt: self._imu_step(core, dt, w, a, coast=True))
+
+    def _steps(self, core: _Core, t: float, step: Callable[[float], None]) -> None:
+        """Bring ``core`` to t in equal steps of at most ``max_step``."""
+        assert core.t is not None
         total = t - core.t
         n = max(1, int(math.ceil(total / self.config.max_step - 1e-9)))
-        dt = total / n
         for _ in range(n):
-            self._imu_step(core, dt, w, a)
+            step(total / n)
         core.t = t
 
-    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: Sequence[float]) -> None:
+    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: Sequence[float], coast: bool = False) -> None:
+        """One step with the IMU input (w_m rad/s, a_m (2,) m/s^2 in base_link). ``coast``: the input less the bias
+        estimate is a known motion, so the biases do not enter the propagation of the error."""
         # scalar arithmetic and one fancy-index write per matrix: this runs for every IMU sample (200 Hz and more)
         c = self.config
         x = core.x
@@ -551,6 +571,8 @@ class Eskf:
                              dt * sx, -h2 * sx, -dt * cm, dt * sm,
                              dt * sy, -h2 * sy, -dt * sm, -dt * cm,
                              -dt)
+        if coast:
+            F.ravel()[_F_BIAS] = 0.0
         qa = c.accel_noise ** 2
         Q = _Z8.copy()
         q_p, q_pv, q_v, q_b = qa * dt2 * dt / 3.0, qa * dt2 / 2.0, qa * dt, c.accel_bias_rw ** 2 * dt
