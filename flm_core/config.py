@@ -261,6 +261,8 @@ ESKF_PARAMS: dict[str, tuple[str, tuple[float, float]]] = {
     'accel_noise': ('m/s^2/sqrt(Hz), accelerometer white noise density (IMU-driven filter).', (0.0, 100.0)),
     'gyro_bias_rw': ('rad/s^2/sqrt(Hz), gyro bias random walk.', (0.0, 10.0)),
     'accel_bias_rw': ('m/s^3/sqrt(Hz), accelerometer bias random walk.', (0.0, 100.0)),
+    'accel_tilt_time': ('s; the accelerometer bias also walks by g x (the gyro\'s roll/pitch rate) x sqrt(this) per '
+                        'sqrt(s): the gravity a rocking platform leaks into the horizontal (0: off).', (0.0, 60.0)),
     'odom_vel_rel': ('Std of an odometry velocity measurement per m/s of speed (IMU-driven filter).', (0.0, 10.0)),
     'odom_vel_abs': ('m/s, constant part of that std (IMU-driven filter).', (0.0, 10.0)),
     'odom_trans_rel': ('m of position std after 1 m travelled (m/sqrt(m); odometry-driven filter).', (0.0, 10.0)),

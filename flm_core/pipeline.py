@@ -39,6 +39,7 @@ No ROS imports; SI units; REP-103/REP-105 frames; poses are planar (x, y, yaw).
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -249,7 +250,8 @@ class Pipeline:
             tw = np.array([m.linear_velocity[0], m.linear_velocity[1], m.angular_velocity[2]])
             filt.predict_odom(m.stamp, odom_pose(m), tw)
         elif stream == 'imu' and isinstance(m, ImuSample):
-            filt.predict_imu(m.stamp, float(m.angular_velocity[2]), m.linear_acceleration[:2])
+            w = m.angular_velocity
+            filt.predict_imu(m.stamp, float(w[2]), m.linear_acceleration[:2], math.hypot(float(w[0]), float(w[1])))
 
     @property
     def process(self) -> str:

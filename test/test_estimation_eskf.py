@@ -239,3 +239,21 @@ def test_imu_gap_coasts_and_the_biases_stop_moving_the_pose():
     coast.predict_imu(11.01, 0.1, [0.0, 0.0])
     bg = coast.x[5]
     assert coast.state_at(11.02)[0][2] == pytest.approx(x[2] + (0.0 - bg) * 0.01 + (0.1 - bg) * 0.01, abs=1e-9)
+
+
+def test_the_accelerometer_bias_walks_faster_while_the_platform_rolls_or_pitches():
+    """A rocking platform leaks gravity into the horizontal specific force at up to g x its roll/pitch rate: the
+    bias's variance grows by (accel_bias_rw^2 + (g r)^2 accel_tilt_time) per second; on a level platform (r = 0) by
+    accel_bias_rw^2 alone, and with accel_tilt_time 0 the rate is ignored."""
+    from flm_core.imu import GRAVITY
+
+    def bias_var_growth(tilt_rate: float, tilt_time: float) -> float:
+        f = Eskf(EskfConfig(accel_bias_rw=0.01, accel_tilt_time=tilt_time))
+        f.reset(np.zeros(3), np.diag([0.01, 0.01, 0.001]), stamp=0.0)
+        for k in range(0, 101):
+            f.predict_imu(0.01 * k, 0.0, [0.0, 0.0], tilt_rate)
+        return f.state_at(1.0)[1][6, 6] - f.state_at(0.0)[1][6, 6]
+
+    assert bias_var_growth(0.0, 1.0) == pytest.approx(0.01 ** 2, rel=1e-6)
+    assert bias_var_growth(0.04, 2.0) == pytest.approx(0.01 ** 2 + (GRAVITY * 0.04) ** 2 * 2.0, rel=1e-6)
+    assert bias_var_growth(0.04, 0.0) == pytest.approx(0.01 ** 2, rel=1e-6)

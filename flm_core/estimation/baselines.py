@@ -124,8 +124,9 @@ class FilterBaseline(Baseline):
                 yaw = self.mount(m.frame_id)[3]
                 c, s = math.cos(yaw), math.sin(yaw)
                 a = m.linear_acceleration
-                self.filter.predict_imu(m.stamp, float(m.angular_velocity[2]),
-                                        (c * a[0] - s * a[1], s * a[0] + c * a[1]))
+                w = m.angular_velocity
+                self.filter.predict_imu(m.stamp, float(w[2]), (c * a[0] - s * a[1], s * a[0] + c * a[1]),
+                                        math.hypot(float(w[0]), float(w[1])))
             return None
         if isinstance(m, OdometrySample):
             if self.use_odom:

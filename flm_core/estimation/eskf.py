@@ -7,7 +7,8 @@ State (nominal ``x``, shape (8,), and error state with the same layout, covarian
     2 yaw           heading, rad (the error is additive: SO(2) commutes, so this is exact)
     3 vx, 4 vy      velocity of base_link in the map frame, m/s
     5 bg            gyro z bias, rad/s
-    6 bax, 7 bay    accelerometer x/y bias in the IMU (= body) frame, m/s^2
+    6 bax, 7 bay    accelerometer x/y bias in the IMU (= body) frame, m/s^2: what the IMU adds to the horizontal
+                    specific force, including the gravity that a roll or pitch of the platform leaks into it
 
 Two process models (``EskfConfig.process``):
 
@@ -47,6 +48,7 @@ import numpy as np
 from scipy import stats
 
 from ..geometry import wrap_angle, wrap_angle_float
+from ..imu import GRAVITY
 
 #: State indices.
 PX, PY, YAW, VX, VY, BG, BAX, BAY = range(8)
@@ -103,6 +105,10 @@ class EskfConfig:
     process: 'imu' or 'odom' (see the module docstring).
     gyro_noise: rad/s/sqrt(Hz); accel_noise: m/s^2/sqrt(Hz); gyro_bias_rw: rad/s^2/sqrt(Hz);
     accel_bias_rw: m/s^3/sqrt(Hz).
+    accel_tilt_time: s. A platform that rolls or pitches at rate r (the gyro's x, y rate, rad/s) turns gravity into
+    the horizontal specific force at up to g r m/s^3, a change the accelerometer bias follows: its random walk
+    gains g r sqrt(accel_tilt_time) m/s^3/sqrt(Hz), the change of a rate that keeps its direction for that long
+    (0: off). A level platform (r is gyro noise) keeps a slow bias; a rocking one lets it move.
     odom_vel_rel / odom_vel_abs: std of an odometry body-velocity measurement = rel * |v| + abs (m/s), 'imu' mode.
     Odometry increments ('odom' mode) are random walks, so the uncertainty does not depend on the odometry rate:
     odom_trans_rel: m of position std after 1 m travelled (variance grows with the distance, m/sqrt(m));
@@ -128,6 +134,7 @@ class EskfConfig:
     accel_noise: float = 0.05
     gyro_bias_rw: float = 1e-4
     accel_bias_rw: float = 2e-3
+    accel_tilt_time: float = 1.0
     odom_vel_rel: float = 0.05
     odom_vel_abs: float = 0.02
     odom_trans_rel: float = 0.05
@@ -152,7 +159,7 @@ class EskfConfig:
     def __post_init__(self) -> None:
         if self.process not in ('imu', 'odom'):
             raise ValueError(f"EskfConfig.process must be 'imu' or 'odom', got {self.process!r}")
-        for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'odom_vel_rel', 'odom_vel_abs',
+        for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'accel_tilt_time', 'odom_vel_rel', 'odom_vel_abs',
                      'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor', 'odom_rot_floor',
                      'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma', 'odom_max_hold',
                      'imu_max_hold', 'odom_blind_pos', 'odom_blind_yaw', 'cv_accel_noise', 'cv_yaw_noise'):
@@ -172,7 +179,7 @@ class _Core:
     x: np.ndarray
     P: np.ndarray
     initialized: bool = False
-    imu: tuple[float, tuple[float, float]] | None = None  # held (gyro_z rad/s, (accel x, y) m/s^2)
+    imu: tuple[float, tuple[float, float], float] | None = None  # held (gyro_z rad/s, (accel x, y) m/s^2, tilt rate)
     imu_t: float | None = None                           # stamp of the held IMU sample
     odom_t: float | None = None                          # stamp of the last odometry sample
     odom_pose: np.ndarray | None = None                  # (3,) odometry pose at odom_t (odom frame)
@@ -341,14 +348,17 @@ class Eskf:
         return x[:3].copy(), P[:3, :3].copy()
 
     # ------------------------------------------------------------------ inputs
-    def predict_imu(self, stamp: float, gyro_z: float, accel_xy: Sequence[float]) -> UpdateResult:
+    def predict_imu(self, stamp: float, gyro_z: float, accel_xy: Sequence[float], tilt_rate: float = 0.0
+                    ) -> UpdateResult:
         """One IMU sample at ``stamp`` (s): gyro z (rad/s) and specific force x, y (m/s^2) in base_link (IMU axes
-        aligned with base_link; gravity along z is not used). Propagates to ``stamp`` with the previous sample,
-        then holds this one. Ignored in 'odom' mode."""
+        aligned with base_link; gravity along z is not used), and ``tilt_rate``: rad/s, the magnitude of the gyro's
+        x, y rate (the platform rolling or pitching; see ``accel_tilt_time``). Propagates to ``stamp`` with the
+        previous sample, then holds this one. Ignored in 'odom' mode."""
         if self.config.process != 'imu':
             return self._count('imu', UpdateResult.IGNORED)
         a = np.asarray(accel_xy, dtype=np.float64).reshape(-1)
-        return self._add(_Event(float(stamp), 0, 0, 'imu', 'imu', (float(gyro_z), (float(a[0]), float(a[1])))))
+        return self._add(_Event(float(stamp), 0, 0, 'imu', 'imu',
+                                (float(gyro_z), (float(a[0]), float(a[1])), abs(float(tilt_rate)))))
 
     def predict_odom(self, stamp: float, pose: Sequence[float], twist: Sequence[float] | None = None
                      ) -> UpdateResult:
@@ -530,12 +540,12 @@ class Eskf:
         if self.config.process == 'odom':
             self._propagate_odom_to(core, t)
             return
-        w, a = core.imu if core.imu is not None else (0.0, (0.0, 0.0))
+        w, a, r = core.imu if core.imu is not None else (0.0, (0.0, 0.0), 0.0)
         held = t if core.imu_t is None else min(t, core.imu_t + self.config.imu_max_hold)
         if core.imu is not None and held > core.t:
-            self._steps(core, held, lambda dt: self._imu_step(core, dt, w, a))
+            self._steps(core, held, lambda dt: self._imu_step(core, dt, w, a, r))
         if t > core.t:
-            self._steps(core, t, lambda dt: self._imu_step(core, dt, w, a, coast=True))
+            self._steps(core, t, lambda dt: self._imu_step(core, dt, w, a, r, coast=True))
 
     def _steps(self, core: _Core, t: float, step: Callable[[float], None]) -> None:
         """Bring ``core`` to t in equal steps of at most ``max_step``."""
@@ -546,9 +556,10 @@ class Eskf:
             step(total / n)
         core.t = t
 
-    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: Sequence[float], coast: bool = False) -> None:
-        """One step with the IMU input (w_m rad/s, a_m (2,) m/s^2 in base_link). ``coast``: the input less the bias
-        estimate is a known motion, so the biases do not enter the propagation of the error."""
+    def _imu_step(self, core: _Core, dt: float, w_m: float, a_m: Sequence[float], tilt_rate: float = 0.0,
+                  coast: bool = False) -> None:
+        """One step with the IMU input (w_m rad/s, a_m (2,) m/s^2 in base_link, tilt_rate rad/s). ``coast``: the
+        input less the bias estimate is a known motion, so the biases do not enter the propagation of the error."""
         # scalar arithmetic and one fancy-index write per matrix: this runs for every IMU sample (200 Hz and more)
         c = self.config
         x = core.x
@@ -575,7 +586,8 @@ class Eskf:
             F.ravel()[_F_BIAS] = 0.0
         qa = c.accel_noise ** 2
         Q = _Z8.copy()
-        q_p, q_pv, q_v, q_b = qa * dt2 * dt / 3.0, qa * dt2 / 2.0, qa * dt, c.accel_bias_rw ** 2 * dt
+        q_b = (c.accel_bias_rw ** 2 + (GRAVITY * tilt_rate) ** 2 * c.accel_tilt_time) * dt
+        q_p, q_pv, q_v = qa * dt2 * dt / 3.0, qa * dt2 / 2.0, qa * dt
         Q.ravel()[_Q_IDX] = (q_p, q_p, q_pv, q_pv, q_pv, q_pv, q_v, q_v, c.gyro_noise ** 2 * dt,
                              c.gyro_bias_rw ** 2 * dt, q_b, q_b)
         P = F @ core.P @ F.T
