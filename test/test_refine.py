@@ -314,6 +314,28 @@ def test_range_biases_are_learnt_over_updates() -> None:
     assert np.mean(errs[-10:]) < 0.03
 
 
+def test_range_biases_are_not_learnt_from_ranges_that_need_the_prior() -> None:
+    """Ranges of two anchors do not fix the tag without the filter's prior, so offsets solved from them would be the
+    prior's belief handed back as a measurement (a filter drifting along the anchors' baseline made its own drift
+    look measured: metres off at a covariance of decimetres): they are not carried to the next update."""
+    rng = np.random.default_rng(3)
+    prior_cov = np.diag([0.5, 0.5, 0.05]) ** 2
+    learnt = {}
+    for n in (2, 3):
+        src = Refined(None, RefineConfig(correlation_time=0.0))
+        for k in range(20):
+            t = 1.0 + 0.1 * k
+            pose = np.array([1.0 + 0.02 * k, 0.5, 0.0])
+            est = src.localize({'uwb': _ranges(pose, t, rng, bias=0.25)[:n]}, SITE, t, pose, prior_cov, RIG)
+            assert est is not None
+        assert src._biases is not None
+        learnt[n] = src._biases.common
+    m2, v2 = learnt[2]
+    m3, v3 = learnt[3]
+    assert m2 == 0.0 and v2 == pytest.approx(RefineConfig().uwb_common_std ** 2, rel=0.01)   # as at the start
+    assert m3 > 0.1 and v3 < 0.5 * v2                                                        # learnt from three
+
+
 # ------------------------------------------------------------------------------------------ with the FLM inside
 def test_the_flms_score_alternatives_and_rivals_survive(scenario, messages) -> None:
     torch = pytest.importorskip('torch')

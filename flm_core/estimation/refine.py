@@ -31,7 +31,8 @@ scan again and again would shrink the covariance with no new information. With n
 
 UWB range biases: a common offset of all anchors (a clock or antenna delay) and a per-anchor offset are solved with
 the pose, their prior carried from one update to the next (a random walk of ``bias_walk`` m per sqrt(s)): what the
-site file's biases leave out is learnt as the robot moves. One tag does not observe the heading, and then the
+site file's biases leave out is learnt as the robot moves, from windows whose ranges fix the position on their own
+(three anchors or more, or a map in the window). One tag does not observe the heading, and then the
 direction of its lever arm is unknown: the pose handed on is base_link's expected position under the prior's
 heading uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the rest of the lever arm counted as position
 variance, and the heading is reported as unobserved (variance ``max_variance``).
@@ -335,8 +336,12 @@ class Refined:
         return b
 
     def _learn(self, blocks: list[Block], sol: Solution, t: float) -> None:
-        """Carry the solved offsets (and their variances) to the next update."""
+        """Carry the solved offsets (and their variances) to the next update: only from solves whose ranges fix the
+        position without the filter's prior (a map in the window, or three anchors or more); offsets solved from two
+        anchors' ranges are the prior's belief, and carried on they would make the filter's drift look measured."""
         b = self._biases
+        if not _sees_map(blocks) and _anchors(blocks) < 3:
+            return
         for blk in blocks:
             if isinstance(blk, RangeBlock) and b is not None and blk.name in sol.extra_var:
                 x, v = sol.extra[blk.name], sol.extra_var[blk.name]
