@@ -284,8 +284,8 @@ ESKF_PARAMS: dict[str, tuple[str, tuple[float, float]]] = {
                        (0.0, 100.0)),
     'odom_blind_yaw': ('rad/sqrt(s), heading random walk once odometry has stopped for odom_max_hold.',
                        (0.0, 100.0)),
-    'imu_max_hold': ('s an IMU sample is held (IMU-driven filter); after it the filter coasts at constant velocity '
-                     'and the IMU biases no longer move the pose.', (0.0, 60.0)),
+    'imu_max_hold': ('s an IMU sample is held (IMU-driven filter); after it the filter coasts on the last motion it '
+                     'measured and the IMU biases no longer move the pose.', (0.0, 60.0)),
     'cv_accel_noise': ("m/s^2/sqrt(Hz), the robot's own acceleration: process noise of the constant-velocity model "
                        '(neither IMU nor odometry).', (0.0, 100.0)),
     'cv_yaw_noise': ("rad/s/sqrt(Hz), the robot's own turn rate in that model.", (0.0, 100.0)),

@@ -209,7 +209,6 @@ def test_odometry_gap_holds_the_pose_and_grows_the_covariance():
     assert f.pose_at(11.1)[0][0] == pytest.approx(p_last[0] + 0.5, abs=1e-6)
 
 
-
 def _after_imu_gap(accel_bias_rw: float, imu_max_hold: float) -> Eskf:
     """1 s of IMU at 100 Hz (accelerating at 0.2 m/s^2, turning at 0.05 rad/s) from 1 m/s, then nothing."""
     f = Eskf(EskfConfig(accel_bias_rw=accel_bias_rw, imu_max_hold=imu_max_hold))

@@ -159,10 +159,11 @@ class EskfConfig:
     def __post_init__(self) -> None:
         if self.process not in ('imu', 'odom'):
             raise ValueError(f"EskfConfig.process must be 'imu' or 'odom', got {self.process!r}")
-        for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'accel_tilt_time', 'odom_vel_rel', 'odom_vel_abs',
-                     'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor', 'odom_rot_floor',
-                     'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma', 'odom_max_hold',
-                     'imu_max_hold', 'odom_blind_pos', 'odom_blind_yaw', 'cv_accel_noise', 'cv_yaw_noise'):
+        for name in ('gyro_noise', 'accel_noise', 'gyro_bias_rw', 'accel_bias_rw', 'accel_tilt_time', 'odom_vel_rel',
+                     'odom_vel_abs', 'odom_trans_rel', 'odom_rot_rel', 'odom_rot_per_m', 'odom_trans_floor',
+                     'odom_rot_floor', 'init_vel_sigma', 'init_gyro_bias_sigma', 'init_accel_bias_sigma',
+                     'odom_max_hold', 'imu_max_hold', 'odom_blind_pos', 'odom_blind_yaw', 'cv_accel_noise',
+                     'cv_yaw_noise'):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f'EskfConfig.{name} must be a finite number >= 0, got {v!r}')
