@@ -322,6 +322,25 @@ def test_auto_process_turns_to_the_imu_when_it_arrives_after_an_initial_pose():
     assert pipe.estimate() is not None
 
 
+
+def test_a_rocking_platform_widens_the_accelerometer_bias_of_the_filter():
+    """The pipeline hands the filter each IMU sample's roll/pitch rate: the same specific force with the gyro showing
+    the platform rocking about x lets the accelerometer bias move (filter.accel_tilt_time), on a level platform not."""
+    def bias_std(roll_rate: float) -> float:
+        front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
+        pipe = Pipeline(PipelineConfig(process='imu', absolute_streams=('uwb',), model_streams=('uwb', 'imu')),
+                        SITE, Offset(np.array([2.0, 6.0, 0.0])), front, ['uwb', 'imu'])
+        pipe.set_initial_pose(np.array([2.0, 6.0, 0.0]), SMALL, 0.0)
+        for k in range(101):
+            t = 0.01 * k
+            pipe.offer('imu', ImuSample(stamp=t, frame_id='base_link', angular_velocity=np.array([roll_rate, 0, 0]),
+                                        linear_acceleration=np.array([0.0, 0.0, 9.81])), t)
+        return float(np.sqrt(pipe.filter.state_at(1.0)[1][7, 7]))
+
+    level, rocking = bias_std(0.0), bias_std(0.05)
+    assert rocking > 2.0 * level
+    assert rocking == pytest.approx(np.hypot(level, 9.80665 * 0.05 * np.sqrt(1.0)), rel=0.05)
+
 def test_an_initial_pose_before_any_data_applies_at_the_first_stamp():
     """A filter reset at stamp 0 would propagate step by step up to the first real stamp (1.7e9 s of wall-clock
     stamps: a hang); the pose waits for the first accepted measurement instead."""
