@@ -22,8 +22,8 @@ update it
    is nothing to solve with, or when a solve that does not fit had too few measurements to judge the window by
    (``min_judged``: a UWB-only window holds 3-6 ranges, and a few ranges off by multipath or an unlearnt offset
    say nothing about a kidnap; counted in ``counts``), or when it started from a wide prior (``wide_prior``: after a
-   gap the prior's 1-sigma points are starts too, and a miss means 'not found', not 'contradicted'). (The
-   pipeline's filter then dead-reckons; its covariance grows.)
+   gap the prior's 1-sigma points are starts too, then its heading's 2-sigma points, and a miss means 'not found',
+   not 'contradicted'). (The pipeline's filter then dead-reckons; its covariance grows.)
 
 Tracking uses only measurements no earlier update used (``fresh_only``, remembered per stream): the pipeline runs
 its source at every update while a scan stays in the window for seconds (sparse keyframe logs), and fusing the same
@@ -489,8 +489,14 @@ class Refined:
         if wide:     # after a gap: the pose may be anywhere the prior allows, not only where it peaks
             starts += list(_spread_starts(np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)))
         sol = self._solve(blocks, self._starts(starts), prior)
-        self.solve_times.append(time.perf_counter() - t0)
         assert sol is not None
+        if wide and not self.consistent(sol):    # the heading may be further off than its 1-sigma points
+            turned = self._solve(blocks, self._starts(list(_turned_starts(np.asarray(prior_pose, np.float64),
+                                                                          np.asarray(prior_cov, np.float64)))), prior)
+            if turned is not None and self.consistent(turned):
+                self.counts['found at the heading\'s 2-sigma points'] += 1
+                sol = turned
+        self.solve_times.append(time.perf_counter() - t0)
         self.last = sol
         if not self.consistent(sol):
             if sol.n_measurements < self.config.min_judged:
@@ -724,6 +730,14 @@ def _spread_starts(pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
     d = v * np.sqrt(np.maximum(w, 0.0))
     out = np.concatenate([pose + d.T, pose - d.T])
     out[:, 2] = wrap_angle(out[:, 2])
+    return out
+
+
+def _turned_starts(pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """(2, 3) starts at the heading's 2-sigma points of a pose prior, at its mean position: a solve converges from
+    metres off in position but from only a few tens of degrees in heading (less with a narrow field of view)."""
+    out = np.stack([pose, pose])
+    out[:, 2] = wrap_angle(pose[2] + np.array([2.0, -2.0]) * math.sqrt(max(float(cov[2, 2]), 0.0)))
     return out
 
 
