@@ -7,6 +7,7 @@ import pytest
 from flm_core.estimation.eskf import DIM, Eskf, EskfConfig, UpdateResult, imu_propagate, state_error
 from flm_core.evaluation.metrics import chi2_bounds
 from flm_core.geometry import se2_compose, se2_inverse
+from flm_core.imu import GRAVITY
 
 _NEES_CFG = EskfConfig(gyro_noise=1e-3, accel_noise=0.02, gyro_bias_rw=1e-4, accel_bias_rw=1e-3, gate_prob=0.0,
                        init_vel_sigma=0.1, init_gyro_bias_sigma=0.005, init_accel_bias_sigma=0.05)
@@ -244,8 +245,6 @@ def test_the_accelerometer_bias_walks_faster_while_the_platform_rolls_or_pitches
     """A rocking platform leaks gravity into the horizontal specific force at up to g x its roll/pitch rate: the
     bias's variance grows by (accel_bias_rw^2 + (g r)^2 accel_tilt_time) per second; on a level platform (r = 0) by
     accel_bias_rw^2 alone, and with accel_tilt_time 0 the rate is ignored."""
-    from flm_core.imu import GRAVITY
-
     def bias_var_growth(tilt_rate: float, tilt_time: float) -> float:
         f = Eskf(EskfConfig(accel_bias_rw=0.01, accel_tilt_time=tilt_time))
         f.reset(np.zeros(3), np.diag([0.01, 0.01, 0.001]), stamp=0.0)

@@ -487,12 +487,12 @@ class Refined:
             return None
         starts = [getattr(inner, 'pose', None), prior_pose]
         if wide:     # after a gap: the pose may be anywhere the prior allows, not only where it peaks
-            starts += list(_spread_starts(np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)))
+            pp, pc = np.asarray(prior_pose, np.float64), np.asarray(prior_cov, np.float64)
+            starts += list(_spread_starts(pp, pc))
         sol = self._solve(blocks, self._starts(starts), prior)
         assert sol is not None
         if wide and not self.consistent(sol):    # the heading may be further off than its 1-sigma points
-            turned = self._solve(blocks, self._starts(list(_turned_starts(np.asarray(prior_pose, np.float64),
-                                                                          np.asarray(prior_cov, np.float64)))), prior)
+            turned = self._solve(blocks, self._starts(list(_turned_starts(pp, pc))), prior)
             if turned is not None and self.consistent(turned):
                 self.counts['found at the heading\'s 2-sigma points'] += 1
                 sol = turned
