@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flm_core.datagen import ScenarioConfig, evaluation_seeds, generate_scenario  # noqa: E402
-from flm_core.datagen.config import FAMILIES  # noqa: E402
+from flm_core.datagen.config import FAMILIES, ROBOT_MODEL  # noqa: E402
 from flm_core.estimation.baselines import (Baseline, DeadReckoningBaseline, Estimate, IcpBaseline,  # noqa: E402
                                            UwbBaseline, make_pose_source)
 from flm_core.estimation.harness import (perturbed_start, run_baseline, scenario_extrinsics,  # noqa: E402
@@ -79,17 +79,22 @@ class PipelineBaseline(Baseline):
     """The localizer pipeline (``flm_core.pipeline``: front end, pose source, ESKF) behind the baseline interface:
     every message is offered as the node would, and the pose source runs every ``period`` s of stamps. ``config``:
     the localizer's configuration (default: the defaults, as the node runs them, with ``enabled`` the only
-    streams on); ``rig``: the sensor mounts (IMU samples are rotated by their mount's yaw)."""
+    streams on); ``rig``: the sensor mounts (IMU samples are rotated by their mount's yaw); ``robot``: the generated
+    robot (``diff_drive``, ``holonomic``), told to the localizer as its ``robot_model`` (as the AMCL baselines are
+    told it), with the default configuration."""
 
     def __init__(self, name: str, source: Any, site: Any, rig: Any, enabled: list[str], period: float = 0.2,
-                 config: Any = None) -> None:
+                 config: Any = None, robot: str | None = None) -> None:
         super().__init__()
         from flm_core import config as C  # noqa: PLC0415
         from flm_core.frontend import STREAMS as ALL_STREAMS  # noqa: PLC0415
         from flm_core.geometry import yaw_to_quat  # noqa: PLC0415
 
         self.name = name
-        cfg = config or C.load_config(overrides={f'sensors.{s}.enabled': s in enabled for s in ALL_STREAMS})
+        overrides: dict[str, Any] = {f'sensors.{s}.enabled': s in enabled for s in ALL_STREAMS}
+        if robot is not None:
+            overrides['robot_model'] = ROBOT_MODEL[robot]
+        cfg = config or C.load_config(overrides=overrides)
         self.pipeline = C.make_pipeline(cfg, site, source)
         self.pipeline.rig = rig
         self.pipeline.front.mount = lambda frame: yaw_to_quat(float(rig.mount(frame)[3]))
@@ -163,11 +168,13 @@ def make_methods(sc: Any, names: list[str], localizer: Any) -> list[tuple[Baseli
         elif n == 'dead-reckoning':
             out.append((DeadReckoningBaseline(ext), STREAMS[n]))
         elif n == 'pipeline(icp2d)':
-            out.append((PipelineBaseline(n, make_pose_source('icp2d'), site, rig, ['scan', 'odom']), STREAMS[n]))
+            out.append((PipelineBaseline(n, make_pose_source('icp2d'), site, rig, ['scan', 'odom'],
+                                         robot=sc.motion.robot), STREAMS[n]))
         elif n == 'flm+eskf':
             from flm_core.model.replay import ScenarioReplay  # noqa: PLC0415
             out.append((PipelineBaseline(n, localizer, site, ScenarioReplay(sc).rig,
-                                         ['scan', 'points', 'depth', 'uwb', 'imu', 'odom']), STREAMS[n]))
+                                         ['scan', 'points', 'depth', 'uwb', 'imu', 'odom'], robot=sc.motion.robot),
+                        STREAMS[n]))
     return out
 
 

@@ -83,13 +83,13 @@ def errors(poses: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def flm_pipeline(source: Any, sc: Any, rp: ScenarioReplay, subset: tuple[str, ...], eval_t: np.ndarray,
                  start: tuple[float, np.ndarray, np.ndarray], period: float) -> Any:
     """The FLM as the node runs it (the localizer pipeline with the default configuration, ``subset`` the only
-    streams on; ``source``: its pose source) fed the scenario's messages in arrival order ->
+    streams on, told the robot's kinematics as the AMCL rows are; ``source``: its pose source) fed the scenario's messages in arrival order ->
     :class:`flm_core.estimation.harness.RunResult` (the filter's online pose and covariance at ``eval_t``)."""
     from bench.baselines import PipelineBaseline  # noqa: PLC0415
     from flm_core.estimation.harness import run_baseline, scenario_messages  # noqa: PLC0415
 
     datagen = tuple(dg for dg, rt in STREAM_NAMES.items() if rt in subset)
-    b = PipelineBaseline('FLM', source, rp.site, rp.rig, list(subset), period=period)
+    b = PipelineBaseline('FLM', source, rp.site, rp.rig, list(subset), period=period, robot=sc.motion.robot)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         return run_baseline(b, scenario_messages(sc, datagen), eval_t, start)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from flm_core.estimation.course import ROBOT_MODELS
 from flm_core.estimation.eskf import EskfConfig
 from flm_core.estimation.refine import RefineConfig
 from flm_core.frontend import STREAMS, SensorFrontEnd
@@ -313,6 +314,14 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
     Param('confirm_updates', _PIPELINE.confirm_updates, 'Consecutive accepted model poses after a global result '
           'before its covariance is published; until then it is as wide as while lost (a wrong global result is '
           'never published as a confident one). 0: at once.', REINIT, (0, 1000)),
+    Param('robot_model', _PIPELINE.robot_model, "The robot's wheels, as AMCL's robot_model_type: 'differential' "
+          '(base_link does not slide sideways, so a robot whose sensors do not observe its heading, one UWB tag with '
+          'neither odometry nor a map, takes it from its track; forward while it is not yet known) or '
+          "'omnidirectional' (it may slide: no such heading).", REINIT, choices=ROBOT_MODELS),
+    Param('course_window', _PIPELINE.course_window, 's of positions whose straight-line fit gives a differential '
+          "robot's heading (robot_model).", REINIT, (0.1, 60.0)),
+    Param('course_slip', _PIPELINE.course_slip, "rad, std of the angle between a differential robot's velocity and "
+          'its heading (side slip, base_link off the wheel axle).', REINIT, (0.0, 3.2)),
     Param('filter.process', _PIPELINE.process, "Filter process model: 'auto' (IMU-driven from the first IMU sample "
           "on, else odometry-driven from the first odometry sample, else constant velocity), 'odom', 'imu', 'cv'.",
           REINIT, choices=('auto', 'odom', 'imu', 'cv'), target='pipeline.process'),

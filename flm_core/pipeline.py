@@ -49,7 +49,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flm_core.estimation.eskf import VX, VY, Eskf, EskfConfig
+from flm_core.estimation.course import MIN_LEVER_ARM, ROBOT_MODELS, Course
+from flm_core.estimation.eskf import VX, VY, YAW, Eskf, EskfConfig, heading_model
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import quat_to_yaw, quat_to_yaw_float, wrap_angle
@@ -108,7 +109,11 @@ class PipelineConfig:
     no IMU, constant velocity while there is neither), 'odom', 'imu' or 'cv'; model_streams: streams handed to the
     model (others only drive the filter); absolute_streams: the streams that localize (without any of them in the
     window the pose source is not asked: IMU/odometry only propagate); blackout: s without any measurement after
-    which nothing is published until the sensors have re-anchored the estimate (see the module docstring)."""
+    which nothing is published until the sensors have re-anchored the estimate (see the module docstring);
+    robot_model: 'differential' (base_link does not slide sideways) or 'omnidirectional', as AMCL's
+    robot_model_type: a differential robot whose pose source does not observe the heading (one UWB tag) takes it
+    from its track (:mod:`flm_core.estimation.course`: the straight-line fit of the last ``course_window`` s of
+    positions, forward while the heading is unknown, ``course_slip`` rad the std of its side slip)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0
@@ -123,6 +128,9 @@ class PipelineConfig:
     process: str = 'auto'
     model_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb', 'imu', 'odom')
     absolute_streams: tuple[str, ...] = ('scan', 'points', 'depth', 'uwb')
+    robot_model: str = 'differential'
+    course_window: float = 1.0
+    course_slip: float = 0.1
     eskf: EskfConfig = field(default_factory=EskfConfig)
 
 
@@ -178,7 +186,11 @@ class Pipeline:
         self.enabled = list(enabled)
         if config.process not in ('auto', 'odom', 'imu', 'cv'):
             raise ValueError(f"PipelineConfig.process must be 'auto', 'odom', 'imu' or 'cv', got {config.process!r}")
+        if config.robot_model not in ROBOT_MODELS:
+            raise ValueError(f'PipelineConfig.robot_model must be one of {ROBOT_MODELS}, got {config.robot_model!r}')
         self._process = 'cv'   # the process model of the current filter (set by _new_filter)
+        self._course = Course(config.course_window, slip=config.course_slip)
+        self._course_t: float | None = None               # stamp of the last course fused
         self.lock = threading.RLock()   # hold it to read the filter and the hypotheses together
         self._retired_counts: dict[str, Counter[str]] = {}
         self.filter = self._new_filter()
@@ -278,10 +290,37 @@ class Pipeline:
         self._process = proc
         return Eskf(_with_process(self.config.eskf, proc))
 
+    def _follow_course(self, t: float, pose: np.ndarray, cov: np.ndarray) -> None:
+        """A differential robot whose UWB tag sits off base_link: the pose at t joins the track, and the heading the
+        track gives is fused (at the track's mean stamp) where it says more than the pose source's own (one tag:
+        nothing), so that the tag's lever arm can be taken off (see :mod:`flm_core.estimation.course`). Consecutive
+        courses share most of their positions: each is weighted as one per ``course_window`` (its variance times
+        the window over the time since the last one fused, at least 1), gated on its own variance. A tag at
+        base_link needs no heading for the position, and the course is not fused there: on generated robots that
+        also back up, a heading guessed forward did more harm than good (docs/benchmarks.md)."""
+        tag = getattr(self.rig, 'tag_mount', None)
+        if self.config.robot_model != 'differential' or tag is None \
+                or math.hypot(*tag('')[:2]) < MIN_LEVER_ARM:
+            return
+        self._course.add(t, pose[:2])
+        x, P = self.filter.state_at(t)
+        known = P[YAW, YAW] < (math.pi / 4) ** 2
+        h = self._course.heading(float(x[YAW]) if known else None)
+        if h is None or h[2] >= cov[2, 2]:
+            return
+        stamp, yaw, var = h
+        since = t - self._course_t if self._course_t is not None and t > self._course_t else math.inf
+        r = self.filter.update(stamp, [yaw], heading_model, np.array([[var * max(1.0, self._course.window / since)]]),
+                               source='course', angle_indices=(0,), gate_R=np.array([[var]]))
+        if r.accepted:
+            self._course_t = t
+
     def _restart(self, stamp: float, why: str) -> None:
         self._inconsistent = 0
         self._retire(self.filter)
         self.filter = self._new_filter()
+        self._course.clear()
+        self._course_t = None
         self.state = State.INITIALIZING
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
         self._global_since = self._suspect_since = None
@@ -435,6 +474,7 @@ class Pipeline:
                 r = self.filter.update_pose(t, est.pose, est.cov, source='model')
                 if r.accepted:
                     self._floor = getattr(est, 'floor', None)
+                    self._follow_course(t, est.pose, est.cov)
                 self._confirm(t, r.accepted)
                 self._inconsistent = 0
                 update, health = r.value, dict(getattr(est, 'health', {}) or {})
@@ -517,6 +557,8 @@ class Pipeline:
 
     def _reset_filter(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
         self._inconsistent = 0
+        self._course.clear()
+        self._course_t = None
         self._retire(self.filter)
         self.filter = self._new_filter_at(pose, cov, t)
 

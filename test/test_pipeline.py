@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from flm_core.frontend import SensorFrontEnd
-from flm_core.geometry import yaw_to_quat
+from flm_core.geometry import wrap_angle_float, yaw_to_quat
 from flm_core.imu import GRAVITY
 from flm_core.measurements import ImuSample, OdometrySample, RangeSample
+from flm_core.model.tokens import Rig
 from flm_core.pipeline import Inconsistent, Pipeline, PipelineConfig, State, max_position_std
 from flm_core.site import Anchor, Site
 from flm_core.timebuffer import TimeBufferConfig
@@ -381,3 +382,61 @@ def test_inconsistent_answers_count_toward_lost_like_gated_poses():
         updates.append(u.update if u else None)
     assert updates.count('inconsistent') >= pipe.config.lost_after_rejections
     assert 'lost' in _events(pipe)
+
+
+class Track:
+    """A robot driving at ``speed`` m/s along the heading ``yaw`` (negative speed: backing up), seen by one UWB tag:
+    positions with ``noise`` m of error and the heading unobserved (as one tag gives them)."""
+
+    def __init__(self, yaw: float, noise: float = 0.03, seed: int = 0):
+        self.yaw, self.noise, self.rng = yaw, noise, np.random.default_rng(seed)
+        self.legs: list[tuple[float, float]] = []        # (start s, speed m/s)
+
+    def at(self, t: float) -> np.ndarray:
+        d, last_t, last_v = 0.0, 0.0, 0.0
+        for t0, v in self.legs:
+            if t0 > t:
+                break
+            d += last_v * (t0 - last_t)
+            last_t, last_v = t0, v
+        d += last_v * (t - last_t)
+        return np.array([1.0 + d * np.cos(self.yaw), 2.0 + d * np.sin(self.yaw)])
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        xy = self.at(t) + self.rng.normal(0.0, self.noise, 2)
+        yaw = 0.0 if prior_pose is None else float(prior_pose[2])
+        return Est(np.array([xy[0], xy[1], yaw]), np.diag([self.noise ** 2, self.noise ** 2, 1e4]), 0.9)
+
+
+def _drive(pipe: Pipeline, t0: float, t1: float) -> None:
+    for t in np.arange(t0, t1, 0.1):
+        t = float(round(t, 6))
+        pipe.offer('uwb', RangeSample(stamp=t, anchor_id='a0', range=5.0), t)
+        pipe.step()
+
+
+@pytest.mark.parametrize('robot_model, lever', [('differential', -0.15), ('omnidirectional', -0.15),
+                                                ('differential', 0.0)])
+def test_a_differential_robot_with_one_tag_takes_its_heading_from_its_track(robot_model, lever):
+    """One UWB tag, no IMU, no odometry: the heading is unobserved. A differential robot whose tag sits off
+    base_link takes it from its track (forward while unknown) and keeps it when it backs up, with a std that says so
+    (under 0.5 rad: the constant-velocity model lets the heading turn by 0.5 rad/s/sqrt(Hz), and the newest course
+    is half a window old); an omnidirectional robot, or a tag at base_link (no lever arm to take off), stays
+    unobserved."""
+    src = Track(yaw=0.7)
+    src.legs = [(0.0, 0.0), (1.0, 0.3), (5.0, -0.3)]
+    front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
+    cfg = PipelineConfig(process='cv', absolute_streams=('uwb',), model_streams=('uwb',), robot_model=robot_model,
+                         confirm_updates=0)
+    pipe = Pipeline(cfg, SITE, src, front, ['uwb'])
+    pipe.rig = Rig(mounts={'uwb_tag': (0.0, lever, 1.0, 0.0)})
+    _drive(pipe, 0.0, 4.5)
+    x, P = pipe.filter.state_at(4.4)
+    if robot_model == 'differential' and lever:
+        assert abs(wrap_angle_float(x[2] - 0.7)) < 0.15 and np.sqrt(P[2, 2]) < 0.5
+        assert pipe.filter.counts['course']['accepted'] > 10
+        _drive(pipe, 4.5, 8.0)                                  # backing up: still facing the same way
+        x, P = pipe.filter.state_at(7.9)
+        assert abs(wrap_angle_float(x[2] - 0.7)) < 0.15 and np.sqrt(P[2, 2]) < 0.5
+    else:
+        assert 'course' not in pipe.filter.counts and np.sqrt(P[2, 2]) > 1.0

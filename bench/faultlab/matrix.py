@@ -14,6 +14,7 @@ from bench.faultlab.cases import SCENARIO_S, Case, default_cases, fault_scenario
 from bench.faultlab.inject import Injector, node_command, node_env, node_parameters, run_plan
 from bench.faultlab.judge import CaseResult, analyze, case_json, events, figures, table
 from bench.faultlab.plan import build_plan
+from flm_core.datagen.config import ROBOT_MODEL
 
 
 #: CPU cores the matrix needs to keep up with its clock: the node (model, filter, executor) and the injector.
@@ -85,7 +86,9 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
     log = open(log_path, 'w')
     lifecycle = CaseResult(Case('model_unavailable', 'lifecycle', plan.end, plan.end, (),
                                 'the model file is deleted after configure; later a reconfigure must fail cleanly'))
-    proc = subprocess.Popen(node_command(node_parameters(site, under_test, trained, **(params or {}))), stdout=log,
+    robot = {'robot_model': ROBOT_MODEL[sc.motion.robot]}     # the user configures the robot's wheels
+    proc = subprocess.Popen(node_command(node_parameters(site, under_test, trained, **{**robot, **(params or {})})),
+                            stdout=log,
                             stderr=subprocess.STDOUT, env=node_env())
     ctx = Context()
     rclpy.init(context=ctx)

@@ -19,6 +19,8 @@ FAMILIES = ('office', 'corridor', 'hall', 'warehouse', 'cluttered')
 REALISM_APPLY = ('never', 'evaluation', 'always')
 ANCHOR_LAYOUTS = ('corners', 'ceiling', 'poor', 'clustered', 'random')
 ROBOTS = ('diff_drive', 'holonomic')
+#: The localizer's ``robot_model`` (flm_core.estimation.course.ROBOT_MODELS) of each generated robot.
+ROBOT_MODEL = {'diff_drive': 'differential', 'holonomic': 'omnidirectional'}
 SENSORS = ('lidar2d', 'lidar3d', 'depth', 'uwb', 'imu', 'odom')
 
 

@@ -215,6 +215,13 @@ def pose_model(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[:3].copy(), H
 
 
+def heading_model(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heading of base_link in the map: h = (yaw,), H = e_yaw."""
+    H = np.zeros((1, DIM))
+    H[0, YAW] = 1.0
+    return x[YAW:YAW + 1].copy(), H
+
+
 def position_model(lever_arm: Sequence[float] = (0.0, 0.0)) -> MeasurementModel:
     """Position (2,) in the map of a point at ``lever_arm`` (2,) m in base_link (e.g. a UWB tag)."""
     la = np.asarray(lever_arm, dtype=np.float64).reshape(2)
