@@ -111,8 +111,8 @@ class PipelineConfig:
     window the pose source is not asked: IMU/odometry only propagate); blackout: s without any measurement after
     which nothing is published until the sensors have re-anchored the estimate (see the module docstring);
     robot_model: 'differential' (base_link does not slide sideways) or 'omnidirectional', as AMCL's
-    robot_model_type: a differential robot whose pose source does not observe the heading (one UWB tag) takes it
-    from its track (:mod:`flm_core.estimation.course`: the straight-line fit of the last ``course_window`` s of
+    robot_model_type: a differential robot whose pose source does not observe the heading (one UWB tag, off
+    base_link) takes it from its track (:mod:`flm_core.estimation.course`: the straight-line fit of the last ``course_window`` s of
     positions, forward while the heading is unknown, ``course_slip`` rad the std of its side slip)."""
 
     global_on_start: bool = True
@@ -299,9 +299,9 @@ class Pipeline:
         base_link needs no heading for the position, and the course is not fused there: on generated robots that
         also back up, a heading guessed forward did more harm than good (docs/benchmarks.md)."""
         tag = getattr(self.rig, 'tag_mount', None)
-        if self.config.robot_model != 'differential' or tag is None \
+        if self.config.robot_model != 'differential' or tag is None or cov[2, 2] <= self._course.slip ** 2 \
                 or math.hypot(*tag('')[:2]) < MIN_LEVER_ARM:
-            return
+            return                    # (no course is better than the slip: a heading that good needs none)
         self._course.add(t, pose[:2])
         x, P = self.filter.state_at(t)
         known = P[YAW, YAW] < (math.pi / 4) ** 2
