@@ -83,8 +83,9 @@ def errors(poses: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def flm_pipeline(source: Any, sc: Any, rp: ScenarioReplay, subset: tuple[str, ...], eval_t: np.ndarray,
                  start: tuple[float, np.ndarray, np.ndarray], period: float) -> Any:
     """The FLM as the node runs it (the localizer pipeline with the default configuration, ``subset`` the only
-    streams on, told the robot's kinematics as the AMCL rows are; ``source``: its pose source) fed the scenario's messages in arrival order ->
-    :class:`flm_core.estimation.harness.RunResult` (the filter's online pose and covariance at ``eval_t``)."""
+    streams on, told the robot's kinematics as the AMCL rows are; ``source``: its pose source) fed the scenario's
+    messages in arrival order -> :class:`flm_core.estimation.harness.RunResult` (the filter's online pose and
+    covariance at ``eval_t``)."""
     from bench.baselines import PipelineBaseline  # noqa: PLC0415
     from flm_core.estimation.harness import run_baseline, scenario_messages  # noqa: PLC0415
 

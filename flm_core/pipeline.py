@@ -112,8 +112,9 @@ class PipelineConfig:
     which nothing is published until the sensors have re-anchored the estimate (see the module docstring);
     robot_model: 'differential' (base_link does not slide sideways) or 'omnidirectional', as AMCL's
     robot_model_type: a differential robot whose pose source does not observe the heading (one UWB tag, off
-    base_link) takes it from its track (:mod:`flm_core.estimation.course`: the straight-line fit of the last ``course_window`` s of
-    positions, forward while the heading is unknown, ``course_slip`` rad the std of its side slip)."""
+    base_link) takes it from its track (:mod:`flm_core.estimation.course`: the straight-line fit of the last
+    ``course_window`` s of positions, forward while the heading is unknown, ``course_slip`` rad the std of its side
+    slip)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0

@@ -88,8 +88,7 @@ def run_matrix(out: str | Path, seed: int = 5, rate: float = 3.0, model: str | P
                                 'the model file is deleted after configure; later a reconfigure must fail cleanly'))
     robot = {'robot_model': ROBOT_MODEL[sc.motion.robot]}     # the user configures the robot's wheels
     proc = subprocess.Popen(node_command(node_parameters(site, under_test, trained, **{**robot, **(params or {})})),
-                            stdout=log,
-                            stderr=subprocess.STDOUT, env=node_env())
+                            stdout=log, stderr=subprocess.STDOUT, env=node_env())
     ctx = Context()
     rclpy.init(context=ctx)
     inj = Injector(ctx)
