@@ -103,6 +103,7 @@ class LocalizerNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('flm_localizer', **kwargs)
         P.declare(self, TABLE, P.AMCL_ALIASES)
+        self._amcl_robot_model()
         self.p: dict[str, Any] = P.values(self, TABLE)
         self.site: Site | None = None
         self.source: Any = None
@@ -192,11 +193,28 @@ class LocalizerNode(LifecycleNode):
         """The core's typed configuration from the current parameters (checked when they were set)."""
         return C.load_config(self.p)
 
+    def _amcl_robot_model(self) -> None:
+        """AMCL's ``robot_model_type`` in the node's parameters (an AMCL block reused) sets ``robot_model`` (AMCL's
+        name wins, as for the aliases; :data:`flm_ros.params.AMCL_ROBOT_MODELS`); a motion model not known here is
+        logged."""
+        given = getattr(self, '_parameter_overrides', {})
+        if 'robot_model_type' not in given:
+            return
+        value = given['robot_model_type'].value
+        model = P.amcl_robot_model(value)
+        if model is None:
+            self.get_logger().warn(f'robot_model_type {value!r} is not a motion model known here: robot_model stays '
+                                   f'{self.get_parameter("robot_model").value!r} (set robot_model: differential | '
+                                   'omnidirectional)')
+            return
+        self.set_parameters([Parameter('robot_model', value=model)])
+        self.get_logger().info(f'robot_model_type {value!r}: robot_model {model!r}')
+
     def _log_unused_parameters(self) -> None:
         """Log the parameters given to the node (file, command line) that it does not declare: AMCL's particle
         filter settings, typos. (rclpy drops them without a word; here nothing is dropped silently.)"""
         given = set(getattr(self, '_parameter_overrides', {}))
-        unused = sorted(n for n in given if not self.has_parameter(n))
+        unused = sorted(n for n in given if not self.has_parameter(n) and n != 'robot_model_type')
         amcl_only = [n for n in unused if n in P.AMCL_WITHOUT_MEANING]
         other = [n for n in unused if n not in P.AMCL_WITHOUT_MEANING]
         if amcl_only:

@@ -16,7 +16,8 @@ Topic parameters are ROS names: relative ones (``scan``, ``map``) resolve in the
 namespace moves every input and output, as in Nav2.
 
 Nav2 users keep their AMCL parameter file: :data:`AMCL_ALIASES` maps AMCL's names to ours (both are declared on
-the localizer and kept equal), and the AMCL parameters that have no meaning here are listed in
+the localizer and kept equal), AMCL's ``robot_model_type`` (a motion model plugin) sets ``robot_model``
+(:func:`amcl_robot_model`), and the AMCL parameters that have no meaning here are listed in
 :data:`AMCL_WITHOUT_MEANING` (logged as ignored).
 """
 from __future__ import annotations
@@ -171,8 +172,23 @@ AMCL_WITHOUT_MEANING = (
     'alpha1', 'alpha2', 'alpha3', 'alpha4', 'alpha5', 'beam_skip_distance', 'beam_skip_error_threshold',
     'beam_skip_threshold', 'do_beamskip', 'lambda_short', 'laser_likelihood_max_dist', 'laser_max_range',
     'laser_min_range', 'laser_model_type', 'max_beams', 'max_particles', 'min_particles', 'pf_err', 'pf_z',
-    'recovery_alpha_fast', 'recovery_alpha_slow', 'resample_interval', 'robot_model_type', 'sigma_hit',
+    'recovery_alpha_fast', 'recovery_alpha_slow', 'resample_interval', 'sigma_hit',
     'update_min_a', 'update_min_d', 'z_hit', 'z_max', 'z_rand', 'z_short', 'random_seed')
+
+
+#: AMCL's motion models (``robot_model_type``, Nav2's plugin names and ROS 1 amcl's ``odom_model_type`` values) ->
+#: our ``robot_model``: the one motion model setting with a meaning here (a differential robot's heading from its
+#: track). In a parameter file AMCL's name wins, as for :data:`AMCL_ALIASES`.
+AMCL_ROBOT_MODELS: dict[str, str] = {
+    'nav2_amcl::DifferentialMotionModel': 'differential', 'nav2_amcl::OmniMotionModel': 'omnidirectional',
+    'diff': 'differential', 'diff-corrected': 'differential', 'omni': 'omnidirectional',
+    'omni-corrected': 'omnidirectional',
+}
+
+
+def amcl_robot_model(value: Any) -> str | None:
+    """Our ``robot_model`` for a value of AMCL's ``robot_model_type`` (None: a motion model we do not know)."""
+    return AMCL_ROBOT_MODELS.get(str(value).strip())
 
 
 class ParamError(ValueError):
@@ -321,6 +337,9 @@ def from_yaml(path: str, node_name: str, table: tuple[Param, ...],
         out.update({k: v for k, v in section.items() if k in out})
         out.update({name: section[alias] for alias, name in (aliases or AMCL_ALIASES).items()
                     if name in out and alias in section})
+        model = amcl_robot_model(section.get('robot_model_type'))
+        if model is not None and 'robot_model' in out:
+            out['robot_model'] = model
     def resolved(topic: Any) -> Any:
         return '/' + topic if isinstance(topic, str) and not topic.startswith(('/', '~')) else topic
 

@@ -279,8 +279,8 @@ def _grid(w: int, h: int) -> OccupancyMap:
 
 def test_a_nav2_parameter_file_the_map_topic_and_the_saved_pose(rclpy_context, tmp_path):
     """AMCL's parameter names (frames, scan_topic, nested initial_pose, initialize_at_saved_pose with AMCL's file),
-    AMCL-only parameters logged as ignored, maps on the map topic (a later one replaces the first; first_map_only
-    ignores it), PoseArray on particle_cloud."""
+    AMCL's motion model plugin as robot_model, AMCL-only parameters logged as ignored, maps on the map topic (a later
+    one replaces the first; first_map_only ignores it), PoseArray on particle_cloud."""
     saved = tmp_path / 'amcl_saved_pose'
     saved.write_text(f'timestamp: 1738678400.0\nframe_id: world\nx: {START[0]}\ny: {START[1]}\nz: 0.0\nyaw: 0.0\n')
     nav2 = tmp_path / 'nav2_params.yaml'
@@ -294,6 +294,7 @@ def test_a_nav2_parameter_file_the_map_topic_and_the_saved_pose(rclpy_context, t
     saved_pose_filepath: {saved}
     alpha1: 0.2
     laser_model_type: likelihood_field
+    robot_model_type: nav2_amcl::OmniMotionModel
     site_file: {_site(tmp_path)}
     global_on_start: false
     particle_cloud_type: pose_array
@@ -307,8 +308,8 @@ def test_a_nav2_parameter_file_the_map_topic_and_the_saved_pose(rclpy_context, t
     r = Robot(rclpy_context, '', PoseArray, map_frame='world')
     try:
         r.wait_ready(proc, '/front_scan', '/map')
-        assert r.get('map_frame', 'global_frame_id', 'sensors.scan.topic', 'initial_pose.x') == \
-            ['world', 'world', 'front_scan', 9.0]
+        assert r.get('map_frame', 'global_frame_id', 'sensors.scan.topic', 'initial_pose.x', 'robot_model') == \
+            ['world', 'world', 'front_scan', 9.0, 'omnidirectional']
         # no global localization and no initial pose: it publishes only because it starts at the saved pose
         assert r.spin(60, until=lambda: len(r.poses) >= 10), stop_proc(proc)
         assert all(p.header.frame_id == 'world' for p in r.poses) and _near_truth(r, r.poses[-1])
@@ -332,6 +333,8 @@ def test_a_nav2_parameter_file_the_map_topic_and_the_saved_pose(rclpy_context, t
         r.close()
     assert proc.returncode == 0 and 'Traceback' not in out, out
     assert 'AMCL parameters without meaning here, ignored: alpha1, laser_model_type' in out, out
+    assert "robot_model_type 'nav2_amcl::OmniMotionModel': robot_model 'omnidirectional'" in out, out
+    assert 'unknown parameters ignored' not in out, out
     assert f'initial pose set from the saved pose in {saved}' in out, out
     assert 'map received from /map (260x220 cells of 0.05 m)' in out and 'map replaced from /map' in out, out
 

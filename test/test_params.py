@@ -68,13 +68,19 @@ def test_a_nav2_amcl_parameter_file_gives_the_same_values_offline(tmp_path):
     root namespace does."""
     f = tmp_path / 'nav2.yaml'
     f.write_text('flm_localizer:\n  ros__parameters:\n    global_frame_id: world\n    scan_topic: front/scan\n'
-                 '    initial_pose: {x: 1.5, y: -2.0, z: 0.0, yaw: 0.5}\n    alpha1: 0.2\n')
+                 '    initial_pose: {x: 1.5, y: -2.0, z: 0.0, yaw: 0.5}\n    alpha1: 0.2\n'
+                 '    robot_model_type: nav2_amcl::OmniMotionModel\n')
     table = P.COMMON + P.LOCALIZER
     p = P.from_yaml(str(f), 'flm_localizer', table)
     assert p['map_frame'] == 'world' and p['sensors.scan.topic'] == '/front/scan'
     assert (p['initial_pose.x'], p['initial_pose.y'], p['initial_pose.yaw']) == (1.5, -2.0, 0.5)
     assert p['sensors.imu.topic'] == '/imu/data' and p['pose_topic'] == '/amcl_pose'
-    assert 'alpha1' not in p
+    assert 'alpha1' not in p and 'robot_model_type' not in p
+    assert p['robot_model'] == 'omnidirectional'                 # AMCL's motion model plugin, translated
+    f.write_text(f.read_text() + '    robot_model: differential\n')
+    assert P.from_yaml(str(f), 'flm_localizer', table)['robot_model'] == 'omnidirectional'   # AMCL's name wins
+    assert P.amcl_robot_model('nav2_amcl::DifferentialMotionModel') == 'differential'
+    assert P.amcl_robot_model('my_pkg::AckermannModel') is None
 
 
 def test_the_nav2_swap_file_sets_only_declared_parameters_and_amcl_names():
