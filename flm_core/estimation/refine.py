@@ -124,10 +124,11 @@ class RefineConfig:
     lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
     as in maps ray-cast from scans by SLAM; 1 its face, as in the project's generated buildings); cov_floor: std
     added in quadrature to a result with scan or point residuals: how well the map and a scan can agree at all (the
-    map's cells, its registration errors), which the residuals of one scan, alike from beam to beam, do not show (5
-    cm, 0.015 rad: mean NEES on generated buildings' mapped maps 2-6 with 2D lidar, 3D lidar or all sensors, against
-    3.5-14 with 3 cm; the Intel log 2.3, was 3.8; accuracy unchanged; bench/cross_scenario.py and
-    bench/real_data.py), as cov_floor_xy (m) and cov_floor_yaw (rad); the result names it (``floor``) and the
+    map's cells, its registration errors), which the residuals of one scan, alike from beam to beam, do not show (4
+    cm, 0.012 rad: mean NEES on generated buildings' mapped maps 1.3 / 1.5 / 4.3 / 3.7 with 2D lidar, 3D lidar, a
+    depth camera, all sensors, against 0.95 / 0.96 / 3.2 / 2.6 with 5 cm and 0.015 rad (and 3.5-14 with 3 cm, earlier
+    code); the Intel log 3.1 (2.4 with 5 cm); bench/cross_scenario.py and bench/real_data.py), as cov_floor_xy (m)
+    and cov_floor_yaw (rad); the result names it (``floor``) and the
     pipeline publishes no less (consecutive results share it: fused ten a second, they shrank an IMU-driven filter
     below it, all sensors NEES 5.6; 1.6 with the published floor); slice_z_min, slice_z_max: m above base_link, the
     band of a 3D cloud (lidar, depth camera) that is solved against the occupancy map, as a scan, where the site has
@@ -165,8 +166,8 @@ class RefineConfig:
     correlation_time: float = 1.0
     map_surface: float = 0.0
     odom_extrapolation: float = 0.0
-    cov_floor_xy: float = 0.05
-    cov_floor_yaw: float = 0.015
+    cov_floor_xy: float = 0.04
+    cov_floor_yaw: float = 0.012
     slice_z_min: float = 0.2
     slice_z_max: float = 2.0
 
