@@ -75,6 +75,14 @@ def wrap(a: np.ndarray) -> np.ndarray:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
+def _p50_p99(seconds: list[float]) -> str:
+    """'p50 X / p99 Y ms' of update times in s ('-' with none)."""
+    if not seconds:
+        return '-'
+    ms = np.asarray(seconds) * 1e3
+    return f'p50 {np.percentile(ms, 50):.1f} / p99 {np.percentile(ms, 99):.1f} ms'
+
+
 def errors(poses: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position error (E,) m and wrapped heading error (E,) rad of poses (E, 3) against truth (E, 3)."""
     return np.hypot(*(poses[:, :2] - truth[:, :2]).T), wrap(poses[:, 2] - truth[:, 2])
@@ -250,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     reloc: dict[tuple[str, str, str], list[tuple[bool, float]]]
     crlb: dict[str, list[float]]
     lat: dict[str, list[float]] = defaultdict(list)
+    track_lat: dict[tuple[str, str], list[float]] = defaultdict(list)   # (method, subset) -> s, while tracking
     per_building: list[dict[str, Any]] = []      # the FLM rows' figures per building and subset
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -276,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             for method, make in sources.items():
                 r = flm_pipeline(make(), sc, rp, subset, eval_t, start, period)
                 lat[method].extend((r.update_ms / 1e3).tolist())
+                track_lat[(method, sname)].extend((r.tracking_ms / 1e3).tolist())
                 P, Cv = r.pose, r.cov
                 e, ey = errors(P, truth)
                 key = (group, sname, method)
@@ -391,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         lat_a = np.array(v or [math.nan]) * 1e3
         lines.append(f'{method} update time in this run (pipeline step: model + solve + filter; all subsets, '
                      f'{a.threads} inference threads, shared machine): p50 {np.nanpercentile(lat_a, 50):.1f} ms, '
-                     f'p99 {np.nanpercentile(lat_a, 99):.1f} ms.')
+                     f'p99 {np.nanpercentile(lat_a, 99):.1f} ms; while tracking (no global search), with all sensors '
+                     f'{_p50_p99(track_lat[(method, "all")])}, over all subsets '
+                     f'{_p50_p99([x for (m, _), v in track_lat.items() if m == method for x in v])}.')
     text = '\n'.join(lines)
     print(text)
     out = Path(a.out)

@@ -96,8 +96,9 @@ def perturbed_start(pose: np.ndarray, rng: np.random.Generator, trans: float = 0
 @dataclass
 class RunResult:
     """t (E,) evaluation times; pose (E, 3) (NaN where the baseline had no estimate); cov (E, 3, 3);
-    update_ms (K,) wall time of each absolute update; cpu_s total wall time inside the baseline;
-    duration s of data; diagnostics the baseline's counters."""
+    update_ms (K,) wall time of each absolute update; tracking_ms (T,) those of them made while tracking, where the
+    baseline tells (else empty); cpu_s total wall time inside the baseline; duration s of data; diagnostics the
+    baseline's counters."""
 
     name: str
     t: np.ndarray
@@ -107,6 +108,7 @@ class RunResult:
     cpu_s: float
     duration: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    tracking_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def run_baseline(baseline: Baseline, messages: Iterator[tuple[float, str, Any]], eval_t: np.ndarray,
@@ -143,4 +145,5 @@ def run_baseline(baseline: Baseline, messages: Iterator[tuple[float, str, Any]],
     dur = float(eval_t[-1] - eval_t[0]) if E > 1 else 0.0
     return RunResult(name=baseline.name, t=eval_t, pose=pose, cov=cov,
                      update_ms=np.asarray(baseline.update_times) * 1e3, cpu_s=cpu, duration=dur,
-                     diagnostics=baseline.diagnostics())
+                     diagnostics=baseline.diagnostics(),
+                     tracking_ms=np.asarray(getattr(baseline, 'tracking_times', []), dtype=np.float64) * 1e3)
