@@ -57,6 +57,12 @@ class LevelerConfig:
                 raise ValueError(f'LevelerConfig.{name} must be a finite number > 0, got {v!r}')
 
 
+def tilt_rate(angular_velocity: np.ndarray) -> float:
+    """rad/s, how fast the platform rolls or pitches: the magnitude of the gyro's x, y rate ((3,) rad/s, base_link
+    or a levelled IMU frame), what the filter's accelerometer bias walk follows (``EskfConfig.accel_tilt_time``)."""
+    return math.hypot(float(angular_velocity[0]), float(angular_velocity[1]))
+
+
 def _matrix(q: np.ndarray) -> np.ndarray:
     """(3, 3) rotation matrix of a unit quaternion (x, y, z, w)."""
     x, y, z, w = (float(v) for v in np.asarray(q, float) / np.linalg.norm(q))

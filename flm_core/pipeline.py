@@ -54,6 +54,7 @@ from flm_core.estimation.eskf import VX, VY, YAW, Eskf, EskfConfig, heading_mode
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
 from flm_core.geometry import quat_to_yaw, quat_to_yaw_float, wrap_angle
+from flm_core.imu import tilt_rate
 from flm_core.measurements import ImuSample, OdometrySample
 from flm_core.site import Site
 from flm_core.timebuffer import Verdict
@@ -264,7 +265,7 @@ class Pipeline:
             filt.predict_odom(m.stamp, odom_pose(m), tw)
         elif stream == 'imu' and isinstance(m, ImuSample):
             w = m.angular_velocity
-            filt.predict_imu(m.stamp, float(w[2]), m.linear_acceleration[:2], math.hypot(float(w[0]), float(w[1])))
+            filt.predict_imu(m.stamp, float(w[2]), m.linear_acceleration[:2], tilt_rate(w))
 
     @property
     def process(self) -> str:
@@ -320,8 +321,6 @@ class Pipeline:
         self._inconsistent = 0
         self._retire(self.filter)
         self.filter = self._new_filter()
-        self._course.clear()
-        self._course_t = None
         self.state = State.INITIALIZING
         self._global_requested = self.config.global_on_start  # as at start: else wait for an initial pose
         self._global_since = self._suspect_since = None
@@ -558,7 +557,7 @@ class Pipeline:
 
     def _reset_filter(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
         self._inconsistent = 0
-        self._course.clear()
+        self._course.clear()         # (every tracking filter starts here: a restart's does too, at its first pose)
         self._course_t = None
         self._retire(self.filter)
         self.filter = self._new_filter_at(pose, cov, t)

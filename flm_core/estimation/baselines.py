@@ -33,6 +33,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..geometry import quat_to_yaw, se2_compose, se2_inverse, wrap_angle
+from ..imu import tilt_rate
 from ..measurements import ImuSample, LaserScan2D, OdometrySample, PointCloud, RangeSample
 from ..model.tokens import newest_per_frame
 from ..site import Site
@@ -126,7 +127,7 @@ class FilterBaseline(Baseline):
                 a = m.linear_acceleration
                 w = m.angular_velocity
                 self.filter.predict_imu(m.stamp, float(w[2]), (c * a[0] - s * a[1], s * a[0] + c * a[1]),
-                                        math.hypot(float(w[0]), float(w[1])))
+                                        tilt_rate(w))
             return None
         if isinstance(m, OdometrySample):
             if self.use_odom:
