@@ -35,6 +35,7 @@ from flm_core.estimation.eskf import EskfConfig
 from flm_core.estimation.refine import RefineConfig
 from flm_core.frontend import STREAMS, SensorFrontEnd
 from flm_core.model.backends import check_device
+from flm_core.model.inference import PassOptions
 from flm_core.pipeline import Pipeline, PipelineConfig
 from flm_core.rig import Lookup, RigBuilder
 from flm_core.site import Site
@@ -175,6 +176,7 @@ _PIPELINE = PipelineConfig()
 _ESKF = EskfConfig()
 _EXPECT = Expectations()
 _REFINE = RefineConfig()
+_PASSES = PassOptions()
 
 FRAME_PARAMS: tuple[Param, ...] = (
     Param('map_frame', 'map', 'Global frame (REP-105). AMCL: global_frame_id.', CONFIGURE, target='frames.map'),
@@ -234,15 +236,19 @@ MODEL_PARAMS: tuple[Param, ...] = (
           choices=('auto', 'torch', 'onnx'), target='model.backend'),
     Param('inference_threads', 1, 'CPU threads for the model (intra-op); more only on an otherwise idle CPU.',
           CONFIGURE, (1, 256), target='model.threads'),
-    Param('model.iterations', 2, 'Most model passes per tracking update, each from the pose the previous one gave.',
+    Param('model.iterations', _PASSES.iterations,
+          'Most model passes per tracking update, each from the pose the previous one gave.',
           MODEL, (1, 16), target='model.iterations'),
-    Param('model.converge', 1.0, 'Stop those passes early once the correction is within this many standard '
+    Param('model.converge', _PASSES.converge,
+          'Stop those passes early once the correction is within this many standard '
           "deviations of the model's own covariance (0: always run model.iterations).", MODEL, (0.0, 100.0),
           target='model.converge'),
-    Param('model.global_candidates', 128, 'Pre-ranked poses the model scores in a global localization (more: '
+    Param('model.global_candidates', _PASSES.global_candidates,
+          'Pre-ranked poses the model scores in a global localization (more: '
           'slower, finds the robot more often in repetitive buildings).', MODEL, (1, 4096),
           target='model.global_candidates'),
-    Param('model.global_refine', 16, 'The best of those refined further and handed to the solve, which takes the '
+    Param('model.global_refine', _PASSES.global_refine,
+          'The best of those refined further and handed to the solve, which takes the '
           'first that fits (more: slower; with 4, a weaker network lost the Intel log: none of its 4 was right).',
           MODEL, (1, 4096), target='model.global_refine'),
     Param('model.refine', True, "Solve the model's pose against the window's measurements (robust Gauss-Newton: "

@@ -14,6 +14,7 @@ from flm_core import config as C
 from flm_core.estimation.baselines import UwbPoseSource
 from flm_core.estimation.eskf import EskfConfig
 from flm_core.frontend import STREAMS
+from flm_core.model.inference import PassOptions
 from flm_core.pipeline import PipelineConfig
 from flm_core.site import Anchor, Site
 from flm_core.timebuffer import TimeBufferConfig
@@ -29,7 +30,8 @@ def test_defaults_are_the_tables_and_the_library_classes():
     assert cfg.buffer == TimeBufferConfig() and cfg.pipeline == PipelineConfig()
     assert cfg.pipeline.eskf == EskfConfig()
     assert cfg.sensors.enabled == STREAMS and cfg.sensors.uwb.tag_height == -1.0
-    assert (cfg.model.pose_source, cfg.model.iterations, cfg.model.backend) == ('flm', 2, 'auto')
+    assert (cfg.model.pose_source, cfg.model.backend) == ('flm', 'auto')
+    assert dataclasses.asdict(PassOptions()) == {k: getattr(cfg.model, k) for k in dataclasses.asdict(PassOptions())}
     assert cfg.frames == C.FramesConfig(map='map', odom='odom', base='base_link')
     # frozen all the way down
     with pytest.raises(dataclasses.FrozenInstanceError):

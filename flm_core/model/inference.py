@@ -60,12 +60,26 @@ class Estimate:
     floor: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class PassOptions:
+    """How many network passes a step runs (the defaults of :class:`Localizer` and of the ``model.*`` parameters,
+    flm_core.config): see :meth:`Localizer.__init__`."""
+
+    iterations: int = 2
+    converge: float = 1.0
+    global_candidates: int = 128
+    global_refine: int = 16
+
+
+_PASSES = PassOptions()
+
+
 class Localizer:
     """A loaded FLM model plus the numpy preprocessing around it (see the module docstring)."""
 
-    def __init__(self, module: Any, meta: dict[str, Any], device: str = 'cpu',
-                 fp16: bool = False, iterations: int = 2, global_candidates: int = 128, global_refine: int = 4,
-                 converge: float = 0.0) -> None:
+    def __init__(self, module: Any, meta: dict[str, Any], device: str = 'cpu', fp16: bool = False,
+                 iterations: int = _PASSES.iterations, global_candidates: int = _PASSES.global_candidates,
+                 global_refine: int = _PASSES.global_refine, converge: float = _PASSES.converge) -> None:
         """module: a loaded back end (what :meth:`load` passes) or a torch module (TorchScript or eager, run on
         ``device``, in half precision with ``fp16``); meta: the model's record (``tokens`` at least); iterations:
         most model passes per tracking update (each from the previous pass's pose); converge: stop before that once
