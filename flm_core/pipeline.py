@@ -193,6 +193,7 @@ class Pipeline:
         self._process = 'cv'   # the process model of the current filter (set by _new_filter)
         self._course = Course(config.course_window, slip=config.course_slip)
         self._course_t: float | None = None               # stamp of the last course fused
+        self._course_filter: Eskf | None = None           # the filter whose positions the track holds
         self.lock = threading.RLock()   # hold it to read the filter and the hypotheses together
         self._retired_counts: dict[str, Counter[str]] = {}
         self.filter = self._new_filter()
@@ -299,7 +300,12 @@ class Pipeline:
         courses share most of their positions: each is weighted as one per ``course_window`` (its variance times
         the window over the time since the last one fused, at least 1), gated on its own variance. A tag at
         base_link needs no heading for the position, and the course is not fused there: on generated robots that
-        also back up, a heading guessed forward did more harm than good (docs/benchmarks.md)."""
+        also back up, a heading guessed forward did more harm than good (docs/benchmarks.md). The track belongs to
+        one filter: any other (a reset, a restart, a switch to a rival or to another process model) starts a new
+        one."""
+        if self._course_filter is not self.filter:
+            self._course.clear()
+            self._course_t, self._course_filter = None, self.filter
         tag = getattr(self.rig, 'tag_mount', None)
         if self.config.robot_model != 'differential' or tag is None or cov[2, 2] <= self._course.slip ** 2 \
                 or math.hypot(*tag('')[:2]) < MIN_LEVER_ARM:
@@ -557,8 +563,6 @@ class Pipeline:
 
     def _reset_filter(self, pose: np.ndarray, cov: np.ndarray, t: float) -> None:
         self._inconsistent = 0
-        self._course.clear()         # (every tracking filter starts here: a restart's does too, at its first pose)
-        self._course_t = None
         self._retire(self.filter)
         self.filter = self._new_filter_at(pose, cov, t)
 

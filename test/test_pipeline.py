@@ -440,3 +440,25 @@ def test_a_differential_robot_with_one_tag_takes_its_heading_from_its_track(robo
         assert abs(wrap_angle_float(x[2] - 0.7)) < 0.15 and np.sqrt(P[2, 2]) < 0.5
     else:
         assert 'course' not in pipe.filter.counts and np.sqrt(P[2, 2]) > 1.0
+
+
+def test_a_course_track_belongs_to_one_filter():
+    """The track is the positions one filter accepted: after a switch to another filter (here a rival at the same
+    place with the heading unknown, as _weigh_rivals swaps it in) no course is fused until the new filter's own
+    positions span half a window, and then it gives the heading again."""
+    src = Track(yaw=0.7)
+    src.legs = [(0.0, 0.0), (1.0, 0.3)]
+    front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
+    cfg = PipelineConfig(process='cv', absolute_streams=('uwb',), model_streams=('uwb',), confirm_updates=0)
+    pipe = Pipeline(cfg, SITE, src, front, ['uwb'])
+    pipe.rig = Rig(mounts={'uwb_tag': (0.0, -0.15, 1.0, 0.0)})
+    _drive(pipe, 0.0, 4.0)
+    assert pipe.filter.counts['course']['accepted'] > 10
+    x, P = pipe.filter.state_at(3.9)
+    pipe.filter = pipe._new_filter_at(np.array([x[0], x[1], 0.0]), np.diag([0.01, 0.01, 10.0]), 3.9)
+    _drive(pipe, 4.0, 4.3)                                     # three updates: positions of the new filter only
+    assert 'course' not in pipe.filter.counts
+    _drive(pipe, 4.3, 6.0)
+    x, P = pipe.filter.state_at(5.9)
+    assert pipe.filter.counts['course']['accepted'] > 5
+    assert abs(wrap_angle_float(x[2] - 0.7)) < 0.15 and np.sqrt(P[2, 2]) < 0.5
