@@ -76,10 +76,11 @@ def wrap(a: np.ndarray) -> np.ndarray:
 
 
 def _p50_p99(seconds: list[float]) -> str:
-    """'p50 X / p99 Y ms' of update times in s ('-' with none)."""
-    if not seconds:
+    """'p50 X / p99 Y ms' of update times in s (NaN left out; '-' with none)."""
+    ms = np.asarray(seconds, np.float64) * 1e3
+    ms = ms[np.isfinite(ms)]
+    if not len(ms):
         return '-'
-    ms = np.asarray(seconds) * 1e3
     return f'p50 {np.percentile(ms, 50):.1f} / p99 {np.percentile(ms, 99):.1f} ms'
 
 
@@ -398,10 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += ['', 'NEES: 3-dof pose (ideal 3); (2): position only (ideal 2), where one UWB tag does not observe the '
               'heading. conf. wrong: s with error > 0.5 m and > 3 sigma, all buildings of the subset.']
     for method, v in lat.items():
-        lat_a = np.array(v or [math.nan]) * 1e3
         lines.append(f'{method} update time in this run (pipeline step: model + solve + filter; all subsets, '
-                     f'{a.threads} inference threads, shared machine): p50 {np.nanpercentile(lat_a, 50):.1f} ms, '
-                     f'p99 {np.nanpercentile(lat_a, 99):.1f} ms; while tracking (no global search), with all sensors '
+                     f'{a.threads} inference threads, shared machine): {_p50_p99(v)}; '
+                     f'while tracking (no global search), with all sensors '
                      f'{_p50_p99(track_lat[(method, "all")])}, over all subsets '
                      f'{_p50_p99([x for (m, _), v in track_lat.items() if m == method for x in v])}.')
     text = '\n'.join(lines)
