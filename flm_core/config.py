@@ -328,6 +328,9 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
           "robot's heading (robot_model).", REINIT, (0.1, 60.0)),
     Param('course_slip', _PIPELINE.course_slip, "rad, std of the angle between a differential robot's velocity and "
           'its heading (side slip, base_link off the wheel axle).', REINIT, (0.0, 3.2)),
+    Param('odom_heading_drift', _PIPELINE.odom_heading_drift, "rad/m, std of the odometry's systematic heading "
+          'error per metre driven (unequal wheels: 0.05 is 2 % on a 0.4 m track); while the filter dead-reckons on '
+          'odometry, the published covariance includes it. 0: off.', REINIT, (0.0, 10.0)),
     Param('filter.process', _PIPELINE.process, "Filter process model: 'auto' (IMU-driven from the first IMU sample "
           "on, else odometry-driven from the first odometry sample, else constant velocity), 'odom', 'imu', 'cv'.",
           REINIT, choices=('auto', 'odom', 'imu', 'cv'), target='pipeline.process'),

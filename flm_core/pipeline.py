@@ -50,6 +50,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from flm_core.estimation.course import MIN_LEVER_ARM, ROBOT_MODELS, Course
+from flm_core.estimation.drift import HeadingDrift
 from flm_core.estimation.eskf import VX, VY, YAW, Eskf, EskfConfig, heading_model
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
@@ -115,7 +116,9 @@ class PipelineConfig:
     robot_model_type: a differential robot whose pose source does not observe the heading (one UWB tag, off
     base_link) takes it from its track (:mod:`flm_core.estimation.course`: the straight-line fit of the last
     ``course_window`` s of positions, forward while the heading is unknown, ``course_slip`` rad the std of its side
-    slip)."""
+    slip); odom_heading_drift: rad/m, std of the odometry's systematic heading error per metre driven (unequal
+    wheels): while an odometry-driven filter dead-reckons, the published covariance includes it
+    (:mod:`flm_core.estimation.drift`; the filter's own random walk does not grow like a bias; 0: off)."""
 
     global_on_start: bool = True
     min_global_data: float = 1.0
@@ -133,6 +136,7 @@ class PipelineConfig:
     robot_model: str = 'differential'
     course_window: float = 1.0
     course_slip: float = 0.1
+    odom_heading_drift: float = 0.05
     eskf: EskfConfig = field(default_factory=EskfConfig)
 
 
@@ -194,6 +198,8 @@ class Pipeline:
         self._course = Course(config.course_window, slip=config.course_slip)
         self._course_t: float | None = None               # stamp of the last course fused
         self._course_filter: Eskf | None = None           # the filter whose positions the track holds
+        self._drift = HeadingDrift()                      # the odometry's heading drift since the heading was known
+        self._drift_filter: Eskf | None = None            # the filter whose path it follows
         self.lock = threading.RLock()   # hold it to read the filter and the hypotheses together
         self._retired_counts: dict[str, Counter[str]] = {}
         self.filter = self._new_filter()
@@ -322,6 +328,22 @@ class Pipeline:
                                source='course', angle_indices=(0,), gate_R=np.array([[var]]))
         if r.accepted:
             self._course_t = t
+
+    def _follow_drift(self, t: float, est: Any) -> None:
+        """An odometry-driven filter's path for the odometry's heading drift (:mod:`flm_core.estimation.drift`):
+        the filter's pose at t joins it, or, with ``est`` (a model pose the filter accepted at t), corrects it. A
+        new filter starts a new path."""
+        sigma = self.config.odom_heading_drift
+        if sigma <= 0 or self._process != 'odom' or not self.filter.initialized:
+            return
+        pose = self.filter.pose_at(t)[0]
+        if self._drift_filter is not self.filter:
+            self._drift.restart(pose)
+            self._drift_filter = self.filter
+        elif est is not None:
+            self._drift.observe(pose, est.cov, sigma)
+        else:
+            self._drift.add(pose)
 
     def _restart(self, stamp: float, why: str) -> None:
         self._inconsistent = 0
@@ -490,6 +512,8 @@ class Pipeline:
                     self._suspect_since = t
                 if rival_out is not None and len(rivals) == len(self._rivals):
                     self._weigh_rivals(t, float(getattr(est, 'score', 0.0)), rival_out)
+            if fresh:
+                self._follow_drift(t, est if update == 'accepted' else None)
             if fresh and self.state in (State.TRACKING, State.RELOCALIZING) and not self._global_requested \
                     and self.filter.initialized and self._diverged():
                 self.state = State.LOST
@@ -515,6 +539,8 @@ class Pipeline:
             if t is None or not self.filter.initialized or (self._reanchor and not self._global_requested):
                 return None
             pose, cov = self.filter.pose_at(t)
+            if self._drift_filter is self.filter and self._process == 'odom':
+                cov = cov + self._drift.covariance(pose, self.config.odom_heading_drift)
             cov = floored(cov, self._floor)
             if self._rivals:
                 cov = self._spread(t, pose, cov)

@@ -8,6 +8,7 @@ prior after a kidnap; in global mode it returns a scripted winner and alternativ
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -462,3 +463,38 @@ def test_a_course_track_belongs_to_one_filter():
     x, P = pipe.filter.state_at(5.9)
     assert pipe.filter.counts['course']['accepted'] > 5
     assert abs(wrap_angle_float(x[2] - 0.7)) < 0.15 and np.sqrt(P[2, 2]) < 0.5
+
+
+@pytest.mark.parametrize('drift', [0.05, 0.0])
+def test_dead_reckoning_on_unequal_wheels_publishes_their_drift(drift):
+    """Odometry whose heading turns by 0.12 rad per metre (5 % between the wheels of a 0.4 m track) while the robot
+    drives 4 m straight with nothing to localize it: the filter's random walk alone (odom_heading_drift 0) calls
+    the heading error it leaves over 3 sigma; with the drift accounted for (the default, 0.05 rad/m) the published
+    covariance covers heading and position within 3 sigma."""
+    k, v = 0.12, 1.0
+    cfg = PipelineConfig(process='odom', absolute_streams=('uwb',), model_streams=('uwb', 'odom'),
+                         odom_heading_drift=drift)
+    front = SensorFrontEnd(TimeBufferConfig(window=2.0), Expectations(anchor_ids=frozenset({'a0', 'a1'})))
+    pipe = Pipeline(cfg, SITE, None, front, ['odom'])
+    start = np.array([1.0, 2.0, 0.0])
+    pipe.set_initial_pose(start, np.diag([0.01 ** 2, 0.01 ** 2, 0.005 ** 2]), 0.0)
+    for t in np.arange(0.0, 4.0 + 1e-9, 0.05):
+        t = float(round(t, 6))
+        d = v * t
+        yaw = k * d                                    # what the odometry believes: a curve
+        pos = np.array([math.sin(yaw) / k, (1.0 - math.cos(yaw)) / k, 0.0])
+        pipe.offer('odom', OdometrySample(stamp=t, frame_id='odom', child_frame_id='base_link', position=pos,
+                                          orientation=yaw_to_quat(yaw), linear_velocity=np.array([v, 0.0, 0.0]),
+                                          angular_velocity=np.array([0.0, 0.0, k * v])), t)
+        if abs(t * 10 - round(t * 10)) < 1e-9:
+            pipe.step(t)
+    est = pipe.estimate(4.0)
+    truth = np.array([start[0] + 4.0 * v, start[1], 0.0])
+    e = est.pose - truth
+    yaw_sigmas = abs(wrap_angle_float(e[2])) / math.sqrt(est.cov[2, 2])
+    pos_maha = float(e[:2] @ np.linalg.solve(est.cov[:2, :2], e[:2]))
+    assert abs(wrap_angle_float(e[2]) - k * 4.0) < 0.02           # the odometry's heading error, 0.48 rad
+    if drift:
+        assert yaw_sigmas < 3.0 and pos_maha < 11.8                # within 3 sigma (chi-square 2-dof 99.7 %)
+    else:
+        assert yaw_sigmas > 3.0
