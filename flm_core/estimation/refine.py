@@ -514,6 +514,7 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
+        cov = _mirrored(blocks, sol, cov)
         floor = self._floor(blocks)
         cov = self._decorrelated(self._floored(cov, floor) + motion, t)
         return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None), floor)
@@ -717,6 +718,39 @@ def _common_offset(sol: Solution) -> float:
 def _anchors(blocks: Sequence[Block]) -> int:
     """How many distinct anchors the blocks' ranges come from."""
     return len({int(k) for b in blocks if isinstance(b, RangeBlock) for k in b.anchor_index})
+
+
+def _mirrored(blocks: Sequence[Block], sol: Solution, cov: np.ndarray) -> np.ndarray:
+    """``cov`` (3, 3), widened where the window's ranges cannot tell the solved pose from its mirror image: with
+    nothing that sees the map, and the anchors of the inlier ranges on one line in the plane (two anchors; more in a
+    row, as along a corridor's ceiling), the tag reflected across that line predicts every range within its sigma.
+    Linearised at either image the ranges cross at an angle and look informative, yet a common delay (NLOS, an
+    antenna offset) moves both images along the line's normal by metres; the covariance handed on is then that of
+    the equal mixture of both images about the solved pose: + 2 h^2 n n^T (h: the tag's distance from the line along
+    its normal n)."""
+    rb = [b for b in blocks if isinstance(b, RangeBlock) and len(b.ranges)]
+    if not rb or _sees_map(blocks):
+        return cov
+    inl = [sol.inliers.get(b.name, np.ones(len(b.ranges), bool)) for b in rb]
+    anchors = np.concatenate([b.anchors[k] for b, k in zip(rb, inl)])
+    tags = np.concatenate([np.broadcast_to(b.tag, (len(b.ranges), 3))[k] for b, k in zip(rb, inl)])
+    if len(np.unique(np.round(anchors[:, :2], 3), axis=0)) < 2:
+        return cov
+    centre = anchors[:, :2].mean(0)
+    normal = np.linalg.svd(anchors[:, :2] - centre)[2][1]          # across the anchors' principal line
+    tag_xy, _ = _rot_points(sol.pose, tags[:, :2])
+    h = float(np.mean((tag_xy - centre) @ normal))
+    mirror = tag_xy - 2.0 * np.outer((tag_xy - centre) @ normal, normal)
+    dz = tags[:, 2] - anchors[:, 2]
+    here = np.sqrt(np.sum((tag_xy - anchors[:, :2]) ** 2, 1) + dz * dz)
+    there = np.sqrt(np.sum((mirror - anchors[:, :2]) ** 2, 1) + dz * dz)
+    sigma = np.concatenate([np.broadcast_to(np.asarray(b.sigma, np.float64), (len(b.ranges),))[k]
+                            for b, k in zip(rb, inl)])
+    if not np.all(np.abs(there - here) <= sigma):
+        return cov
+    out = np.array(cov, dtype=np.float64, copy=True)
+    out[:2, :2] += 2.0 * h * h * np.outer(normal, normal)
+    return out
 
 
 def _sees_map(blocks: Sequence[Block]) -> bool:
