@@ -291,14 +291,16 @@ def main(argv: list[str] | None = None) -> int:
                 e, ey = errors(P, truth)
                 key = (group, sname, method)
                 E[key].append(np.stack([e[keep], ey[keep]]))
+                wrong[key].append(confidently_wrong(eval_t[keep], e[keep], position_sigma(Cv[keep]),
+                                                    WRONG_MIN_ERROR, WRONG_N_SIGMA).total_s)
                 per_building.append({'maps': kind, 'group': group, 'seed': int(seed), 'family': fam,
-                                     'subset': sname, 'method': method, **metrics(e[keep], ey[keep])})
-                tqdm.write(f'{kind} {group} {seed} {fam}: {sname} {method} ATE {per_building[-1]["ate"]:.3f} m')
+                                     'subset': sname, 'method': method, **metrics(e[keep], ey[keep]),
+                                     'wrong_s': wrong[key][-1]})
+                tqdm.write(f'{kind} {group} {seed} {fam}: {sname} {method} ATE {per_building[-1]["ate"]:.3f} m, '
+                           f'confidently wrong {wrong[key][-1]:.1f} s')
                 pn = position_nees(P[keep], Cv[keep], truth[keep])    # 2 dof
                 nees[key].extend((pn if sname in NO_HEADING else pose_nees(P[keep], Cv[keep], truth[keep])).tolist())
                 cover[key].extend(zip((pn <= 1.0).tolist(), (pn <= 4.0).tolist()))
-                wrong[key].append(confidently_wrong(eval_t[keep], e[keep], position_sigma(Cv[keep]),
-                                                    WRONG_MIN_ERROR, WRONG_N_SIGMA).total_s)
                 for tr in rng.uniform(3.0, a.duration - 0.1, a.reloc):
                     w = rp.window(float(tr), 2.0, list(subset))
                     t1 = time.perf_counter()
