@@ -693,8 +693,8 @@ def test_ranges_of_anchors_on_one_line_leave_the_mirror_image_open() -> None:
     """Two anchors, the tag on the line through them, every range 0.5 m long (a delay the site file does not
     know): the circles cross 2.4 m off the line, where a filter fed such windows believes the robot is. Linearised
     there the ranges look informative; the covariance handed on spans that crossing and its mirror image (2 h^2
-    across the line), so the error is within 3 sigma. A third anchor off the line tells the images apart, and
-    nothing is widened."""
+    across the line), so the error is within 3 sigma; so does a global result. A third anchor off the line tells
+    the images apart, and nothing is widened."""
     def ranges(anchors: np.ndarray, t: float) -> list[tuple[float, RangeSample]]:
         r = np.sqrt(np.sum((anchors[:, :2] - [1.0, 0.0]) ** 2, 1) + (anchors[:, 2] - LEVER[2]) ** 2) + 0.5
         return [(t, RangeSample(stamp=t, anchor_id=f'a{i}', range=float(x))) for i, x in enumerate(r)]
@@ -712,3 +712,8 @@ def test_ranges_of_anchors_on_one_line_leave_the_mirror_image_open() -> None:
             assert abs(est.pose[1] - truth[1]) < 3 * math.sqrt(est.cov[1, 1])
         else:
             assert est.cov[1, 1] < 0.1
+        # a global result (no prior) of the same window, solved from where the model put it, says the same
+        est = Refined(_GlobalAnswer(prior, [prior]), RefineConfig(correlation_time=0.0)).localize(
+            {'uwb': ranges(anchors, 10.0)}, site, 10.0, rig=RIG)
+        h = est.pose[1] + LEVER[1]
+        assert (est.cov[1, 1] >= 2 * h * h and abs(h) > 0.3) if widened else est.cov[1, 1] < 0.5

@@ -560,7 +560,7 @@ class Refined:
             self.last = sol
             if self.consistent(sol):
                 pose, cov = self._handed_on(blocks, sol, None)
-                fits.append((pose, self._floored(cov, floor) + motion, score, sol))
+                fits.append((pose, self._floored(_mirrored(blocks, sol, cov), floor) + motion, score, sol))
         self.solve_times.append(time.perf_counter() - t0)
         if not cands:
             self.counts['no start'] += 1
