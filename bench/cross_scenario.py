@@ -11,7 +11,9 @@ Per building and sensor subset (2D lidar+odom; 3D lidar+IMU; depth+odom; UWB+IMU
 
 - tracking: every method starts from the same perturbed initial pose (0.3 m, 10 deg; Nav2's initial covariance)
   and receives the subset's messages in arrival order; the FLM runs as the node runs it (the localizer pipeline
-  with the default configuration: its front end, filter and relocalization, updates at the node's update_rate),
+  with the default configuration: its front end, filter and relocalization, updates at the node's update_rate;
+  told, as a user configures them, the robot's kinematics (``robot_model``) and, where the scenario's UWB tag is
+  hand-held and moves up and down, to estimate the tag's height: ``refine.uwb_height_std`` 0.3 m),
   once as shipped (``FLM``: the network's pose solved against the measurements) and once with the network alone
   (``FLM network``, ``model.refine: false``); every method is evaluated at the same instants (its online estimate
   at that time); ATE RMSE, yaw RMSE, failure rate (share of instants > 1 m off), and for the FLM rows NEES (3-DOF,
@@ -87,6 +89,19 @@ def _p50_p99(seconds: list[float]) -> str:
 def errors(poses: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position error (E,) m and wrapped heading error (E,) rad of poses (E, 3) against truth (E, 3)."""
     return np.hypot(*(poses[:, :2] - truth[:, :2]).T), wrap(poses[:, 2] - truth[:, 2])
+
+
+HANDHELD_TAG_STD = 0.3     # m: refine.uwb_height_std for a scenario whose UWB tag moves up and down
+
+
+def refine_for(refine: Any, sc: Any) -> Any:
+    """The solve's settings for scenario ``sc``: where its UWB tag moves up and down (the realism habit of a
+    hand-held or flying tag, whose height TF does not know) the tag's height is estimated
+    (``refine.uwb_height_std``), as a user of such a tag configures it; else ``refine`` as it is."""
+    habits = getattr(sc, 'habits', None)
+    if habits is None or habits.tag_height is None:
+        return refine
+    return dataclasses.replace(refine, uwb_height_std=HANDHELD_TAG_STD)
 
 
 def flm_pipeline(source: Any, sc: Any, rp: ScenarioReplay, subset: tuple[str, ...], eval_t: np.ndarray,
@@ -239,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     network = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, refine=False))
     loc = C.load_pose_source(network)                       # the network, shared by both rows
     period = 1.0 / float(next(q.default for q in LOCALIZER if q.name == 'update_rate'))
-    # the FLM rows: name -> a fresh pose source (per run: the solve learns per site and run)
-    sources: dict[str, Any] = {'FLM': (lambda: Refined(loc, cfg.refine)) if cfg.model.refine else (lambda: loc)}
+    # the FLM rows: name -> a fresh pose source for a scenario (per run: the solve learns per site and run)
+    sources: dict[str, Any] = {'FLM': (lambda sc: Refined(loc, refine_for(cfg.refine, sc))) if cfg.model.refine
+                               else (lambda sc: loc)}
     if not a.no_network_row and cfg.model.refine:
-        sources['FLM network'] = lambda: loc
+        sources['FLM network'] = lambda sc: loc
     holdout = a.holdout or loc.meta.get('holdout_family') or 'cluttered'
     seeds_src = a.train_seeds or str(Path(a.model).with_name(Path(a.model).stem + '_train_seeds.json'))
     train_seeds = read_train_seeds(seeds_src if Path(seeds_src).exists() else None)
@@ -284,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             p0, c0 = perturbed_start(rp.truth(t0), rng)
             start = (t0, p0, c0)
             for method, make in sources.items():
-                r = flm_pipeline(make(), sc, rp, subset, eval_t, start, period)
+                r = flm_pipeline(make(sc), sc, rp, subset, eval_t, start, period)
                 lat[method].extend((r.update_ms / 1e3).tolist())
                 track_lat[(method, sname)].extend((r.tracking_ms / 1e3).tolist())
                 P, Cv = r.pose, r.cov
@@ -304,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 for tr in rng.uniform(3.0, a.duration - 0.1, a.reloc):
                     w = rp.window(float(tr), 2.0, list(subset))
                     t1 = time.perf_counter()
-                    est = make().localize(w, rp.site, float(tr), rig=rp.rig)
+                    est = make(sc).localize(w, rp.site, float(tr), rig=rp.rig)
                     dt = time.perf_counter() - t1
                     tt = rp.truth(float(tr))
                     ok = est is not None and np.hypot(*(est.pose[:2] - tt[:2])) < 0.5 and (

@@ -366,6 +366,9 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
                 (0.0, 1000.0)),
     'min_block_share': ('With several sensors in a solve, the share of its own measurements each one must explain.',
                         (0.0, 1.0)),
+    'uwb_height_std': ("m, prior std of the UWB tags' height offset from TF, estimated with the pose (a hand-held or "
+                       'flying tag); 0: the height from TF is right (a tag on the robot).', (0.0, 100.0)),
+    'uwb_height_walk': ('m per sqrt(s), how fast that height offset may move between updates.', (0.0, 100.0)),
     'min_anchors': ('Distinct anchors a window with UWB ranges only needs to be solved (one anchor: a circle).',
                     (1, 64)),
     'unfit_time': ('s a run of small windows (ranges only) may go on not fitting before it counts toward lost.',

@@ -349,6 +349,25 @@ def test_common_and_per_anchor_biases_are_estimated() -> None:
     assert common + offs.mean() == pytest.approx(0.2 + per.mean(), abs=0.01)
 
 
+def test_the_tags_height_offset_is_estimated_where_the_ranges_observe_it() -> None:
+    """Ranges from a tag 0.4 m above where TF puts it: with the height offset estimated (height_std > 0) the
+    position and the offset are recovered from noise-free ranges (the heading given); the height is a parameter
+    only where it is estimated."""
+    rng = np.random.default_rng(12)
+    w = room()
+    high = TAG + np.array([0.0, 0.0, 0.4])
+    c, s = math.cos(TRUE[2]), math.sin(TRUE[2])
+    tag = TRUE[:2] + np.array([c * TAG[0] - s * TAG[1], s * TAG[0] + c * TAG[1]])
+    ranges = np.sqrt(np.sum((w.anchors[:, :2] - tag) ** 2, 1) + (w.anchors[:, 2] - high[2]) ** 2)
+    rb = RangeBlock(w.anchors, ranges, TAG, sigma=0.01, height_std=1e3)      # a free height
+    sol = solve([rb], TRUE + START_OFFSET, prior=(TRUE, np.diag([1.0, 1.0, 1e-6])))
+    assert np.max(np.abs(sol.pose[:2] - TRUE[:2])) < 1e-5
+    assert rb.height(sol.extra['uwb']) == pytest.approx(0.4, abs=1e-5)
+    fixed = RangeBlock(w.anchors, ranges, TAG, sigma=0.01)
+    off = solve([fixed, scan_block(w, TRUE, 200, rng)], TRUE + START_OFFSET)
+    assert fixed.height(off.extra['uwb']) is None and sol.extra_var['uwb'].shape == (1,)
+
+
 def test_plane_block_recovers_the_pose_from_a_point_map() -> None:
     """3D points against a point map with normals (point-to-plane): walls of a box room plus the floor."""
     rng = np.random.default_rng(11)

@@ -90,7 +90,9 @@ class RefineConfig:
     buildings' UWB 0.51 -> 0.42 m, UWB + IMU 0.74 -> 0.62 m; 0.3 was as accurate but slowed the fault matrix's
     relocalization in a symmetric corridor past its limit: a mirror image's long ranges cost less); uwb_bias_std:
     m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial std of the offset
-    shared by all anchors; max_common_offset: m, the largest such offset a consistent solve may find (a robust solve
+    shared by all anchors; uwb_height_std: m, prior std of the tags' height offset from TF, estimated with the pose
+    where it is above 0 (a hand-held or flying tag; 0: TF's height is right, as on a robot); uwb_height_walk: m per
+    sqrt(s), how fast that offset may move between updates; max_common_offset: m, the largest such offset a consistent solve may find (a robust solve
     can otherwise buy a wrong pose by shifting every range: at a symmetric room's mirror image, two of four ranges
     fitted with a common offset of metres); bias_walk: m per sqrt(s), how fast the
     learnt offsets may drift; use_prior: the filter's prior is a term of the solve (it always is a start);
@@ -148,6 +150,8 @@ class RefineConfig:
     uwb_nlos_sigma: float = 0.15
     uwb_bias_std: float = 0.1
     uwb_common_std: float = 0.5
+    uwb_height_std: float = 0.0
+    uwb_height_walk: float = 0.1
     max_common_offset: float = 1.5
     bias_walk: float = 0.002
     use_prior: bool = True
@@ -179,7 +183,8 @@ class RefineConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'RefineConfig.{name} must be in [0, 1], got {getattr(self, name)}')
         for name in ('uwb_window', 'uwb_nlos_sigma', 'uwb_bias_std', 'uwb_common_std', 'max_common_offset',
-                     'bias_walk', 'unfit_time', 'wide_prior', 'scan_wait', 'correlation_time', 'odom_extrapolation',
+                     'uwb_height_std', 'uwb_height_walk', 'bias_walk', 'unfit_time', 'wide_prior', 'scan_wait',
+                     'correlation_time', 'odom_extrapolation',
                      'cov_floor_xy', 'cov_floor_yaw', 'max_rms', 'global_position_std', 'yaw_unobserved'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'RefineConfig.{name} must be >= 0, got {getattr(self, name)}')
@@ -196,6 +201,7 @@ class _Biases:
         self.common = (0.0, cfg.uwb_common_std ** 2)
         self.mean = np.zeros(n)
         self.var = np.full(n, cfg.uwb_bias_std ** 2)
+        self.height = (0.0, cfg.uwb_height_std ** 2)     # the tags' height offset from TF (mean m, variance m^2)
         self.stamp: float | None = None
 
 
@@ -318,7 +324,8 @@ class Refined:
                 blocks.append(RangeBlock(frame.uwb_anchor[ok], frame.uwb_range[ok], frame.uwb_tag[ok],
                                          sigma=cfg.uwb_sigma, anchor_index=k[ok], bias=0.0,
                                          bias_std=np.sqrt(b.var), bias_mean=b.mean,
-                                         common_bias_std=math.sqrt(b.common[1]), common_bias_mean=b.common[0]))
+                                         common_bias_std=math.sqrt(b.common[1]), common_bias_mean=b.common[0],
+                                         height_std=math.sqrt(b.height[1]), height_mean=b.height[0]))
         motion = np.zeros((3, 3))
         if (scan | cloud).any():
             stamp = t + float(frame.pdt[scan | cloud].min())
@@ -333,6 +340,9 @@ class Refined:
             q = self.config.bias_walk ** 2 * (t - b.stamp)
             b.var = b.var + q
             b.common = (b.common[0], b.common[1] + q)
+            if b.height[1] > 0:
+                b.height = (b.height[0], min(b.height[1] + self.config.uwb_height_walk ** 2 * (t - b.stamp),
+                                             self.config.uwb_height_std ** 2))
             b.stamp = t
         return b
 
@@ -346,11 +356,13 @@ class Refined:
         for blk in blocks:
             if isinstance(blk, RangeBlock) and b is not None and blk.name in sol.extra_var:
                 x, v = sol.extra[blk.name], sol.extra_var[blk.name]
-                c0 = 1 if blk.common_bias_std > 0 else 0
+                c0, n = (1 if blk.common_bias_std > 0 else 0), len(blk.estimated)
                 if c0:
                     b.common = (float(x[0]), float(v[0]))
-                b.mean[blk.estimated] = x[c0:]
-                b.var[blk.estimated] = v[c0:]
+                b.mean[blk.estimated] = x[c0:c0 + n]
+                b.var[blk.estimated] = v[c0:c0 + n]
+                if blk.height(x) is not None:
+                    b.height = (float(x[-1]), float(v[-1]))
                 b.stamp = t
 
     # ------------------------------------------------------------------ solving

@@ -322,8 +322,10 @@ class RangeBlock:
     offset); common_bias_mean: m, its prior mean; bias_mean (B,) m: prior means of the per-anchor offsets (default 0;
     what a caller learnt over time); sigma m; sigma_long (M,) or scalar m: the std of a range measured longer than
     predicted (a non-line-of-sight link's delay only ever lengthens it: an asymmetric residual, the cost continuous
-    and smooth at 0; default: sigma); weights (M,). Extra parameters: [common offset (if estimated), per-anchor
-    offsets of the anchors with bias_std > 0 that have ranges]."""
+    and smooth at 0; default: sigma); weights (M,); height_std / height_mean: m, prior of an estimated offset of
+    the tags' height from ``tag``'s z (0: the height is known, e.g. from TF; a hand-held tag's is not). Extra
+    parameters: [common offset (if estimated), per-anchor offsets of the anchors with bias_std > 0 that have ranges,
+    the height offset (if estimated)]."""
 
     anchors: np.ndarray
     ranges: np.ndarray
@@ -337,6 +339,8 @@ class RangeBlock:
     bias_mean: np.ndarray | float = 0.0
     common_bias_std: float = 0.0
     common_bias_mean: float = 0.0
+    height_std: float = 0.0
+    height_mean: float = 0.0
     name: str = 'uwb'
 
     def __post_init__(self) -> None:
@@ -356,8 +360,8 @@ class RangeBlock:
         self.bias = np.broadcast_to(np.asarray(self.bias, np.float64), (B,)).copy()
         bstd = np.broadcast_to(np.asarray(self.bias_std, np.float64), (B,)).copy()
         bmean = np.broadcast_to(np.asarray(self.bias_mean, np.float64), (B,)).copy()
-        if np.any(~(bstd >= 0)) or not self.common_bias_std >= 0:
-            raise ValueError(f'{self.name}: bias stds must be >= 0')
+        if np.any(~(bstd >= 0)) or not self.common_bias_std >= 0 or not self.height_std >= 0:
+            raise ValueError(f'{self.name}: bias and height stds must be >= 0')
         used = np.zeros(B, bool)
         used[idx] = True
         self.estimated = np.nonzero((bstd > 0) & used)[0]           # anchors whose offset is a parameter
@@ -365,14 +369,19 @@ class RangeBlock:
         c0 = 1 if self.common_bias_std > 0 else 0
         col[self.estimated] = c0 + np.arange(len(self.estimated))
         self._col = col
-        self.extra_mean = np.concatenate([[self.common_bias_mean] if c0 else [], bmean[self.estimated]])
-        self.extra_std = np.concatenate([[self.common_bias_std] if c0 else [], bstd[self.estimated]])
+        h = self.height_std > 0
+        self._hcol = c0 + len(self.estimated) if h else -1             # the tags' height offset, last
+        self.extra_mean = np.concatenate([[self.common_bias_mean] if c0 else [], bmean[self.estimated],
+                                          [self.height_mean] if h else []])
+        self.extra_std = np.concatenate([[self.common_bias_std] if c0 else [], bstd[self.estimated],
+                                         [self.height_std] if h else []])
         self.valid = np.isfinite(self.ranges) & np.all(np.isfinite(self.anchors), 1)
 
     def linearize(self, pose: np.ndarray, extra: np.ndarray) -> Linearization:
         t, dt = _rot_points(pose, self.tag[:, :2])
         diff = t - self.anchors[:, :2]
-        pred = np.sqrt(np.sum(diff ** 2, 1) + (self.tag[:, 2] - self.anchors[:, 2]) ** 2)
+        dz = self.tag[:, 2] - self.anchors[:, 2] + (extra[self._hcol] if self._hcol >= 0 else 0.0)
+        pred = np.sqrt(np.sum(diff ** 2, 1) + dz ** 2)
         pred = np.maximum(pred, 1e-9)
         b = self.bias[self.anchor_index].copy()
         c0 = 1 if self.common_bias_std > 0 else 0
@@ -391,6 +400,8 @@ class RangeBlock:
         if c0:
             J[:, 3] = -1.0
         J[np.nonzero(has)[0], 3 + col[has]] = -1.0
+        if self._hcol >= 0:
+            J[:, 3 + self._hcol] = -dz / pred
         J[~self.valid] = 0.0
         sig = np.where(r > 0, np.asarray(self.sigma_long), np.asarray(self.sigma))
         return Linearization(r=r, e=r / sig, J=J / sig[:, None], active=self.valid.copy(),
@@ -400,8 +411,13 @@ class RangeBlock:
         """(common offset m, per-anchor offsets (B,) m, 0 where not estimated) from this block's extra parameters."""
         c0 = 1 if self.common_bias_std > 0 else 0
         per = np.zeros(len(self.bias))
-        per[self.estimated] = extra[c0:]
+        per[self.estimated] = extra[c0:c0 + len(self.estimated)]
         return (float(extra[0]) if c0 else 0.0), per
+
+    def height(self, extra: np.ndarray) -> float | None:
+        """The tags' solved height offset (m, added to ``tag``'s z) from this block's extra parameters; None when it
+        is not estimated (``height_std`` 0)."""
+        return float(extra[self._hcol]) if self._hcol >= 0 else None
 
 
 # ------------------------------------------------------------------------------------------------ the solve
