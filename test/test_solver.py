@@ -388,6 +388,11 @@ def test_plane_block_recovers_the_pose_from_a_point_map() -> None:
     pts = np.column_stack([xy, q[:, 2]])
     sol = solve([PlaneBlock(pts, pm, sigma=0.02)], TRUE + np.array([0.04, -0.03, 0.02]))
     assert np.max(np.abs(sol.pose - TRUE)) < 1e-6
+    # correspondences kept while no point moves by more than `reassociate`: the same answer from fewer searches
+    every, kept = PlaneBlock(pts, pm, sigma=0.02, reassociate=0.0), PlaneBlock(pts, pm, sigma=0.02)
+    a, b = (solve([blk], TRUE + np.array([0.3, -0.2, 0.05])) for blk in (every, kept))
+    assert np.max(np.abs(a.pose - TRUE)) < 1e-6 and np.max(np.abs(b.pose - TRUE)) < 1e-6
+    assert kept.queries < every.queries
 
 
 def test_bad_input_is_refused() -> None:

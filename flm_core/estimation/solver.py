@@ -274,8 +274,10 @@ class ScanBlock:
 @dataclass
 class PlaneBlock:
     """3D points (N, 3) m in base_link against a point map with normals (``PointMap``, 3D): residual n . (p - q) to
-    the nearest map point q within ``truncation`` m (re-associated at every linearisation; beyond it the
-    residual is held at the truncation, inactive); sigma m; weights (N,)."""
+    the nearest map point q within ``truncation`` m (re-associated at every linearisation whose pose moved any point
+    by more than ``reassociate`` m since the last association: the last iterations of a solve, and starts that
+    converge where another went, keep their correspondences; beyond the truncation the residual is held there,
+    inactive); sigma m; weights (N,)."""
 
     points: np.ndarray
     map: PointMap
@@ -283,6 +285,7 @@ class PlaneBlock:
     weights: np.ndarray | float | None = None
     truncation: float = 0.5
     name: str = 'points'
+    reassociate: float = 0.01
 
     def __post_init__(self) -> None:
         self.points, self.finite = _finite_points(self.points, 3)
@@ -293,13 +296,26 @@ class PlaneBlock:
         self.weights = _weights(self.weights, n)
         self.extra_mean = np.zeros(0)
         self.extra_std = np.zeros(0)
+        self._reach = float(np.max(np.hypot(self.points[:, 0], self.points[:, 1]), initial=0.0))
+        self._assoc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   # (pose, j, found) of the last query
+        self.queries = 0                                                         # nearest-neighbour searches run
+
+    def _moved(self, pose: np.ndarray) -> float:
+        """m, the most any point moved between the last association's pose and ``pose`` (inf before any)."""
+        if self._assoc is None:
+            return math.inf
+        d = pose - self._assoc[0]
+        return float(math.hypot(d[0], d[1]) + abs(float(wrap_angle(d[2]))) * self._reach)
 
     def linearize(self, pose: np.ndarray, extra: np.ndarray) -> Linearization:
         q, dq = _rot_points(pose, self.points[:, :2])
         p = np.concatenate([q, self.points[:, 2:3]], 1)
-        dist, j = self.map.tree.query(p, k=1, distance_upper_bound=self.truncation)
-        found = np.isfinite(dist)
-        j = np.where(found, j, 0)
+        if self._moved(pose) > self.reassociate:
+            dist, j = self.map.tree.query(p, k=1, distance_upper_bound=self.truncation)
+            found = np.isfinite(dist)
+            self._assoc = (np.array(pose, np.float64, copy=True), np.where(found, j, 0), found)
+            self.queries += 1
+        _, j, found = self._assoc
         n = self.map.normals[j]
         r = np.einsum('ni,ni->n', n, p - self.map.points[j])
         active = found & (np.abs(r) < self.truncation) & self.finite
