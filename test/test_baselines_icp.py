@@ -109,3 +109,23 @@ def test_icp_baseline_converges_and_tracks(scenario, dim: int) -> None:
     assert np.degrees(np.abs(np.angle(np.exp(1j * (r.pose[late, 2] - gt[late, 2]))))).max() < 1.0
     assert r.diagnostics['filter']['icp']['accepted'] > 0.9 * len(scenario.streams['lidar2d'].timing.t)
     assert len(r.update_ms) > 50
+
+
+def test_the_voxel_filter_keeps_the_first_point_of_each_voxel_and_normal_direction():
+    """Against the definition, written out: the first point (in input order) of every voxel, with normals of every
+    rounded normal direction in it; the order of the input is kept; huge coordinates are no special case."""
+    rng = np.random.default_rng(7)
+    pts = np.vstack([rng.uniform(-20.0, 20.0, (3000, 3)), rng.uniform(-1e15, 1e15, (50, 3))])
+    nrm = rng.normal(size=pts.shape)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    for normals in (None, nrm):
+        first: dict[tuple[int, ...], int] = {}
+        for i, p in enumerate(pts):
+            k = tuple(np.floor(p / 0.5).astype(np.int64)) \
+                + (() if normals is None else tuple(np.rint(normals[i] * 2.0).astype(np.int64)))
+            first.setdefault(k, i)
+        keep = sorted(first.values())
+        got, got_n = voxel_downsample(pts, 0.5, normals)
+        np.testing.assert_array_equal(got, pts[keep])
+        if normals is not None:
+            np.testing.assert_array_equal(got_n, normals[keep])

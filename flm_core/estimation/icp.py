@@ -65,9 +65,25 @@ def voxel_downsample(points: np.ndarray, voxel: float, normals: np.ndarray | Non
     key = np.floor(points / voxel).astype(np.int64)
     if normals is not None:
         key = np.concatenate([key, np.rint(np.asarray(normals) * 2.0).astype(np.int64)], axis=1)
-    _, keep = np.unique(key, axis=0, return_index=True)
+    _, keep = np.unique(_packed(key), return_index=True)
     keep.sort()
     return points[keep], (None if normals is None else normals[keep])
+
+
+def _packed(key: np.ndarray) -> np.ndarray:
+    """Integer rows (N, D) -> one int64 per row, equal exactly where the rows are (mixed-radix over the rows'
+    span; rows whose span would overflow int64 -> their index among the distinct rows). np.unique on these is an
+    order of magnitude faster than on the rows."""
+    if not len(key):
+        return np.zeros(0, np.int64)
+    lo = key.min(0)
+    span = key.max(0) - lo + 1
+    if float(np.prod(span.astype(np.float64))) >= 2.0 ** 62:
+        return np.unique(key, axis=0, return_inverse=True)[1].reshape(-1)
+    out = np.zeros(len(key), np.int64)
+    for d in range(key.shape[1]):
+        out = out * span[d] + (key[:, d] - lo[d])
+    return out
 
 
 @dataclass
