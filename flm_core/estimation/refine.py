@@ -92,10 +92,10 @@ class RefineConfig:
     m, initial std of each anchor's offset from its site-file bias; uwb_common_std: m, initial std of the offset
     shared by all anchors; uwb_height_std: m, prior std of the tags' height offset from TF, estimated with the pose
     where it is above 0 (a hand-held or flying tag; 0: TF's height is right, as on a robot); uwb_height_walk: m per
-    sqrt(s), how fast that offset may move between updates; max_common_offset: m, the largest such offset a consistent solve may find (a robust solve
-    can otherwise buy a wrong pose by shifting every range: at a symmetric room's mirror image, two of four ranges
-    fitted with a common offset of metres); bias_walk: m per sqrt(s), how fast the
-    learnt offsets may drift; use_prior: the filter's prior is a term of the solve (it always is a start);
+    sqrt(s), how fast that offset may move between updates; max_common_offset: m, the largest shared offset a
+    consistent solve may find (a robust solve can otherwise buy a wrong pose by shifting every range: at a symmetric
+    room's mirror image, two of four ranges fitted with a common offset of metres); bias_walk: m per sqrt(s), how
+    fast the learnt offsets may drift; use_prior: the filter's prior is a term of the solve (it always is a start);
     fresh_only: tracking uses only measurements newer than the previous tracking update (see the module docstring);
     min_inlier_share, max_rms (sigmas): below / above them the solve is inconsistent and nothing is handed on;
     min_judged: the fewest usable measurements for such a solve to count as Inconsistent (toward 'lost'); with fewer
