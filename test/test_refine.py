@@ -694,7 +694,7 @@ def test_ranges_of_anchors_on_one_line_leave_the_mirror_image_open() -> None:
     know): the circles cross 2.4 m off the line, where a filter fed such windows believes the robot is. Linearised
     there the ranges look informative; the covariance handed on spans that crossing and its mirror image (2 h^2
     across the line), so the error is within 3 sigma; so does a global result. A third anchor off the line tells
-    the images apart, and nothing is widened."""
+    the images apart, and so does a wall where the mirror image would stand: nothing is widened."""
     def ranges(anchors: np.ndarray, t: float) -> list[tuple[float, RangeSample]]:
         r = np.sqrt(np.sum((anchors[:, :2] - [1.0, 0.0]) ** 2, 1) + (anchors[:, 2] - LEVER[2]) ** 2) + 0.5
         return [(t, RangeSample(stamp=t, anchor_id=f'a{i}', range=float(x))) for i, x in enumerate(r)]
@@ -717,6 +717,14 @@ def test_ranges_of_anchors_on_one_line_leave_the_mirror_image_open() -> None:
             {'uwb': ranges(anchors, 10.0)}, site, 10.0, rig=RIG)
         h = est.pose[1] + LEVER[1]
         assert (est.cov[1, 1] >= 2 * h * h and abs(h) > 0.3) if widened else est.cov[1, 1] < 0.5
+    # with a map whose floor ends below the line (a wall along it), the mirror image is no rival: nothing widened
+    grid = np.zeros((200, 200), np.int8)
+    grid[:95] = 100                                     # y < -0.5 m occupied (the map spans -10..10 m)
+    walled = Site('walled', map=OccupancyMap(grid, 0.1, np.array([-10.0, -10.0, 0.0])),
+                  anchors=tuple(Anchor(f'a{i}', a) for i, a in enumerate(pair)))
+    est = Refined(None, RefineConfig(correlation_time=0.0)).localize({'uwb': ranges(pair, 10.0)}, walled, 10.0,
+                                                                     prior, prior_cov, RIG)
+    assert est.pose[1] + LEVER[1] > 1.0 and est.cov[1, 1] < 5.0          # widened: >= 2 h^2 = 11.5
 
 
 @pytest.mark.parametrize('height_std', [0.3, 0.0])

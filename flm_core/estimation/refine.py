@@ -62,7 +62,7 @@ from ..mapindex import MapIndex
 from ..model.tokens import TYPE_ID, Rig, SensorFrame, TokenConfig, newest_per_frame, prepare
 from ..measurements import LaserScan2D
 from ..pipeline import Inconsistent, max_position_std
-from ..site import Site
+from ..site import OccupancyMap, Site
 from .baselines import Estimate as BaseEstimate
 from .baselines import scan_points
 from .icp import PointMap, deskew, voxel_downsample
@@ -526,7 +526,7 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
-        cov = _mirrored(blocks, sol, cov)
+        cov = _mirrored(blocks, sol, cov, self._occupancy())
         floor = self._floor(blocks)
         cov = self._decorrelated(self._floored(cov, floor) + motion, t)
         return self._estimate(inner, pose, cov, sol, t, 'tracking', getattr(inner, 'alternatives', None), floor)
@@ -572,7 +572,8 @@ class Refined:
             self.last = sol
             if self.consistent(sol):
                 pose, cov = self._handed_on(blocks, sol, None)
-                fits.append((pose, self._floored(_mirrored(blocks, sol, cov), floor) + motion, score, sol))
+                fits.append((pose, self._floored(_mirrored(blocks, sol, cov, self._occupancy()), floor) + motion,
+                             score, sol))
         self.solve_times.append(time.perf_counter() - t0)
         if not cands:
             self.counts['no start'] += 1
@@ -593,6 +594,10 @@ class Refined:
         if score is not None and hasattr(est, 'score'):
             est = dataclasses.replace(est, score=score)
         return est
+
+    def _occupancy(self) -> OccupancyMap | None:
+        """The current site's occupancy map (None without one)."""
+        return None if self._site is None else self._site[1].site.map
 
     def _wide_prior(self, start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         if start is None:
@@ -732,14 +737,16 @@ def _anchors(blocks: Sequence[Block]) -> int:
     return len({int(k) for b in blocks if isinstance(b, RangeBlock) for k in b.anchor_index})
 
 
-def _mirrored(blocks: Sequence[Block], sol: Solution, cov: np.ndarray) -> np.ndarray:
+def _mirrored(blocks: Sequence[Block], sol: Solution, cov: np.ndarray, occ: OccupancyMap | None = None
+              ) -> np.ndarray:
     """``cov`` (3, 3), widened where the window's ranges cannot tell the solved pose from its mirror image: with
     nothing that sees the map, and the anchors of the inlier ranges on one line in the plane (two anchors; more in a
-    row, as along a corridor's ceiling), the tag reflected across that line predicts every range within its sigma.
-    Linearised at either image the ranges cross at an angle and look informative, yet a common delay (NLOS, an
-    antenna offset) moves both images along the line's normal by metres; the covariance handed on is then that of
-    the equal mixture of both images about the solved pose: + 2 h^2 n n^T (h: the tag's distance from the line along
-    its normal n)."""
+    row, as along a corridor's ceiling), the tag reflected across that line predicts every range within its sigma,
+    and base_link's mirror image stands on free floor of the site's map ``occ`` (anywhere without one; beyond a
+    wall it is no rival). Linearised at either image the ranges cross at an angle and look informative, yet a common
+    delay (NLOS, an antenna offset) moves both images along the line's normal by metres; the covariance handed on
+    is then that of the equal mixture of both images about the solved pose: + 2 h^2 n n^T (h: the tag's distance
+    from the line along its normal n)."""
     rb = [b for b in blocks if isinstance(b, RangeBlock) and len(b.ranges)]
     if not rb or _sees_map(blocks):
         return cov
@@ -760,6 +767,12 @@ def _mirrored(blocks: Sequence[Block], sol: Solution, cov: np.ndarray) -> np.nda
                             for b, k in zip(rb, inl)])
     if not np.all(np.abs(there - here) <= sigma):
         return cov
+    if occ is not None:
+        base = sol.pose[:2] - 2.0 * float((sol.pose[:2] - centre) @ normal) * normal
+        col, row = occ.world_to_cell(base)
+        H, W = occ.shape
+        if not (0 <= row < H and 0 <= col < W) or not occ.free()[row, col]:
+            return cov
     out = np.array(cov, dtype=np.float64, copy=True)
     out[:2, :2] += 2.0 * h * h * np.outer(normal, normal)
     return out
