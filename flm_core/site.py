@@ -32,6 +32,11 @@ class SiteError(ValueError):
     """A site or map file is missing, malformed or inconsistent."""
 
 
+def _free(occupancy: np.ndarray, threshold: int) -> np.ndarray:
+    """Where occupancy percentages (-1 unknown) count as free floor: 0 <= occupancy <= threshold."""
+    return (occupancy >= 0) & (occupancy <= threshold)
+
+
 @dataclass(frozen=True)
 class OccupancyMap:
     """A 2D occupancy grid.
@@ -60,7 +65,19 @@ class OccupancyMap:
 
     def free(self, threshold: int = 25) -> np.ndarray:
         """(H, W) bool, True where 0 <= occupancy <= threshold percent."""
-        return (self.grid >= 0) & (self.grid <= threshold)
+        return _free(self.grid, threshold)
+
+    def at(self, xy: np.ndarray) -> np.ndarray:
+        """(...) int, the occupancy of the cells holding map-frame points xy (..., 2) m; -1 (unknown) off the grid."""
+        cr = self.world_to_cell(xy)
+        H, W = self.grid.shape
+        inside = (cr[..., 0] >= 0) & (cr[..., 0] < W) & (cr[..., 1] >= 0) & (cr[..., 1] < H)
+        value = self.grid[np.clip(cr[..., 1], 0, H - 1), np.clip(cr[..., 0], 0, W - 1)]
+        return np.where(inside, value, -1)
+
+    def free_at(self, xy: np.ndarray, threshold: int = 25) -> np.ndarray:
+        """(...) bool, :meth:`free` at map-frame points xy (..., 2) m (off the grid: not free)."""
+        return _free(self.at(xy), threshold)
 
     def world_to_cell(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) map-frame metres -> (..., 2) int (col, row) cell indices (may be out of bounds)."""

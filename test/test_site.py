@@ -99,3 +99,17 @@ def test_not_yaml_and_not_a_mapping(tmp_path):
     p.write_text('- 1\n- 2\n')
     with pytest.raises(SiteError, match='mapping'):
         load_site(p)
+
+
+def test_occupancy_at_points_and_free_at_points():
+    """A point's cell value (-1 off the grid, as unknown) and whether it is free floor, as free() says for the cell;
+    a rotated origin is followed."""
+    grid = np.array([[0, 30, -1], [100, 10, 25]], np.int8)                 # row 0 = lowest y
+    m = OccupancyMap(grid, 0.5, np.array([1.0, 2.0, 0.0]))
+    xy = np.array([[1.2, 2.2], [1.7, 2.2], [2.2, 2.2], [1.2, 2.7], [1.7, 2.7], [2.2, 2.7], [0.9, 2.2], [1.2, 3.1]])
+    np.testing.assert_array_equal(m.at(xy), [0, 30, -1, 100, 10, 25, -1, -1])
+    np.testing.assert_array_equal(m.free_at(xy), [True, False, False, False, True, True, False, False])
+    cells = m.world_to_cell(xy[:6])
+    np.testing.assert_array_equal(m.free_at(xy[:6]), m.free()[cells[:, 1], cells[:, 0]])
+    turned = OccupancyMap(grid, 0.5, np.array([0.0, 0.0, np.pi / 2]))     # columns along +y, rows along -x
+    assert int(turned.at(np.array([-0.7, 0.2]))) == 100 and int(turned.at(np.array([-0.2, 0.7]))) == 30

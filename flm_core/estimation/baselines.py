@@ -293,9 +293,7 @@ class UwbBaseline(FilterBaseline):
         occ = self.occupancy
         if occ is None:
             return True
-        c, r = occ.world_to_cell(np.asarray(xy, dtype=np.float64))
-        H, W = occ.grid.shape
-        return bool(0 <= r < H and 0 <= c < W and occ.grid[r, c] >= 0)
+        return bool(occ.at(np.asarray(xy, dtype=np.float64)) >= 0)
 
     def _relocalize(self, t: float, tag_xy: np.ndarray, cov: np.ndarray, yaw: float, yaw_sigma: float,
                     info: dict[str, Any], lever: tuple[float, float]) -> Estimate:

@@ -767,12 +767,8 @@ def _mirrored(blocks: Sequence[Block], sol: Solution, cov: np.ndarray, occ: Occu
                             for b, k in zip(rb, inl)])
     if not np.all(np.abs(there - here) <= sigma):
         return cov
-    if occ is not None:
-        base = sol.pose[:2] - 2.0 * float((sol.pose[:2] - centre) @ normal) * normal
-        col, row = occ.world_to_cell(base)
-        H, W = occ.shape
-        if not (0 <= row < H and 0 <= col < W) or not occ.free()[row, col]:
-            return cov
+    if occ is not None and not occ.free_at(sol.pose[:2] - 2.0 * float((sol.pose[:2] - centre) @ normal) * normal):
+        return cov                                         # base_link's mirror image is off the free floor
     out = np.array(cov, dtype=np.float64, copy=True)
     out[:2, :2] += 2.0 * h * h * np.outer(normal, normal)
     return out
