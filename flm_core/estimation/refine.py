@@ -355,14 +355,14 @@ class Refined:
             return
         for blk in blocks:
             if isinstance(blk, RangeBlock) and b is not None and blk.name in sol.extra_var:
-                x, v = sol.extra[blk.name], sol.extra_var[blk.name]
-                c0, n = (1 if blk.common_bias_std > 0 else 0), len(blk.estimated)
-                if c0:
-                    b.common = (float(x[0]), float(v[0]))
-                b.mean[blk.estimated] = x[c0:c0 + n]
-                b.var[blk.estimated] = v[c0:c0 + n]
-                if blk.height(x) is not None:
-                    b.height = (float(x[-1]), float(v[-1]))
+                (common, mean, height), (common_var, var, height_var) = (
+                    blk.parts(sol.extra[blk.name]), blk.parts(sol.extra_var[blk.name]))
+                if common is not None:
+                    b.common = (common, common_var)
+                b.mean[blk.estimated] = mean
+                b.var[blk.estimated] = var
+                if height is not None:
+                    b.height = (height, height_var)
                 b.stamp = t
 
     # ------------------------------------------------------------------ solving

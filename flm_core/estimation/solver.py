@@ -423,17 +423,25 @@ class RangeBlock:
         return Linearization(r=r, e=r / sig, J=J / sig[:, None], active=self.valid.copy(),
                              valid=self.valid.copy())
 
+    def parts(self, extra: np.ndarray) -> tuple[float | None, np.ndarray, float | None]:
+        """This block's extra parameters (or their variances) (E,) split as they are laid out: (common offset, None
+        where not estimated; the offsets of the anchors in ``estimated`` (len(estimated),); the tags' height offset,
+        None where not estimated)."""
+        c0, n = (1 if self.common_bias_std > 0 else 0), len(self.estimated)
+        return (float(extra[0]) if c0 else None), np.asarray(extra[c0:c0 + n]), \
+            (float(extra[self._hcol]) if self._hcol >= 0 else None)
+
     def offsets(self, extra: np.ndarray) -> tuple[float, np.ndarray]:
         """(common offset m, per-anchor offsets (B,) m, 0 where not estimated) from this block's extra parameters."""
-        c0 = 1 if self.common_bias_std > 0 else 0
+        common, estimated, _ = self.parts(extra)
         per = np.zeros(len(self.bias))
-        per[self.estimated] = extra[c0:c0 + len(self.estimated)]
-        return (float(extra[0]) if c0 else 0.0), per
+        per[self.estimated] = estimated
+        return (common or 0.0), per
 
     def height(self, extra: np.ndarray) -> float | None:
         """The tags' solved height offset (m, added to ``tag``'s z) from this block's extra parameters; None when it
         is not estimated (``height_std`` 0)."""
-        return float(extra[self._hcol]) if self._hcol >= 0 else None
+        return self.parts(extra)[2]
 
 
 # ------------------------------------------------------------------------------------------------ the solve
