@@ -377,6 +377,9 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
                          'closer together is widened accordingly; 0: independent).', (0.0, 3600.0)),
     'map_surface': ("Where the surface lies in an occupied cell: 0 its centre (maps from SLAM), 1 its faces.",
                     (0.0, 1.0)),
+    'rival_cost': ('A solve against the map with distinct minima: the most another may cost more on the measurements '
+                   'and still be a rival that the covariance spans and the next update solves from (0: none).',
+                   (0.0, 1000.0)),
     'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all; '
                      'the published position std stays at least this.',
                      (0.0, 100.0)),
