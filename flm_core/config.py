@@ -380,6 +380,9 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'rival_cost': ('A solve against the map with distinct minima: the most another may cost more on the measurements '
                    'and still be a rival that the covariance spans and the next update solves from (0: none).',
                    (0.0, 1000.0)),
+    'min_deciding': ('The fewest scan or 3D points that must decide a direction of the pose for the map\'s '
+                     'information along it to count in full (fewer: it counts n_eff / min_deciding; 0: always).',
+                     (0.0, 1e6)),
     'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all; '
                      'the published position std stays at least this.',
                      (0.0, 100.0)),

@@ -775,12 +775,14 @@ def _notched_site() -> Site:
     return Site('notched room', map=OccupancyMap(grid, occ.resolution, occ.origin))
 
 
-def _cast(site: Site, pose: np.ndarray, t: float, fov: float, beams: int) -> LaserScan2D:
+def _cast(site: Site, pose: np.ndarray, t: float, fov: float, beams: int, angles: np.ndarray | None = None
+          ) -> LaserScan2D:
     """A scan of ``site``'s occupancy map from ``pose`` (rays marched in steps of a fifth of a cell), ``fov`` rad
-    wide about the heading."""
+    wide about the heading (or at ``angles``, rad from the heading)."""
     occ = site.map
     a = np.linspace(-fov / 2, fov / 2, beams) if fov < 2 * math.pi else \
         np.linspace(-math.pi, math.pi, beams, endpoint=False)
+    a = a if angles is None else np.asarray(angles, np.float64)
     s = np.arange(0.0, 20.0, occ.resolution / 5)
     d = np.stack([np.cos(a + pose[2]), np.sin(a + pose[2])], 1)
     pts = pose[:2] + d[:, None, :] * s[None, :, None]                       # (beams, steps, 2)
@@ -820,3 +822,27 @@ def test_minima_the_data_cannot_tell_apart_are_spanned_until_one_is_ruled_out() 
     assert src.counts['switched to a rival minimum'] == 1
     assert _err(est.pose, truth)[0] < 0.03 and src._rivals == []
     assert math.sqrt(est.cov[0, 0]) < 0.2
+
+
+def test_a_direction_of_the_pose_that_few_points_decide_counts_for_less() -> None:
+    """Fifty scan points (voxel-filtered) on the room's far wall fix the distance to it; three on a side wall alone fix the position
+    along it. Handed on with min_deciding 30, the along-wall std is wider than the solve's own (the three points
+    count 3/30 of themselves), the across-wall std and the pose are as without; a scan of the whole room (every
+    direction decided by many points) is handed on as without."""
+    truth = np.array([3.0, 1.0, math.pi / 2])
+    site = _room_site()
+    prior, cov = truth + np.array([0.05, -0.03, 0.01]), np.diag([0.2, 0.2, 0.05]) ** 2
+    few = np.concatenate([np.linspace(-0.5, 0.5, 100), [1.52, 1.57, 1.62]])     # 5 m to the wall, 3 m to the side
+    for angles, widened in ((few, True), (None, False)):
+        win = {'scan': [(1.0, _cast(site, truth, 1.0, 2 * math.pi, 180, angles))]}
+        full = Refined(None, RefineConfig(map_surface=1.0, min_deciding=0.0)).localize(win, site, 1.0, prior, cov,
+                                                                                        Rig())
+        less = Refined(None, RefineConfig(map_surface=1.0)).localize(win, site, 1.0, prior, cov, Rig())
+        assert _err(full.pose, truth)[0] < 0.02 and np.allclose(less.pose, full.pose)
+        floor = RefineConfig().cov_floor_xy ** 2           # added to both: the solve's own std is what changes
+        sx, sy = np.sqrt(np.diag(full.cov)[:2] - floor), np.sqrt(np.diag(less.cov)[:2] - floor)
+        if widened:
+            assert sy[0] > 2.5 * sx[0], (sx, sy)               # 3 points of 30: sqrt(10) = 3.2 at most
+            assert abs(sy[1] - sx[1]) < 0.05 * sx[1], (sx, sy)
+        else:
+            assert np.allclose(less.cov, full.cov), (full.cov, less.cov)

@@ -68,7 +68,7 @@ from .baselines import scan_points
 from .icp import PointMap, deskew, voxel_downsample
 from .multilateration import multilaterate
 from .solver import (Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, Solution, SolverConfig, _rot_points,
-                     solve)
+                     robust_weight, solve)
 
 Window = Mapping[str, Sequence[tuple[float, Any]]]
 ABSOLUTE = ('scan', 'points', 'depth', 'uwb')
@@ -144,7 +144,12 @@ class RefineConfig:
     apart along a hall's wall within a cost of 0.5 of each other, and the lowest was the wrong one, tracked 0.5 m
     off for 10 s at a std of 5 cm. The covariance handed on spans the rivals that are consistent and lie beyond 3
     sigmas of the solved pose (their spread about it, weighted by likelihood); each is carried to the next update
-    as an offset from the pose and solved from again until it costs more than rival_cost (0: no rivals)."""
+    as an offset from the pose and solved from again until it costs more than rival_cost (0: no rivals);
+    min_deciding: the fewest scan or 3D points that must decide a direction of a tracking result's pose for the
+    map's information along it to count in full (:func:`_few_deciding`; 0: always in full): a depth camera's three
+    points at a shelf's end 7.5 m ahead, 0.3-0.5 m too far, put a generated warehouse's robot 0.65 m back along its
+    aisle at a 0.17 m std for 4.6 s (2.7 sigma at 30: not confidently wrong; a held-out building's depth camera
+    0.21 -> 0.09 m; 2D and 3D lidar unchanged)."""
 
     solver: SolverConfig = field(default_factory=SolverConfig)
     scan_sigma: float = 0.05
@@ -178,6 +183,7 @@ class RefineConfig:
     map_surface: float = 0.0
     odom_extrapolation: float = 0.0
     rival_cost: float = 3.0
+    min_deciding: float = 30.0
     cov_floor_xy: float = 0.04
     cov_floor_yaw: float = 0.012
     slice_z_min: float = 0.2
@@ -192,7 +198,7 @@ class RefineConfig:
                 raise ValueError(f'RefineConfig.{name} must be in [0, 1], got {getattr(self, name)}')
         for name in ('uwb_window', 'uwb_nlos_sigma', 'uwb_bias_std', 'uwb_common_std', 'max_common_offset',
                      'uwb_height_std', 'uwb_height_walk', 'bias_walk', 'unfit_time', 'wide_prior', 'scan_wait',
-                     'correlation_time', 'odom_extrapolation', 'rival_cost',
+                     'correlation_time', 'odom_extrapolation', 'rival_cost', 'min_deciding',
                      'cov_floor_xy', 'cov_floor_yaw', 'max_rms', 'global_position_std', 'yaw_unobserved'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'RefineConfig.{name} must be >= 0, got {getattr(self, name)}')
@@ -583,6 +589,8 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
+        if cloud and self.config.min_deciding > 0:
+            cov = _few_deciding(blocks, sol, cov, self.config.min_deciding, self.config.solver)
         rivals = self._rivals_of(blocks, sol, minima) if cloud else []
         self._rivals = [_offset(m.pose, sol.pose) for m, _ in rivals]
         if rivals:
@@ -834,6 +842,32 @@ def _mirrored(blocks: Sequence[Block], sol: Solution, cov: np.ndarray, occ: Occu
     out = np.array(cov, dtype=np.float64, copy=True)
     out[:2, :2] += 2.0 * h * h * np.outer(normal, normal)
     return out
+
+
+def _few_deciding(blocks: Sequence[Block], sol: Solution, cov: np.ndarray, n_min: float, cfg: SolverConfig
+                  ) -> np.ndarray:
+    """``cov`` (3, 3) of the pose ``sol``, widened along the directions of the pose that fewer than ``n_min`` map
+    points decide: along each eigenvector v of the scan and point blocks' information (x, y in m, heading in rad)
+    the points' shares c_i = w_i (J_i . v)^2 give an effective number n_eff = (sum c)^2 / sum c^2, and where it is
+    below n_min that direction's information from the map counts n_eff / n_min of itself (divided by the solve's
+    inflation, as the solve counts it). A few points that disagree with the map (moved furniture, a far shelf's end
+    at a depth camera's noisiest range) decide such a direction alone, and their errors are not independent."""
+    js = []
+    for b in blocks:
+        if isinstance(b, (ScanBlock, PlaneBlock)):
+            lin = b.linearize(sol.pose, sol.extra.get(b.name, np.zeros(0)))
+            w = np.asarray(b.weights) * robust_weight(lin.e, cfg.loss, cfg.loss_scale) * lin.active
+            js.append(lin.J[:, :3] * np.sqrt(w)[:, None])
+    if not js:
+        return cov
+    J = np.concatenate(js)
+    lam, V = np.linalg.eigh(J.T @ J)
+    c = (J @ V) ** 2                                               # (n, 3) each point's share per direction
+    n_eff = c.sum(0) ** 2 / np.maximum((c ** 2).sum(0), 1e-300)
+    keep = np.clip(n_eff / n_min, 0.0, 1.0)
+    info = np.linalg.inv(cov) - (V * (np.maximum(lam, 0.0) * (1.0 - keep))) @ V.T / max(sol.inflation, 1.0)
+    lam2, V2 = np.linalg.eigh(0.5 * (info + info.T))
+    return (V2 / np.maximum(lam2, 1.0 / cfg.max_variance)) @ V2.T
 
 
 def _spanning(cov: np.ndarray, sol: Solution, rivals: Sequence[tuple[Solution, float]]) -> np.ndarray:
