@@ -374,7 +374,8 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'unfit_time': ('s a run of small windows (ranges only) may go on not fitting before it counts toward lost.',
                    (0.0, 3600.0)),
     'correlation_time': ('s over which the errors of consecutive windows stay alike (the covariance of results '
-                         'closer together is widened accordingly; 0: independent).', (0.0, 3600.0)),
+                         'closer together is widened accordingly, and the UWB offsets learn as much less from them; 0: '
+                         'independent).', (0.0, 3600.0)),
     'map_surface': ("Where the surface lies in an occupied cell: 0 its centre (maps from SLAM), 1 its faces.",
                     (0.0, 1.0)),
     'rival_cost': ('A solve against the map with distinct minima: the most another may cost more on the measurements '

@@ -333,6 +333,25 @@ def test_range_biases_are_learnt_over_updates() -> None:
     assert np.mean(errs[-10:]) < 0.03
 
 
+def test_range_biases_learn_only_the_share_of_a_window_that_the_correlation_time_allows() -> None:
+    """Windows 0.1 s apart with a correlation time of 1 s: each teaches the offsets a tenth of what its solve says
+    (consecutive windows share their errors). After 60 windows the common offset is learnt as well as from windows
+    taken as independent, at about sqrt(10) times the std."""
+    learnt = {}
+    for tau in (0.0, 1.0):
+        rng = np.random.default_rng(2)
+        src = Refined(None, RefineConfig(correlation_time=tau))
+        for k in range(60):
+            t, pose = 1.0 + 0.1 * k, np.array([1.0 + 0.02 * k, 0.5, 0.0])
+            est = src.localize({'uwb': _ranges(pose, t, rng, bias=0.25)}, SITE, t, pose,
+                               np.diag([0.5, 0.5, 0.05]) ** 2, RIG)
+            assert np.hypot(*(est.pose[:2] - pose[:2])) < 0.1
+        assert src._biases is not None
+        learnt[tau] = src._biases.common
+    assert learnt[1.0][0] == pytest.approx(0.25, abs=0.03)
+    assert 2.5 < math.sqrt(learnt[1.0][1] / learnt[0.0][1]) < 4.0, learnt
+
+
 def test_range_biases_are_not_learnt_from_ranges_that_need_the_prior() -> None:
     """Ranges of two anchors do not fix the tag without the filter's prior, so offsets solved from them would be the
     prior's belief handed back as a measurement (a filter drifting along the anchors' baseline made its own drift
