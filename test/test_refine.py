@@ -844,18 +844,18 @@ def test_minima_the_data_cannot_tell_apart_are_spanned_until_one_is_ruled_out() 
 
 
 def test_a_direction_of_the_pose_that_few_points_decide_counts_for_less() -> None:
-    """Fifty scan points (voxel-filtered) on the room's far wall fix the distance to it; three on a side wall alone fix the position
-    along it. Handed on with min_deciding 30, the along-wall std is wider than the solve's own (the three points
-    count 3/30 of themselves), the across-wall std and the pose are as without; a scan of the whole room (every
-    direction decided by many points) is handed on as without."""
+    """Fifty scan points (voxel-filtered) on the room's far wall fix the distance to it; three on a side wall alone
+    fix the position along it. Handed on with min_deciding 30, the along-wall std is wider than the solve's own (the
+    three points count 3/30 of themselves), the across-wall std and the pose are as without; a scan of the whole
+    room (every direction decided by many points) is handed on as without."""
     truth = np.array([3.0, 1.0, math.pi / 2])
     site = _room_site()
     prior, cov = truth + np.array([0.05, -0.03, 0.01]), np.diag([0.2, 0.2, 0.05]) ** 2
     few = np.concatenate([np.linspace(-0.5, 0.5, 100), [1.52, 1.57, 1.62]])     # 5 m to the wall, 3 m to the side
     for angles, widened in ((few, True), (None, False)):
         win = {'scan': [(1.0, _cast(site, truth, 1.0, 2 * math.pi, 180, angles))]}
-        full = Refined(None, RefineConfig(map_surface=1.0, min_deciding=0.0)).localize(win, site, 1.0, prior, cov,
-                                                                                        Rig())
+        full = Refined(None, RefineConfig(map_surface=1.0, min_deciding=0.0)).localize(win, site, 1.0, prior,
+                                                                                        cov, Rig())
         less = Refined(None, RefineConfig(map_surface=1.0)).localize(win, site, 1.0, prior, cov, Rig())
         assert _err(full.pose, truth)[0] < 0.02 and np.allclose(less.pose, full.pose)
         floor = RefineConfig().cov_floor_xy ** 2           # added to both: the solve's own std is what changes

@@ -32,10 +32,11 @@ scan again and again would shrink the covariance with no new information. With n
 UWB range biases: a common offset of all anchors (a clock or antenna delay) and a per-anchor offset are solved with
 the pose, their prior carried from one update to the next (a random walk of ``bias_walk`` m per sqrt(s)): what the
 site file's biases leave out is learnt as the robot moves, from windows whose ranges fix the position on their own
-(three anchors or more, or a map in the window), each window's share of it as ``correlation_time`` says. One tag does not observe the heading, and then the
-direction of its lever arm is unknown: the pose handed on is base_link's expected position under the prior's
-heading uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the rest of the lever arm counted as position
-variance, and the heading is reported as unobserved (variance ``max_variance``).
+(three anchors or more, or a map in the window), each window's share of it as ``correlation_time`` says. One tag
+does not observe the heading, and then the direction of its lever arm is unknown: the pose handed on is
+base_link's expected position under the prior's heading uncertainty (``E[R(yaw)] = R(mean) exp(-var / 2)``), the
+rest of the lever arm counted as position variance, and the heading is reported as unobserved (variance
+``max_variance``).
 
 Global mode (no prior): the inner source's global result (and each of its alternatives) is solved from, with a wide
 prior on its pose (``global_position_std``, heading std pi / sqrt(3): a heading uniform on the circle), and the
@@ -123,9 +124,9 @@ class RefineConfig:
     global_position_std: m, the position std of the prior a global result is solved with; correlation_time: s, how
     long the errors of consecutive windows stay alike (a tracking result has its covariance multiplied by
     correlation_time / the time since the previous result, at least 1, and the UWB offsets learn that share of what
-    a solve tells about them; 0 disables); map_surface: where the surface
-    lies in a boundary cell of the occupancy map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre,
-    as in maps ray-cast from scans by SLAM; 1 its face, as in the project's generated buildings); cov_floor: std
+    a solve tells about them; 0 disables); map_surface: where the surface lies in a boundary cell of the occupancy
+    map (:class:`flm_core.estimation.solver.DistanceField`: 0 its centre, as in maps ray-cast from scans by SLAM; 1
+    its face, as in the project's generated buildings); cov_floor: std
     added in quadrature to a result with scan or point residuals: how well the map and a scan can agree at all (the
     map's cells, its registration errors), which the residuals of one scan, alike from beam to beam, do not show (4
     cm, 0.012 rad: mean NEES on generated buildings' mapped maps 1.3 / 1.5 / 4.3 / 3.7 with 2D lidar, 3D lidar, a
@@ -149,8 +150,8 @@ class RefineConfig:
     min_deciding: the fewest scan or 3D points that must decide a direction of a tracking result's pose for the
     map's information along it to count in full (:func:`_few_deciding`; 0: always in full): a depth camera's three
     points at a shelf's end 7.5 m ahead, 0.3-0.5 m too far, put a generated warehouse's robot 0.65 m back along its
-    aisle at a 0.17 m std for 4.6 s (2.7 sigma at 30: not confidently wrong; a held-out building's depth camera
-    0.21 -> 0.09 m; 2D and 3D lidar unchanged)."""
+    aisle at a 0.17 m std for 4.6 s (at 30: 0.6 m off at a 0.26 m std, not confidently wrong; a held-out
+    building's depth camera 0.21 -> 0.09 m; 2D and 3D lidar unchanged)."""
 
     solver: SolverConfig = field(default_factory=SolverConfig)
     scan_sigma: float = 0.05
