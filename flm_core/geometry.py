@@ -102,6 +102,27 @@ def se2_compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ], axis=-1)
 
 
+def pose_offset(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3,) planar pose a minus pose b in the common frame: x, y (m) and the heading wrapped to (-pi, pi]."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d[2] = wrap_angle(d[2])
+    return d
+
+
+def mixture_cov(pose: np.ndarray, poses: Sequence[np.ndarray], covs: Sequence[np.ndarray],
+                weights: Sequence[float]) -> np.ndarray:
+    """(3, 3) second moment about ``pose`` (3,) of a mixture of Gaussians over planar poses: means ``poses``,
+    covariances ``covs`` (3, 3) and ``weights`` (not necessarily normalised): sum w (C + d d^T) / sum w, d = mean -
+    pose (:func:`pose_offset`)."""
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    out = np.zeros((3, 3))
+    for wi, p, c in zip(w, poses, covs):
+        d = pose_offset(p, pose)
+        out = out + wi * (np.asarray(c, dtype=np.float64) + np.outer(d, d))
+    return out
+
+
 def se2_inverse(a: np.ndarray) -> np.ndarray:
     """Inverse of planar pose(s) (..., 3)."""
     a = np.asarray(a, dtype=np.float64)

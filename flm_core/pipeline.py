@@ -54,7 +54,7 @@ from flm_core.estimation.drift import HeadingDrift
 from flm_core.estimation.eskf import VX, VY, YAW, Eskf, EskfConfig, heading_model
 from flm_core.estimation.frames import map_to_odom
 from flm_core.frontend import SensorFrontEnd
-from flm_core.geometry import quat_to_yaw, quat_to_yaw_float, wrap_angle
+from flm_core.geometry import mixture_cov, quat_to_yaw, quat_to_yaw_float, wrap_angle
 from flm_core.imu import tilt_rate
 from flm_core.measurements import ImuSample, OdometrySample
 from flm_core.site import Site
@@ -671,14 +671,9 @@ class Pipeline:
     def _spread(self, t: float, pose: np.ndarray, cov: np.ndarray) -> np.ndarray:
         """The covariance about ``pose`` of an equal mixture of it and the rivals (the model's scores are not
         calibrated probabilities: while undecided, every hypothesis counts)."""
-        w = np.full(1 + len(self._rivals), 1.0 / (1 + len(self._rivals)))
-        out = w[0] * cov
-        for wi, r in zip(w[1:], self._rivals):
-            p, c = r.filter.pose_at(t)
-            d = p - pose
-            d[2] = wrap_angle(d[2])
-            out = out + wi * (c + np.outer(d, d))
-        return out
+        rivals = [r.filter.pose_at(t) for r in self._rivals]
+        return mixture_cov(pose, [pose] + [p for p, _ in rivals], [cov] + [c for _, c in rivals],
+                           np.ones(1 + len(rivals)))
 
     def _diverged(self) -> bool:
         if self.filter.consecutive_rejections('model') + self._inconsistent >= self.config.lost_after_rejections:

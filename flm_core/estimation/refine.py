@@ -58,7 +58,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..geometry import quat_to_yaw, wrap_angle
+from ..geometry import mixture_cov, pose_offset, quat_to_yaw, wrap_angle
 from ..mapindex import MapIndex
 from ..model.tokens import TYPE_ID, Rig, SensorFrame, TokenConfig, newest_per_frame, prepare
 from ..measurements import LaserScan2D
@@ -366,7 +366,7 @@ class Refined:
 
     def _learn(self, blocks: list[Block], sol: Solution, t: float) -> None:
         """Carry the solved offsets (and their variances) to the next update, the share of what this solve learnt
-        that consecutive windows' shared errors allow (:meth:`_learn_share`): only from solves whose ranges fix the
+        that consecutive windows' shared errors allow (:meth:`_window_share`): only from solves whose ranges fix the
         position without the filter's prior (a map in the window, or three anchors or more); offsets solved from two
         anchors' ranges are the prior's belief, and carried on they would make the filter's drift look measured."""
         b = self._biases
@@ -376,7 +376,7 @@ class Refined:
             if isinstance(blk, RangeBlock) and b is not None and blk.name in sol.extra_var:
                 (common, mean, height), (common_var, var, height_var) = (
                     blk.parts(sol.extra[blk.name]), blk.parts(sol.extra_var[blk.name]))
-                f = self._learn_share(t)
+                f = self._window_share(t)
                 if common is not None:
                     b.common = _shared(b.common, (common, common_var), f)
                 k = blk.estimated
@@ -385,11 +385,12 @@ class Refined:
                     b.height = _shared(b.height, (height, height_var), f)
                 b.stamp = t
 
-    def _learn_share(self, t: float) -> float:
-        """The share of a solve's information about the range offsets that is learnt: the time since the previous
-        result handed on over ``correlation_time``, at most 1 (consecutive windows share their errors, see
-        :meth:`_decorrelated`; learnt in full ten times a second, the offsets froze at a 1 cm std on values 0.1-0.2 m
-        off)."""
+    def _window_share(self, t: float) -> float:
+        """The share of one correlation time a window at ``t`` stands for: the time since the previous result handed
+        on over ``correlation_time``, at most 1 (1 without a previous one or with correlation_time 0). Consecutive
+        windows share their errors: a tracking result's covariance is divided by it (:meth:`_decorrelated`) and the
+        range offsets learn that share of what a solve says about them (learnt in full ten times a second, they
+        froze at a 1 cm std on values 0.1-0.2 m off)."""
         tau, prev = self.config.correlation_time, self._last_handed
         if tau <= 0 or prev is None or not t > prev:
             return 1.0
@@ -456,7 +457,7 @@ class Refined:
         for m in minima:
             if m is sol:
                 continue
-            d = _offset(m.pose, sol.pose)
+            d = pose_offset(m.pose, sol.pose)
             excess = _data_cost(m) - _data_cost(sol)
             if excess <= self.config.rival_cost and float(d @ info @ d) > 9.0 and self.consistent(m):
                 out.append((m, math.exp(-max(excess, 0.0))))
@@ -536,12 +537,8 @@ class Refined:
         here, ``cov_floor``, the larger part of their covariance) and a run of them carries about the information of
         one per correlation time: a 10 Hz lidar fused as ten independent scans a second shrank the filter to a
         position std of 1 cm at 5 cm errors on a generated building's mapped map (NEES 63; 25 with this)."""
-        tau = self.config.correlation_time
-        prev, self._last_handed = self._last_handed, t
-        if tau <= 0 or prev is None or not t > prev:
-            self._inflation = 1.0
-            return cov
-        self._inflation = max(1.0, tau / (t - prev))
+        self._inflation = 1.0 / self._window_share(t)
+        self._last_handed = t
         return cov * self._inflation
 
     # ------------------------------------------------------------------ the PoseSource interface
@@ -606,7 +603,7 @@ class Refined:
         if cloud and self.config.min_deciding > 0:
             cov = _few_deciding(blocks, sol, cov, self.config.min_deciding, self.config.solver)
         rivals = self._rivals_of(blocks, sol, minima) if cloud else []
-        self._rivals = [_offset(m.pose, sol.pose) for m, _ in rivals]
+        self._rivals = [pose_offset(m.pose, sol.pose) for m, _ in rivals]
         if rivals:
             self.counts['rival minima spanned'] += 1
         cov = _spanning(_mirrored(blocks, sol, cov, self._occupancy()), sol, rivals)
@@ -900,13 +897,12 @@ def _few_deciding(blocks: Sequence[Block], sol: Solution, cov: np.ndarray, n_min
 
 
 def _spanning(cov: np.ndarray, sol: Solution, rivals: Sequence[tuple[Solution, float]]) -> np.ndarray:
-    """``cov`` (3, 3) of the pose ``sol`` plus the spread about it of the mixture of ``sol`` (weight 1) and its
-    ``rivals`` (solutions with their likelihoods relative to ``sol``): sum w d d^T / sum w, d the offsets."""
+    """``cov`` (3, 3) of the pose ``sol`` widened to the mixture of ``sol`` (weight 1) and its ``rivals`` (solutions
+    with their likelihoods relative to ``sol``), each with ``cov``, about ``sol``'s pose: cov + sum w d d^T / sum w."""
     if not rivals:
         return cov
-    d = np.stack([_offset(m.pose, sol.pose) for m, _ in rivals])
-    w = np.array([wt for _, wt in rivals])
-    return cov + (d.T * w) @ d / (1.0 + float(w.sum()))
+    return mixture_cov(sol.pose, [sol.pose] + [m.pose for m, _ in rivals], [cov] * (1 + len(rivals)),
+                       [1.0] + [w for _, w in rivals])
 
 
 def _data_cost(sol: Solution) -> float:
@@ -916,15 +912,8 @@ def _data_cost(sol: Solution) -> float:
     return float(sol.cost - (0.5 * m * m if np.isfinite(m) else 0.0))
 
 
-def _offset(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3,) pose a minus pose b: x, y (m) and the heading wrapped to (-pi, pi]."""
-    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    d[2] = wrap_angle(d[2])
-    return d
-
-
 def _shifted(pose: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """(3,) pose plus an offset (:func:`_offset`), the heading wrapped."""
+    """(3,) pose plus an offset (:func:`flm_core.geometry.pose_offset`), the heading wrapped."""
     out = np.asarray(pose, np.float64) + d
     out[2] = wrap_angle(out[2])
     return out
