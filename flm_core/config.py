@@ -384,6 +384,9 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'min_deciding': ('The fewest scan or 3D points that must decide a direction of the pose for the map\'s '
                      'information along it to count in full (fewer: it counts n_eff / min_deciding; 0: always).',
                      (0.0, 1e6)),
+    'network_period': ('s, while the solve from the filter\'s prediction fits the window, how often tracking also asks '
+                       'the network (its pose one more start; a fit can be a wrong local minimum); it is asked '
+                       'at once when the solve does not fit or after a gap. 0: at every update.', (0.0, 1e6)),
     'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all; '
                      'the published position std stays at least this.',
                      (0.0, 100.0)),

@@ -20,8 +20,8 @@ half the site's extent, or ``lost_std``: the robot may be anywhere, as AMCL's sp
 relocalization after the model's poses kept failing the gate uses only exteroceptive data stamped from the first
 failure on: data from before a kidnap describes another place and would pull the global result between the two. A
 global result can be ambiguous (a symmetric building looks the same from several places): rival hypotheses that
-scored close to the winner are kept, each with a filter of its own, tracked in one model batch and weighed by the
-model's score over the following updates (a pose source that finds a hypothesis inconsistent with the window scores
+scored close to the winner are kept, each with a filter of its own, tracked in one model batch with the winner's
+prior and weighed by the model's scores over the following updates (a pose source that finds a hypothesis inconsistent with the window scores
 it 0); the pipeline switches to a rival that pulls ahead, also when the winner's own update is
 :class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with a covariance
 that spans all of them until one is left. A global result is not trusted until tracking confirms it: until
@@ -466,16 +466,18 @@ class Pipeline:
                     prior, prior_cov = filt.pose_at(t)
             rivals = list(self._rivals) if mode == 'tracking' else []
             rival_priors = [r.filter.pose_at(t) for r in rivals]
-        latency, est, rival_out = None, None, None
+        latency, est, rival_out, score = None, None, None, 0.0
         if mode is not None:
             t0 = time.perf_counter()
             if mode == 'global':
                 est = self.source.localize(window, self.site, t, rig=self.rig)
             else:
                 est = self.source.localize(window, self.site, t, prior, prior_cov, rig=self.rig)
-                if rivals and est is not None:
-                    rival_out = self.source.track_many(window, self.site, t, np.stack([p for p, _ in rival_priors]),
-                                                       np.stack([c for _, c in rival_priors]), rig=self.rig)
+                if rivals and est is not None:   # the winner scored by the same call as its rivals, from its prior
+                    out = self.source.track_many(window, self.site, t,
+                                                 np.stack([prior] + [p for p, _ in rival_priors]),
+                                                 np.stack([prior_cov] + [c for _, c in rival_priors]), rig=self.rig)
+                    score, rival_out = float(out[2][0]), tuple(a[1:] for a in out)
             latency = time.perf_counter() - t0
         with self.lock:
             update, health = 'none', {}
@@ -511,7 +513,7 @@ class Pipeline:
                 elif self._suspect_since is None:
                     self._suspect_since = t
                 if rival_out is not None and len(rivals) == len(self._rivals):
-                    self._weigh_rivals(t, float(getattr(est, 'score', 0.0)), rival_out)
+                    self._weigh_rivals(t, score, rival_out)
             if fresh:
                 self._follow_drift(t, est if update == 'accepted' else None)
             if fresh and self.state in (State.TRACKING, State.RELOCALIZING) and not self._global_requested \

@@ -623,6 +623,52 @@ class _CannotTell:
         return np.array(poses, float), np.array(covs, float), np.full(len(poses), 0.9)
 
 
+class _Proposing:
+    """Stands in for a network in tracking: proposes a given pose with a health, and counts how often it is asked."""
+
+    def __init__(self, pose: np.ndarray) -> None:
+        self.pose, self.asked = pose, 0
+
+    def localize(self, window, site, t, prior_pose=None, prior_cov=None, rig=None):
+        self.asked += 1
+        return Estimate(self.pose.copy(), np.diag([0.1, 0.1, 0.05]) ** 2, {'scan': 0.7}, 'tracking', 0.0,
+                        score=0.9, stamp=t)
+
+
+def test_tracking_asks_the_network_once_a_period_or_when_the_prediction_does_not_fit() -> None:
+    """network_period 1 s: asked at the first update, then not while the solve from a prediction near the truth fits
+    the scan (its health carried); a prediction turned by 90 degrees in the 12 x 6 m room does not fit, and the
+    network is asked at once: the solve from its pose recovers the truth; a period after it was last asked, it is
+    asked again. With network_period 0, at every update."""
+    truth = np.array([3.0, 2.0, 0.4])
+    site = _room_site()
+    cov = np.diag([0.1, 0.1, 0.3]) ** 2
+    near, turned = truth + np.array([0.05, -0.03, 0.02]), truth + np.array([0.0, 0.0, math.pi / 2])
+
+    def at(src: Refined, t: float, prior: np.ndarray) -> object:
+        return src.localize({'scan': [(t, _room_scan(truth, t))]}, site, t, prior, cov, Rig())
+
+    net = _Proposing(truth + np.array([0.1, 0.05, 0.03]))
+    src = Refined(net, RefineConfig(map_surface=1.0, correlation_time=0.0, network_period=1.0))
+    at(src, 1.0, near)
+    est = at(src, 1.1, near)
+    assert net.asked == 1 and _err(est.pose, truth)[0] < 0.02 and est.health['scan'] == 0.7
+    est = at(src, 1.2, turned)
+    assert net.asked == 2 and src.counts['network asked: the prediction did not fit'] == 1
+    assert _err(est.pose, truth)[0] < 0.02 and abs(wrap_angle(est.pose[2] - truth[2])) < 0.01
+    at(src, 2.1, near)
+    assert net.asked == 2
+    at(src, 2.2, near)
+    assert net.asked == 3                                           # a period after it was last asked
+    without = Refined(None, RefineConfig(map_surface=1.0, correlation_time=0.0))
+    assert isinstance(at(without, 1.2, turned), Inconsistent)       # the prediction alone does not fit
+    always = _Proposing(truth + np.array([0.1, 0.05, 0.03]))
+    src = Refined(always, RefineConfig(map_surface=1.0, correlation_time=0.0, network_period=0.0))
+    for t in (1.0, 1.1, 1.2):
+        at(src, t, near)
+    assert always.asked == 3
+
+
 def test_a_symmetric_building_is_ambiguous_until_the_data_rule_the_mirror_image_out() -> None:
     """A bare rectangular room: the scan from the truth and from its mirror image (turned by pi about the room's
     centre) are the same. The global result is ambiguous (two hypotheses, the published covariance spans both, the
