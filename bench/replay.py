@@ -96,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     tm: dict[str, list[float]] = {}
     cpu0 = time.process_time()
     network = getattr(source, 'source', None) or source      # the solve (model.refine) wraps the network
-    solving = hasattr(source, '_solve')
+    solving = hasattr(source, '_minima')
     with timed(network, 'forward', tm, 'network'), timed(inference, 'tokenize', tm, 'tokens'), \
             timed(inference, 'prepare', tm, 'window'), timed(Pipeline, 'admit', tm, 'input'), \
             (timed(source, 'blocks', tm, 'blocks') if solving else contextlib.nullcontext()), \
-            (timed(source, '_solve', tm, 'solve') if solving else contextlib.nullcontext()):
+            (timed(source, '_minima', tm, 'solve') if solving else contextlib.nullcontext()):
         rep = replay_offline(bag, load_site(tmp / 'site.yaml'), p, '/ground_truth/pose', progress=True,
                              source=source)
     cpu = time.process_time() - cpu0

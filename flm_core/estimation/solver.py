@@ -392,22 +392,26 @@ class RangeBlock:
         self.extra_std = np.concatenate([[self.common_bias_std] if c0 else [], bstd[self.estimated],
                                          [self.height_std] if h else []])
         self.valid = np.isfinite(self.ranges) & np.all(np.isfinite(self.anchors), 1)
+        # what linearize needs that the state does not change
+        acol = col[idx]
+        self._has = np.nonzero(acol >= 0)[0]             # ranges whose anchor's offset is a parameter
+        self._has_col = acol[self._has]
+        self._b0 = self.bias[idx]
+        self._rng = np.where(self.valid, self.ranges, 0.0)
+        self._dz0 = self.tag[:, 2] - self.anchors[:, 2]
 
     def linearize(self, pose: np.ndarray, extra: np.ndarray) -> Linearization:
         t, dt = _rot_points(pose, self.tag[:, :2])
         diff = t - self.anchors[:, :2]
-        dz = self.tag[:, 2] - self.anchors[:, 2] + (extra[self._hcol] if self._hcol >= 0 else 0.0)
+        dz = self._dz0 + extra[self._hcol] if self._hcol >= 0 else self._dz0
         pred = np.sqrt(np.sum(diff ** 2, 1) + dz ** 2)
         pred = np.maximum(pred, 1e-9)
-        b = self.bias[self.anchor_index].copy()
+        b = self._b0.copy()
         c0 = 1 if self.common_bias_std > 0 else 0
         if c0:
             b += extra[0]
-        col = self._col[self.anchor_index]
-        has = col >= 0
-        b[has] += extra[col[has]]
-        rng = np.where(self.valid, self.ranges, 0.0)
-        r = np.where(self.valid, rng - b - pred, 0.0)
+        b[self._has] += extra[self._has_col]
+        r = np.where(self.valid, self._rng - b - pred, 0.0)
         u = diff / pred[:, None]
         E = len(self.extra_mean)
         J = np.zeros((len(r), 3 + E))
@@ -415,7 +419,7 @@ class RangeBlock:
         J[:, 2] = -np.einsum('ni,ni->n', u, dt)
         if c0:
             J[:, 3] = -1.0
-        J[np.nonzero(has)[0], 3 + col[has]] = -1.0
+        J[self._has, 3 + self._has_col] = -1.0
         if self._hcol >= 0:
             J[:, 3 + self._hcol] = -dz / pred
         J[~self.valid] = 0.0
@@ -508,6 +512,10 @@ class _Problem:
             std = np.asarray(b.extra_std, np.float64)
             info[sl] = np.where(np.isfinite(std), 1.0 / np.maximum(std, 1e-300) ** 2, 0.0)
         self.extra_mean, self.extra_info = mean, info
+        self._extra_H = np.diag(info)
+        # each block's rows and columns of the normal equations: the pose's and its extra parameters'
+        self._cols = [None if sl.start == sl.stop else np.r_[0:3, sl.start:sl.stop] for sl in self.slices]
+        self._ix = [None if c is None else np.ix_(c, c) for c in self._cols]
         self.prior = None
         if prior is not None:
             mu, cov = np.asarray(prior[0], np.float64).reshape(3), np.asarray(prior[1], np.float64).reshape(3, 3)
@@ -525,7 +533,7 @@ class _Problem:
         """(cost, gradient (n,), information (n, n)) of the priors: the extras' and (with_pose_prior) the pose's."""
         n = self.n
         g = np.zeros(n)
-        H = np.diag(self.extra_info)
+        H = self._extra_H.copy()
         d = theta - self.extra_mean
         d[:3] = 0.0
         cost = 0.5 * float(np.sum(self.extra_info * d * d))
@@ -557,16 +565,15 @@ class _Problem:
         cfg = self.cfg
         H = np.zeros((self.n, self.n))
         g = np.zeros(self.n)
-        for b, sl, lin in zip(self.blocks, self.slices, lins):
+        for b, cols, ix, lin in zip(self.blocks, self._cols, self._ix, lins):
             w = b.weights * robust_weight(lin.e, cfg.loss, cfg.loss_scale)
             Jw = lin.J * w[:, None]
             Hb, gb = Jw.T @ lin.J, Jw.T @ lin.e
-            if sl.start == sl.stop:
+            if cols is None:
                 H[:3, :3] += Hb
                 g[:3] += gb
             else:
-                cols = np.r_[0:3, sl.start:sl.stop]
-                H[np.ix_(cols, cols)] += Hb
+                H[ix] += Hb
                 g[cols] += gb
         return H, g
 
