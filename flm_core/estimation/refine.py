@@ -78,15 +78,11 @@ from .solver import (Block, DistanceField, PlaneBlock, RangeBlock, ScanBlock, So
 Window = Mapping[str, Sequence[tuple[float, Any]]]
 ABSOLUTE = ('scan', 'points', 'depth', 'uwb')
 UNIFORM_YAW_STD = math.pi / math.sqrt(3.0)     # rad, std of a heading uniform on the circle
-#: A solve behind the pipeline ends once a step is within a tenth of a sigma of the measurements' own information
-#: (``SolverConfig.tol_gain``, sigmas^2): its result is handed on with the map floor and the windows' correlation,
-#: many times wider (the last 1-3 of ~7 iterations moved 2D lidar poses by at most 5 mm, 3D ones by 0.7 mm).
-TRACKING_TOL_GAIN = 1e-2
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """solver: the solve's settings (``tol_gain``: :data:`TRACKING_TOL_GAIN`). scan_sigma / points_sigma: m, point-to-line / point-to-plane noise (points against
+    """solver: the solve's settings. scan_sigma / points_sigma: m, point-to-line / point-to-plane noise (points against
     a point map from a mapping run disagree more than scans with a 2D grid: with 5 cm, a depth camera's windows at
     the true pose of a generated building's mapped map had inlier RMS 2.1 sigmas and the tracking was declared
     lost); scan_voxel / points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance
@@ -165,7 +161,7 @@ class RefineConfig:
     local minimum (a held-out building's depth camera: 0.10 m asked at every update, 0.22 m never while the solve
     fitted, 0.11 m once a second), and the network pass is half of a tracking update's time."""
 
-    solver: SolverConfig = field(default_factory=lambda: SolverConfig(tol_gain=TRACKING_TOL_GAIN))
+    solver: SolverConfig = field(default_factory=SolverConfig)
     scan_sigma: float = 0.05
     scan_voxel: float = 0.1
     points_sigma: float = 0.08
