@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,10 @@ def test_torchrun_ddp_two_gloo_processes(tmp_path: Path) -> None:
     torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent)) or shutil.which('torchrun')
     out = tmp_path / 'ddp'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
-    cmd = [torchrun, '--nproc_per_node', '2', '--master_port', str(29500 + os.getpid() % 1000),
+    with socket.socket() as sock:          # a port free now (a fixed one can be taken by another test's process)
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    cmd = [torchrun, '--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', str(port),
            '-m', 'flm_core.train_cli', '--out', str(out), '--steps', '2', *TINY]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=str(ROOT), env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
