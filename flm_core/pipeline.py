@@ -21,13 +21,13 @@ relocalization after the model's poses kept failing the gate uses only exterocep
 failure on: data from before a kidnap describes another place and would pull the global result between the two. A
 global result can be ambiguous (a symmetric building looks the same from several places): rival hypotheses that
 scored close to the winner are kept, each with a filter of its own, tracked in one model batch with the winner's
-prior and weighed by the model's scores over the following updates (a pose source that finds a hypothesis inconsistent with the window scores
-it 0); the pipeline switches to a rival that pulls ahead, also when the winner's own update is
-:class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with a covariance
-that spans all of them until one is left. A global result is not trusted until tracking confirms it: until
-``confirm_updates`` consecutive model poses after it have been accepted (a pose the solve finds inconsistent, or one
-the filter's gate rejects, starts the count again; so does a switch to a rival) the published covariance stays as
-wide as while lost, so a wrong global result (a place that fits one window by chance) is never published as a
+prior and weighed by the model's scores over the following updates (a pose source that finds a hypothesis
+inconsistent with the window scores it 0); the pipeline switches to a rival that pulls ahead, also when the winner's
+own update is :class:`Inconsistent`, drops those that fall behind or fail the gate, and stays ``relocalizing`` with
+a covariance that spans all of them until one is left. A global result is not trusted until tracking confirms it:
+until ``confirm_updates`` consecutive model poses after it have been accepted (a pose the solve finds inconsistent,
+or one the filter's gate rejects, starts the count again; so does a switch to a rival) the published covariance stays
+as wide as while lost, so a wrong global result (a place that fits one window by chance) is never published as a
 confident one. A time jump backwards (bag loop) resets everything to ``initializing``.
 
 After a blackout (no measurement of any stream for ``blackout`` s) the filter has run on held inputs alone, so the
