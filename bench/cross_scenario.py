@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -238,7 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--z-down-imu', action='store_true', help='mapped runs: some IMUs mounted z-down')
     ap.add_argument('--subsets', default=','.join(SUBSET_ORDER),
                     help='comma-separated sensor subsets to run (default: all: %(default)s)')
+    ap.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                    help='a core parameter (config/flm.yaml) for the FLM rows, e.g. refine.points_voxel=0.3; '
+                         'repeatable')
     a = ap.parse_args(argv)
+    params: dict[str, Any] = {}
+    for kv in a.param:
+        name, sep, value = kv.partition('=')
+        if not sep:
+            ap.error(f'--param: expected NAME=VALUE, got {kv!r}')
+        params[name.strip()] = yaml.safe_load(value)
     subsets = [x.strip() for x in a.subsets.split(',') if x.strip()]
     if not subsets or any(x not in BENCH_SUBSETS for x in subsets):
         ap.error(f'--subsets: expected some of {",".join(SUBSET_ORDER)}, got {a.subsets!r}')
@@ -250,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     from flm_core.estimation.refine import Refined  # noqa: PLC0415
     from flm_ros.params import LOCALIZER  # noqa: PLC0415
 
-    cfg = C.load_config(overrides={'model_path': a.model, 'inference_threads': a.threads})
+    try:
+        cfg = C.load_config(overrides={**params, 'model_path': a.model, 'inference_threads': a.threads})
+    except C.ConfigError as e:
+        ap.error(f'--param: {e}')
     network = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, refine=False))
     loc = C.load_pose_source(network)                       # the network, shared by both rows
     period = 1.0 / float(next(q.default for q in LOCALIZER if q.name == 'update_rate'))
@@ -384,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
 
     n_b = {g: sum(1 for b in buildings if b[0] == g) for g in ('train', 'unseen', 'holdout')}
     head = (f'Cross-scenario benchmark: model {Path(a.model).name}, run as the node runs it (the localizer pipeline, '
-            f'default configuration, {1 / period:.0f} Hz updates); held-out family {holdout!r}; '
+            + ('default configuration' if not params else
+               'default configuration but ' + ', '.join(f'{k} {v}' for k, v in params.items()))
+            + f', {1 / period:.0f} Hz updates); held-out family {holdout!r}; '
             f'{n_b["train"]} training buildings, {n_b["unseen"]} unseen buildings of training families and '
             f'{n_b["holdout"]} of the held-out family (evaluation seeds), {a.duration:.0f} s each, evaluated at 5 Hz; '
             f'"unseen" columns pool unseen + held-out; each building with {" and ".join(kinds)} maps. '
