@@ -82,10 +82,10 @@ UNIFORM_YAW_STD = math.pi / math.sqrt(3.0)     # rad, std of a heading uniform o
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """solver: the solve's settings; map_solver: the same for a solve against the map (scan or 3D residuals), which
-    ends once a step is within a tenth of a sigma of the measurements' own information (``tol_gain`` 1e-2: its result
-    is handed on with the map floor and the windows' correlation, many times wider; 7.1 -> 5.6 iterations on the
-    replay bag, poses within 5 mm; ranges alone keep ``solver``'s 1e-4: stopped short there, the learnt offsets
+    """solver: the solve's settings; map_tol_gain: its ``tol_gain`` for a solve against the map (scan or 3D
+    residuals), which ends once a step is within a tenth of a sigma of the measurements' own information (1e-2: its
+    result is handed on with the map floor and the windows' correlation, many times wider; 7.1 -> 5.6 iterations on
+    the replay bag, poses within 5 mm; ranges alone keep ``solver``'s 1e-4: stopped short there, the learnt offsets
     carried on as the next prior took a training warehouse's UWB 1.1 -> 1.7 m). scan_sigma / points_sigma: m, point-to-line / point-to-plane noise (points against
     a point map from a mapping run disagree more than scans with a 2D grid: with 5 cm, a depth camera's windows at
     the true pose of a generated building's mapped map had inlier RMS 2.1 sigmas and the tracking was declared
@@ -166,7 +166,7 @@ class RefineConfig:
     fitted, 0.11 m once a second), and the network pass is half of a tracking update's time."""
 
     solver: SolverConfig = field(default_factory=SolverConfig)
-    map_solver: SolverConfig = field(default_factory=lambda: SolverConfig(tol_gain=1e-2))
+    map_tol_gain: float = 1e-2
     scan_sigma: float = 0.05
     scan_voxel: float = 0.1
     points_sigma: float = 0.08
@@ -215,6 +215,7 @@ class RefineConfig:
         for name in ('uwb_window', 'uwb_nlos_sigma', 'uwb_bias_std', 'uwb_common_std', 'max_common_offset',
                      'uwb_height_std', 'uwb_height_walk', 'bias_walk', 'unfit_time', 'wide_prior', 'scan_wait',
                      'correlation_time', 'odom_extrapolation', 'rival_cost', 'min_deciding', 'network_period',
+                     'map_tol_gain',
                      'cov_floor_xy', 'cov_floor_yaw', 'max_rms', 'global_position_std', 'yaw_unobserved'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'RefineConfig.{name} must be >= 0, got {getattr(self, name)}')
@@ -241,6 +242,7 @@ class Refined:
     def __init__(self, source: Any = None, config: RefineConfig | None = None) -> None:
         self.source = source
         self.config = config or RefineConfig()
+        self._map_solver = dataclasses.replace(self.config.solver, tol_gain=self.config.map_tol_gain)
         self.counts: Counter[str] = Counter()
         self.solve_times: list[float] = []
         self.last: Solution | None = None
@@ -434,7 +436,7 @@ class Refined:
         """The distinct minima that solves from ``starts`` reach, lowest cost first."""
         out: list[Solution] = []
         seen: list[np.ndarray] = []
-        cfg = self.config.map_solver if _sees_map(blocks) else self.config.solver
+        cfg = self._map_solver if _sees_map(blocks) else self.config.solver
         for x0 in starts:
             if any(_near(x0, q) for q in seen):     # converges where a solve already went
                 continue
@@ -447,14 +449,18 @@ class Refined:
                 out[same] = sol
         return sorted(out, key=lambda m: m.cost)
 
+    def _new_minima(self, blocks: list[Block], starts: Sequence[np.ndarray | None],
+                    prior: tuple[np.ndarray, np.ndarray] | None, minima: list[Solution]) -> list[Solution]:
+        """The minima that solves from ``starts`` reach other than those in ``minima``."""
+        return [m for m in self._minima(blocks, self._starts(starts), prior)
+                if not any(_near(m.pose, q.pose) for q in minima)]
+
     def _rival_minima(self, blocks: list[Block], pose: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None,
                       sol: Solution, minima: list[Solution]) -> tuple[Solution, list[Solution]]:
         """(the solution, the minima) with the previous update's rivals solved from (their offsets from ``pose``):
         a rival that the measurements now prefer by more than ``rival_cost`` replaces ``sol`` (the prior, centred
         on the current one, would keep it otherwise); else ``sol`` stays."""
-        starts = [_shifted(pose, d) for d in self._rivals]
-        more = [m for m in self._minima(blocks, self._starts(starts), prior)
-                if not any(_near(m.pose, q.pose) for q in minima)]
+        more = self._new_minima(blocks, [_shifted(pose, d) for d in self._rivals], prior, minima)
         best = min(more, key=_data_cost, default=None)
         if best is not None and _data_cost(best) < _data_cost(sol) - self.config.rival_cost \
                 and self.consistent(best):
@@ -595,8 +601,7 @@ class Refined:
             # the prediction's solve does not fit: the network's view is the next start
             self.counts['network asked: the prediction did not fit'] += 1
             inner = self._inner(window, site, t, prior_pose, prior_cov, rig)
-            more = [m for m in self._minima(blocks, self._starts([getattr(inner, 'pose', None)]), prior)
-                    if not any(_near(m.pose, q.pose) for q in minima)]
+            more = self._new_minima(blocks, [getattr(inner, 'pose', None)], prior, minima)
             minima = sorted(minima + more, key=lambda m: m.cost)
             sol = minima[0]
         if wide and not self.consistent(sol):    # the heading may be further off than its 1-sigma points
@@ -624,7 +629,7 @@ class Refined:
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
         if cloud and self.config.min_deciding > 0:
-            cov = _few_deciding(blocks, sol, cov, self.config.min_deciding, self.config.solver)
+            cov = _few_deciding(blocks, sol, cov, self.config.min_deciding, self._map_solver)
         rivals = self._rivals_of(blocks, sol, minima) if cloud else []
         self._rivals = [pose_offset(m.pose, sol.pose) for m, _ in rivals]
         if rivals:

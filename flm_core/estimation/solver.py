@@ -384,7 +384,6 @@ class RangeBlock:
         col = np.full(B, -1, np.int64)
         c0 = 1 if self.common_bias_std > 0 else 0
         col[self.estimated] = c0 + np.arange(len(self.estimated))
-        self._col = col
         h = self.height_std > 0
         self._hcol = c0 + len(self.estimated) if h else -1             # the tags' height offset, last
         self.extra_mean = np.concatenate([[self.common_bias_mean] if c0 else [], bmean[self.estimated],
