@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                 pn = position_nees(P[keep], Cv[keep], truth[keep])    # 2 dof
                 nees[key].extend((pn if sname in NO_HEADING else pose_nees(P[keep], Cv[keep], truth[keep])).tolist())
                 cover[key].extend(zip((pn <= 1.0).tolist(), (pn <= 4.0).tolist()))
+                per_building[-1].update(nees_pos=float(np.nanmean(pn)), cov1=float(np.mean(pn <= 1.0)),
+                                        cov2=float(np.mean(pn <= 4.0)))
                 for tr in rng.uniform(3.0, a.duration - 0.1, a.reloc):
                     w = rp.window(float(tr), 2.0, list(subset))
                     t1 = time.perf_counter()

@@ -911,3 +911,26 @@ def test_a_direction_of_the_pose_that_few_points_decide_counts_for_less() -> Non
             assert abs(sy[1] - sx[1]) < 0.05 * sx[1], (sx, sy)
         else:
             assert np.allclose(less.cov, full.cov), (full.cov, less.cov)
+
+
+def test_a_cost_difference_that_few_points_decide_counts_for_less() -> None:
+    """Fifty scan points on the room's far wall and three on a side wall (as above): a pose 10 cm along the wall
+    costs the three points more, and that difference (the rival test's) counts at the share of the points deciding
+    the direction, min(1, n_eff / min_deciding) = 3 / 30, as their information does; with min_deciding 0 it counts
+    in full, and so it does where a whole room's scan decides every direction by many points."""
+    from flm_core.estimation.refine import _data_cost, _excess, _map_jacobian
+    truth = np.array([3.0, 1.0, math.pi / 2])
+    site = _room_site()
+    src = Refined(None, RefineConfig(map_surface=1.0))
+    few = np.concatenate([np.linspace(-0.5, 0.5, 100), [1.52, 1.57, 1.62]])
+    along = truth + np.array([0.1, 0.0, 0.0])
+    for t, angles, share in ((1.0, few, (0.05, 0.2)), (2.0, None, (1.0, 1.0))):
+        blocks, _, _ = src.blocks({'scan': [(t, _cast(site, truth, t, 2 * math.pi, 180, angles))]}, site, t, Rig())
+        sol = src._solve(blocks, [truth], None)
+        other = src._solve(blocks, [along], (along, np.diag([1e-4, 1e-4, 1e-5]) ** 2))   # held there by a prior
+        assert _err(sol.pose, truth)[0] < 0.02 and _err(other.pose, along)[0] < 1e-3
+        J = _map_jacobian(blocks, sol, src._map_solver)
+        raw = _data_cost(other) - _data_cost(sol)
+        assert raw > 1.0 and _excess(blocks, sol, other, J, 0.0) == raw
+        assert share[0] - 1e-9 <= _excess(blocks, sol, other, J, 30.0) / raw <= share[1] + 1e-9, \
+            _excess(blocks, sol, other, J, 30.0) / raw

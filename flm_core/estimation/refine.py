@@ -148,7 +148,10 @@ class RefineConfig:
     odom_extrapolation: s, how far past its newest sample the odometry's twist may carry a measurement to ``t`` (0:
     the motion stops there; a twist differenced from odometry poses can be far off, and a wrong turn rate turns the
     whole scan); rival_cost: the most a minimum other than the solved one may cost more on the measurements (their
-    robust cost, the pose prior's term left out: ``exp(-difference)`` is their likelihood ratio) and still be a rival
+    robust cost, the pose prior's term left out: ``exp(-difference)`` is their likelihood ratio; the scan and point
+    blocks' part counted at the share of the points deciding the direction between the two, as ``min_deciding``
+    counts their information: six minima along a held-out corridor 1.2 m apart differed by 2-7 on a depth camera's
+    108 points, a few of them at a door deciding it, and the one 1.1 m off was handed on at 0.3 m) and still be a rival
     that the data have not ruled out. Several starts (a wide prior's 1-sigma points, the rivals of the previous
     update) can end in distinct minima: a depth camera's twenty points at a wall's end fit three positions 0.45 m
     apart along a hall's wall within a cost of 0.5 of each other, and the lowest was the wrong one, tracked 0.5 m
@@ -458,21 +461,24 @@ class Refined:
     def _rival_minima(self, blocks: list[Block], pose: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None,
                       sol: Solution, minima: list[Solution]) -> tuple[Solution, list[Solution]]:
         """(the solution, the minima) with the previous update's rivals solved from (their offsets from ``pose``):
-        a rival that the measurements now prefer by more than ``rival_cost`` replaces ``sol`` (the prior, centred
-        on the current one, would keep it otherwise); else ``sol`` stays."""
+        a rival that the measurements now prefer by more than ``rival_cost`` (:func:`_excess`) replaces ``sol``
+        (the prior, centred on the current one, would keep it otherwise); else ``sol`` stays."""
         more = self._new_minima(blocks, [_shifted(pose, d) for d in self._rivals], prior, minima)
-        best = min(more, key=_data_cost, default=None)
-        if best is not None and _data_cost(best) < _data_cost(sol) - self.config.rival_cost \
-                and self.consistent(best):
-            self.counts['switched to a rival minimum'] += 1
-            sol = best
+        if more:
+            J = _map_jacobian(blocks, sol, self._map_solver)
+            best = min(more, key=lambda m: _excess(blocks, sol, m, J, self.config.min_deciding))
+            if _excess(blocks, sol, best, J, self.config.min_deciding) < -self.config.rival_cost \
+                    and self.consistent(best):
+                self.counts['switched to a rival minimum'] += 1
+                sol = best
         return sol, sorted(minima + more, key=lambda m: m.cost)
 
-    def _rivals_of(self, blocks: list[Block], sol: Solution, minima: list[Solution]
+    def _rivals_of(self, blocks: list[Block], sol: Solution, minima: list[Solution], J: np.ndarray
                    ) -> list[tuple[Solution, float]]:
-        """The minima other than ``sol`` that the measurements have not ruled out (``rival_cost``), each with its
-        likelihood relative to ``sol`` (at most 1): consistent, and beyond 3 sigmas of ``sol`` by the measurements'
-        own covariance with the map agreement floor (nearer, the map cannot tell them apart)."""
+        """The minima other than ``sol`` that the measurements have not ruled out (``rival_cost``, by
+        :func:`_excess`; ``J``: :func:`_map_jacobian` at ``sol``), each with its likelihood relative to ``sol`` (at
+        most 1): consistent, and beyond 3 sigmas of ``sol`` by the measurements' own covariance with the map
+        agreement floor (nearer, the map cannot tell them apart)."""
         if self.config.rival_cost <= 0:
             return []
         out = []
@@ -481,7 +487,7 @@ class Refined:
             if m is sol:
                 continue
             d = pose_offset(m.pose, sol.pose)
-            excess = _data_cost(m) - _data_cost(sol)
+            excess = _excess(blocks, sol, m, J, self.config.min_deciding)
             if excess <= self.config.rival_cost and float(d @ info @ d) > 9.0 and self.consistent(m):
                 out.append((m, math.exp(-max(excess, 0.0))))
         return out
@@ -628,9 +634,10 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
+        J = _map_jacobian(blocks, sol, self._map_solver) if cloud else np.zeros((0, 3))
         if cloud and self.config.min_deciding > 0:
-            cov = _few_deciding(blocks, sol, cov, self.config.min_deciding, self._map_solver)
-        rivals = self._rivals_of(blocks, sol, minima) if cloud else []
+            cov = _few_deciding(J, sol, cov, self.config.min_deciding, self._map_solver)
+        rivals = self._rivals_of(blocks, sol, minima, J) if cloud else []
         self._rivals = [pose_offset(m.pose, sol.pose) for m, _ in rivals]
         if rivals:
             self.counts['rival minima spanned'] += 1
@@ -912,30 +919,55 @@ def _shared(prior: tuple[Any, Any], post: tuple[Any, Any], f: float) -> tuple[An
     return mean, 1.0 / info
 
 
-def _few_deciding(blocks: Sequence[Block], sol: Solution, cov: np.ndarray, n_min: float, cfg: SolverConfig
-                  ) -> np.ndarray:
-    """``cov`` (3, 3) of the pose ``sol``, widened along the directions of the pose that fewer than ``n_min`` map
-    points decide: along each eigenvector v of the scan and point blocks' information (x, y in m, heading in rad)
-    the points' shares c_i = w_i (J_i . v)^2 give an effective number n_eff = (sum c)^2 / sum c^2, and where it is
-    below n_min that direction's information from the map counts n_eff / n_min of itself (divided by the solve's
-    inflation, as the solve counts it). A few points that disagree with the map (moved furniture, a far shelf's end
-    at a depth camera's noisiest range) decide such a direction alone, and their errors are not independent."""
-    js = []
+def _map_jacobian(blocks: Sequence[Block], sol: Solution, cfg: SolverConfig) -> np.ndarray:
+    """(n, 3) the scan and point blocks' Jacobians at the pose ``sol`` (x, y in m, heading in rad), each row weighted
+    by the square root of its measurement's weight as the solve counts it (robust weight, inactive rows 0)."""
+    js = [np.zeros((0, 3))]
     for b in blocks:
         if isinstance(b, (ScanBlock, PlaneBlock)):
             lin = b.linearize(sol.pose, sol.extra.get(b.name, np.zeros(0)))
             w = np.asarray(b.weights) * robust_weight(lin.e, cfg.loss, cfg.loss_scale) * lin.active
             js.append(lin.J[:, :3] * np.sqrt(w)[:, None])
-    if not js:
+    return np.concatenate(js)
+
+
+def _n_eff(c: np.ndarray) -> np.ndarray:
+    """The effective number of points deciding a direction from their shares c (n, ...) of its information:
+    (sum c)^2 / sum c^2 over the first axis."""
+    return c.sum(0) ** 2 / np.maximum((c ** 2).sum(0), 1e-300)
+
+
+def _few_deciding(J: np.ndarray, sol: Solution, cov: np.ndarray, n_min: float, cfg: SolverConfig) -> np.ndarray:
+    """``cov`` (3, 3) of the pose ``sol``, widened along the directions of the pose that fewer than ``n_min`` map
+    points decide (``J``: :func:`_map_jacobian` at ``sol``): along each eigenvector v of the scan and point blocks'
+    information (x, y in m, heading in rad) the points' shares c_i = w_i (J_i . v)^2 give an effective number n_eff
+    = (sum c)^2 / sum c^2, and where it is below n_min that direction's information from the map counts n_eff /
+    n_min of itself (divided by the solve's inflation, as the solve counts it). A few points that disagree with the
+    map (moved furniture, a far shelf's end at a depth camera's noisiest range) decide such a direction alone, and
+    their errors are not independent."""
+    if not len(J):
         return cov
-    J = np.concatenate(js)
     lam, V = np.linalg.eigh(J.T @ J)
-    c = (J @ V) ** 2                                               # (n, 3) each point's share per direction
-    n_eff = c.sum(0) ** 2 / np.maximum((c ** 2).sum(0), 1e-300)
-    keep = np.clip(n_eff / n_min, 0.0, 1.0)
+    keep = np.clip(_n_eff((J @ V) ** 2) / n_min, 0.0, 1.0)
     info = np.linalg.inv(cov) - (V * (np.maximum(lam, 0.0) * (1.0 - keep))) @ V.T / max(sol.inflation, 1.0)
     lam2, V2 = np.linalg.eigh(0.5 * (info + info.T))
     return (V2 / np.maximum(lam2, 1.0 / cfg.max_variance)) @ V2.T
+
+
+def _excess(blocks: Sequence[Block], sol: Solution, other: Solution, J: np.ndarray, n_min: float) -> float:
+    """How much more ``other``'s measurements cost than ``sol``'s (:func:`_data_cost`), the scan and point blocks'
+    part counted as :func:`_few_deciding` counts their information: at the share min(1, n_eff / n_min) of the
+    points deciding the direction from ``sol`` to ``other`` (``J``: :func:`_map_jacobian` at ``sol``). Minima
+    along a corridor that a depth camera's few points at a door tell apart differ by a cost of 1-6 there, as if
+    those points' errors were independent; they share the map's."""
+    excess = _data_cost(other) - _data_cost(sol)
+    if n_min <= 0 or not len(J):
+        return excess
+    c = (J @ pose_offset(other.pose, sol.pose)) ** 2
+    share = min(1.0, float(_n_eff(c)) / n_min) if c.sum() > 0 else 1.0
+    names = {b.name for b in blocks if isinstance(b, (ScanBlock, PlaneBlock))}
+    on_map = sum(other.stats[n]['cost'] - sol.stats[n]['cost'] for n in names if n in sol.stats and n in other.stats)
+    return excess - (1.0 - share) * on_map
 
 
 def _spanning(cov: np.ndarray, sol: Solution, rivals: Sequence[tuple[Solution, float]]) -> np.ndarray:

@@ -460,7 +460,8 @@ class Solution:
     (n,) m / bool; rms: normalised residual RMS of the inliers (sigmas); inlier_share: inliers / usable
     measurements; chi2_red: reduced chi-square of the measurements; inflation = clip(chi2_red, 1, max_inflation);
     prior_mahalanobis: Mahalanobis distance of the pose from the prior (nan without one); cost: the final robust
-    cost; iterations; converged; n_measurements: usable measurements; stats: per block n, inliers, rms."""
+    cost; iterations; converged; n_measurements: usable measurements; stats: per block n, inliers, rms and its
+    measurements' robust cost."""
 
     pose: np.ndarray
     cov: np.ndarray
@@ -644,7 +645,8 @@ def _solution(prob: _Problem, theta: np.ndarray, lins: list[Linearization], cost
         residuals[b.name] = lin.r.copy()
         inliers[b.name] = inl
         stats[b.name] = {'n': float(len(lin.e)), 'inliers': float(inl.sum()),
-                         'rms': float(np.sqrt(np.mean(lin.e[inl] ** 2))) if inl.any() else float('nan')}
+                         'rms': float(np.sqrt(np.mean(lin.e[inl] ** 2))) if inl.any() else float('nan'),
+                         'cost': float(b.weights @ robust_cost(lin.e, cfg.loss, cfg.loss_scale))}
     p_eff = float(np.trace(_floored_inverse(H_all, cfg.max_variance) @ Hm))
     dof = n_in - p_eff
     chi2_red = chi2 / dof if dof > 0.5 else float('nan')
