@@ -123,7 +123,7 @@ class PipelineConfig:
     global_on_start: bool = True
     min_global_data: float = 1.0
     global_max_std: float = 1.0
-    lost_after_rejections: int = 5
+    lost_after_rejections: int = 10
     lost_std: float = 3.0
     max_hypotheses: int = 4
     hypothesis_margin: float = 0.3

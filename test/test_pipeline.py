@@ -376,7 +376,7 @@ def test_inconsistent_answers_count_toward_lost_like_gated_poses():
     pipe = _pipeline(Contradicted(here))
     pipe.set_initial_pose(here, SMALL, 0.0)
     updates = []
-    for k in range(12):
+    for k in range(4 + pipe.config.lost_after_rejections):
         t = 0.1 * k
         pipe.offer('uwb', RangeSample(stamp=t, anchor_id='a0', range=5.0), t)
         u = pipe.update()

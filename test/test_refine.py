@@ -545,14 +545,14 @@ def test_a_few_ranges_that_do_not_fit_are_not_judged() -> None:
 @pytest.mark.parametrize('min_judged', [10, 0])
 def test_windows_too_small_to_judge_do_not_make_the_pipeline_lost(min_judged: int) -> None:
     """The pipeline tracks (odometry-driven, standing still) at a pose 2 m from where four anchors' ranges put the
-    tag, for 8 updates: with the default min_judged the unfitting solves are not handed on and not counted (still
+    tag, for 12 updates: with the default min_judged the unfitting solves are not handed on and not counted (still
     tracking, no 'lost'); with 0 each is an Inconsistent and the pipeline declares itself lost after
     lost_after_rejections of them."""
-    pipe, src, updates, lost_at = _two_metres_off(min_judged, 8)
+    pipe, src, updates, lost_at = _two_metres_off(min_judged, 12)
     lost = lost_at is not None
     if min_judged:
         assert set(updates) == {'none'} and not lost and pipe.state.value == 'tracking', updates
-        assert src.counts['not fitting, too few measurements to judge'] == 8
+        assert src.counts['not fitting, too few measurements to judge'] == 12
     else:
         assert updates.count('inconsistent') >= pipe.config.lost_after_rejections and lost, updates
 
@@ -934,3 +934,37 @@ def test_a_cost_difference_that_few_points_decide_counts_for_less() -> None:
         assert raw > 1.0 and _excess(blocks, sol, other, J, 0.0) == raw
         assert share[0] - 1e-9 <= _excess(blocks, sol, other, J, 30.0) / raw <= share[1] + 1e-9, \
             _excess(blocks, sol, other, J, 30.0) / raw
+
+
+def test_a_global_result_that_more_places_fit_than_max_places_is_none() -> None:
+    """A view of a plain wall 3 m ahead fits anywhere along it: the inner source's winner and four alternatives,
+    1.5 m apart along the wall, all fit. With max_places 4 that is no result (counted; the pipeline stays lost and
+    dead-reckons until a view fits fewer places); with 5 it is the winner with the others as its alternatives."""
+    site, t = _room_site(), 1.0
+    truth = np.array([2.5, 3.0, math.pi / 2])
+    others = [truth + np.array([1.5 * k, 0.0, 0.0]) for k in range(1, 5)]
+    window = {'scan': [(t, _cast(site, truth, t, 1.2, 80))]}
+    for max_places in (4, 5):
+        src = Refined(_GlobalAnswer(truth, others), RefineConfig(map_surface=1.0, max_places=max_places))
+        est = src.localize(window, site, t, rig=Rig())
+        if max_places == 4:
+            assert est is None and src.counts['more places fit than max_places'] == 1, src.counts
+        else:
+            assert _err(est.pose, truth)[0] < 0.05 and len(est.alternatives[0]) == 4, est
+    with pytest.raises(ValueError, match='max_places'):
+        RefineConfig(max_places=0)
+
+
+def test_a_global_result_counts_directions_that_few_points_decide_for_less() -> None:
+    """The far wall's fifty points and a side wall's three (as above), solved globally from the inner source's
+    answer: with min_deciding 30 the along-wall std is wider than with 0, as in tracking."""
+    truth = np.array([3.0, 1.0, math.pi / 2])
+    site = _room_site()
+    few = np.concatenate([np.linspace(-0.5, 0.5, 100), [1.52, 1.57, 1.62]])
+    win = {'scan': [(1.0, _cast(site, truth, 1.0, 2 * math.pi, 180, few))]}
+    est = {n: Refined(_GlobalAnswer(truth + np.array([0.05, -0.03, 0.01]), [truth + np.array([0.0, 0.0, math.pi])]),
+                      RefineConfig(map_surface=1.0, min_deciding=n)).localize(win, site, 1.0, rig=Rig())
+           for n in (0.0, 30.0)}
+    assert np.allclose(est[0.0].pose, est[30.0].pose) and _err(est[0.0].pose, truth)[0] < 0.02
+    floor = RefineConfig().cov_floor_xy ** 2
+    assert math.sqrt(est[30.0].cov[0, 0] - floor) > 2.5 * math.sqrt(est[0.0].cov[0, 0] - floor), est

@@ -203,6 +203,7 @@ class RefineConfig:
     rival_cost: float = 3.0
     min_deciding: float = 30.0
     network_period: float = 1.0
+    max_places: int = 4
     cov_floor_xy: float = 0.04
     cov_floor_yaw: float = 0.012
     slice_z_min: float = 0.2
@@ -222,6 +223,8 @@ class RefineConfig:
                      'cov_floor_xy', 'cov_floor_yaw', 'max_rms', 'global_position_std', 'yaw_unobserved'):
             if not getattr(self, name) >= 0:
                 raise ValueError(f'RefineConfig.{name} must be >= 0, got {getattr(self, name)}')
+        if not self.max_places >= 1:
+            raise ValueError(f'RefineConfig.max_places must be >= 1, got {self.max_places}')
         if not self.slice_z_min < self.slice_z_max:
             raise ValueError(f'RefineConfig.slice_z_min ({self.slice_z_min}) must be below slice_z_max '
                              f'({self.slice_z_max})')
@@ -701,6 +704,9 @@ class Refined:
             self.last = sol
             if self.consistent(sol):
                 pose, cov = self._handed_on(blocks, sol, None)
+                if _sees_map(blocks) and self.config.min_deciding > 0:
+                    cov = _few_deciding(_map_jacobian(blocks, sol, self._map_solver), sol, cov,
+                                        self.config.min_deciding, self._map_solver)
                 fits.append((pose, self._floored(_mirrored(blocks, sol, cov, self._occupancy()), floor) + motion,
                              score, sol))
         self.solve_times.append(time.perf_counter() - t0)
@@ -709,6 +715,13 @@ class Refined:
             return inner
         if not fits:
             self.counts['inconsistent'] += 1
+            return None
+        places: list[np.ndarray] = []
+        for f in fits:
+            if not any(_same_place(f[0], q) for q in places):
+                places.append(f[0])
+        if len(places) > self.config.max_places:
+            self.counts['more places fit than max_places'] += 1
             return None
         self.counts['solved'] += 1
         self._last_handed = t
@@ -977,6 +990,12 @@ def _spanning(cov: np.ndarray, sol: Solution, rivals: Sequence[tuple[Solution, f
         return cov
     return mixture_cov(sol.pose, [sol.pose] + [m.pose for m, _ in rivals], [cov] * (1 + len(rivals)),
                        [1.0] + [w for _, w in rivals])
+
+
+def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two poses (3,) are one place to a global result: within 1 m and 0.5 rad (the pipeline's distinct
+    hypotheses lie beyond)."""
+    return bool(math.hypot(a[0] - b[0], a[1] - b[1]) < 1.0 and abs(float(wrap_angle(a[2] - b[2]))) < 0.5)
 
 
 def _data_cost(sol: Solution) -> float:
