@@ -387,7 +387,7 @@ REFINE_FIELDS: dict[str, tuple[str, tuple[float, float]]] = {
     'network_period': ('s, while the solve from the filter\'s prediction fits the window, how often tracking also asks '
                        'the network (its pose one more start; a fit can be a wrong local minimum); it is asked '
                        'at once when the solve does not fit or after a gap. 0: at every update.', (0.0, 1e6)),
-    'max_places': ('A global result that more distinct places fit (1 m / 0.5 rad apart) is no result: the pipeline '
+    'max_places': ('A global result that more distinct places fit (positions 1 m apart) is no result: the pipeline '
                    'stays lost and dead-reckons until a view fits fewer (a narrow view of a building).', (1, 1000)),
     'cov_floor_xy': ('m, std added to a result with scan or 3D residuals: how well map and world agree at all; '
                      'the published position std stays at least this.',

@@ -993,9 +993,9 @@ def _spanning(cov: np.ndarray, sol: Solution, rivals: Sequence[tuple[Solution, f
 
 
 def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two poses (3,) are one place to a global result: within 1 m and 0.5 rad (the pipeline's distinct
-    hypotheses lie beyond)."""
-    return bool(math.hypot(a[0] - b[0], a[1] - b[1]) < 1.0 and abs(float(wrap_angle(a[2] - b[2]))) < 0.5)
+    """Whether two poses (3,) are one place to a global result: positions within 1 m, whatever the headings (ranges
+    from one tag fit every heading at one position)."""
+    return bool(math.hypot(a[0] - b[0], a[1] - b[1]) < 1.0)
 
 
 def _data_cost(sol: Solution) -> float:
