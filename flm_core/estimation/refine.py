@@ -203,7 +203,7 @@ class RefineConfig:
     rival_cost: float = 3.0
     min_deciding: float = 30.0
     network_period: float = 1.0
-    max_places: int = 4
+    max_places: int = 8
     cov_floor_xy: float = 0.04
     cov_floor_yaw: float = 0.012
     slice_z_min: float = 0.2
