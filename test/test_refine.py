@@ -968,3 +968,21 @@ def test_a_global_result_counts_directions_that_few_points_decide_for_less() -> 
     assert np.allclose(est[0.0].pose, est[30.0].pose) and _err(est[0.0].pose, truth)[0] < 0.02
     floor = RefineConfig().cov_floor_xy ** 2
     assert math.sqrt(est[30.0].cov[0, 0] - floor) > 2.5 * math.sqrt(est[0.0].cov[0, 0] - floor), est
+
+
+def test_a_global_fit_that_the_data_rule_out_gives_way_to_the_one_they_prefer() -> None:
+    """The notched room's mirror image (turned by pi about its centre) fits a scan of the whole room but for the
+    recesses: the inner source's first choice, it costs far more than the truth, its alternative, and is dropped
+    (beyond rival_cost); the truth wins, with no alternatives left. In the bare room both fit alike and the first
+    choice stays, with the other as its alternative (the data cannot tell them apart)."""
+    truth = np.array([3.0, 2.0, 0.3])
+    mirror = np.array([ROOM[0] - truth[0], ROOM[1] - truth[1], wrap_angle(truth[2] + math.pi)])
+    for site, wins in ((_notched_site(), truth), (_room_site(), mirror)):
+        window = {'scan': [(1.0, _cast(site, truth, 1.0, 2 * math.pi, 180))]}
+        src = Refined(_GlobalAnswer(mirror, [truth]), RefineConfig(map_surface=1.0))
+        est = src.localize(window, site, 1.0, rig=Rig())
+        assert _err(est.pose, wins)[0] < 0.03, (est.pose, wins)
+        if wins is truth:
+            assert est.alternatives is None and est.score == pytest.approx(0.8)
+        else:
+            assert len(est.alternatives[0]) == 1 and _err(est.alternatives[0][0], truth)[0] < 0.03
