@@ -306,8 +306,8 @@ PIPELINE_PARAMS: tuple[Param, ...] = _in(
           'before a global localization attempt.', REINIT, (0.0, 60.0)),
     Param('global_max_std', _PIPELINE.global_max_std, 'm, a global result is accepted when its position std is below '
           'this.', REINIT, (0.001, 1000.0)),
-    Param('lost_after_rejections', _PIPELINE.lost_after_rejections, 'Consecutive gated model poses that mean lost '
-          '(then relocalize).', REINIT, (1, 100_000)),
+    Param('lost_after_rejections', _PIPELINE.lost_after_rejections, 'Consecutive gated or inconsistent model poses '
+          'that mean lost (then relocalize).', REINIT, (1, 100_000)),
     Param('lost_std', _PIPELINE.lost_std, 'm of position std that means lost (then relocalize).', REINIT,
           (0.01, 10_000.0)),
     Param('blackout', _PIPELINE.blackout, 's without a message of any sensor after which no pose is published until '

@@ -101,12 +101,14 @@ class PipelineConfig:
     """global_on_start: localize globally when no initial pose is given (at start and after a time jump back; when
     False the pipeline waits for :meth:`set_initial_pose`, as AMCL without global initialisation); min_global_data:
     s of buffered absolute (exteroceptive) data before a global attempt; global_max_std: m, a global result is
-    accepted when its position std is below this; lost_after_rejections: consecutive gated model poses that mean
-    'lost'; lost_std: m of filter position std that means 'lost'; max_hypotheses: poses kept after a global result
-    (the winner and rivals whose score is within ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away; 1 =
-    the winner only); hypothesis_lead: the lead in accumulated log-score (forgetting factor 0.9 per update) that
-    decides between them; confirm_updates: consecutive accepted model poses after a global result before its
-    covariance is published (until then: as wide as while lost; 0: at once); process: the filter's process model,
+    accepted when its position std is below this; lost_after_rejections: consecutive gated or inconsistent model
+    poses that mean 'lost' (10, a second at 10 Hz: with 5, half a second of a depth camera's view filled by unmapped
+    clutter threw a 2 cm-accurate track away for a wrong global result); lost_std: m of filter position std that
+    means 'lost'; max_hypotheses: poses kept after a global result (the winner and rivals whose score is within
+    ``hypothesis_margin`` of it and that lie >= 1 m / 0.5 rad away; 1 = the winner only); hypothesis_lead: the
+    lead in accumulated log-score (forgetting factor 0.9 per update) that decides between them; confirm_updates:
+    consecutive accepted model poses after a global result before its covariance is published (until then: as wide
+    as while lost; 0: at once); process: the filter's process model,
     'auto' (IMU-driven from the first IMU sample on, odometry-driven from the first odometry sample while there is
     no IMU, constant velocity while there is neither), 'odom', 'imu' or 'cv'; model_streams: streams handed to the
     model (others only drive the filter); absolute_streams: the streams that localize (without any of them in the

@@ -166,7 +166,10 @@ class RefineConfig:
     solve from the prior fits, how often the inner source (the network) is asked too, its pose one more start (it is
     asked at once where the solve does not fit, and always after a gap; 0: at every update): a fit can be a wrong
     local minimum (a held-out building's depth camera: 0.10 m asked at every update, 0.22 m never while the solve
-    fitted, 0.11 m once a second), and the network pass is half of a tracking update's time."""
+    fitted, 0.11 m once a second), and the network pass is half of a tracking update's time; max_places: a global
+    result whose fits lie at more distinct positions (1 m apart) is none, the view tells too little (a depth
+    camera's wall fitted ten places, the truth not among them; 4 delayed the Intel log's first fix from 11 to 142
+    s, its rooms along one corridor fitting 5-8 places)."""
 
     solver: SolverConfig = field(default_factory=SolverConfig)
     map_tol_gain: float = 1e-2
