@@ -86,8 +86,9 @@ class RefineConfig:
     residuals), which ends once a step is within a tenth of a sigma of the measurements' own information (1e-2: its
     result is handed on with the map floor and the windows' correlation, many times wider; 7.1 -> 5.6 iterations on
     the replay bag, poses within 5 mm; ranges alone keep ``solver``'s 1e-4: stopped short there, the learnt offsets
-    carried on as the next prior took a training warehouse's UWB 1.1 -> 1.7 m). scan_sigma / points_sigma: m, point-to-line / point-to-plane noise (points against
-    a point map from a mapping run disagree more than scans with a 2D grid: with 5 cm, a depth camera's windows at
+    carried on as the next prior took a training warehouse's UWB 1.1 -> 1.7 m). scan_sigma / points_sigma: m,
+    point-to-line / point-to-plane noise (points against a point map from a mapping run disagree more than scans
+    with a 2D grid: with 5 cm, a depth camera's windows at
     the true pose of a generated building's mapped map had inlier RMS 2.1 sigmas and the tracking was declared
     lost); scan_voxel / points_voxel: m, voxel filter of the points (one per voxel); truncation: m, the distance
     beyond which a point is not pulled (unmapped clutter). uwb_sigma: m, range noise; uwb_window: s, how old (before
@@ -471,13 +472,19 @@ class Refined:
         (the prior, centred on the current one, would keep it otherwise); else ``sol`` stays."""
         more = self._new_minima(blocks, [_shifted(pose, d) for d in self._rivals], prior, minima)
         if more:
-            J = _map_jacobian(blocks, sol, self._map_solver)
+            J = self._deciding(blocks, sol)
             best = min(more, key=lambda m: _excess(blocks, sol, m, J, self.config.min_deciding))
             if _excess(blocks, sol, best, J, self.config.min_deciding) < -self.config.rival_cost \
                     and self.consistent(best):
                 self.counts['switched to a rival minimum'] += 1
                 sol = best
         return sol, sorted(minima + more, key=lambda m: m.cost)
+
+    def _deciding(self, blocks: list[Block], sol: Solution) -> np.ndarray:
+        """:func:`_map_jacobian` at ``sol`` with the map solve's settings, for what ``min_deciding`` counts for less
+        (:func:`_few_deciding`, :func:`_excess`); empty, and nothing counted for less, with min_deciding 0 or no scan
+        or point blocks."""
+        return _map_jacobian(blocks, sol, self._map_solver) if self.config.min_deciding > 0 else np.zeros((0, 3))
 
     def _rivals_of(self, blocks: list[Block], sol: Solution, minima: list[Solution], J: np.ndarray
                    ) -> list[tuple[Solution, float]]:
@@ -640,9 +647,8 @@ class Refined:
         self._handed_cloud = cloud
         heading = (float(prior_pose[2]), float(np.asarray(prior_cov)[2, 2]) if prior_cov is not None else 1e4)
         pose, cov = self._handed_on(blocks, sol, heading)
-        J = _map_jacobian(blocks, sol, self._map_solver) if cloud else np.zeros((0, 3))
-        if cloud and self.config.min_deciding > 0:
-            cov = _few_deciding(J, sol, cov, self.config.min_deciding, self._map_solver)
+        J = self._deciding(blocks, sol)
+        cov = _few_deciding(J, sol, cov, self.config.min_deciding, self._map_solver)
         rivals = self._rivals_of(blocks, sol, minima, J) if cloud else []
         self._rivals = [pose_offset(m.pose, sol.pose) for m, _ in rivals]
         if rivals:
@@ -712,9 +718,7 @@ class Refined:
             self.last = sol
             if self.consistent(sol):
                 pose, cov = self._handed_on(blocks, sol, None)
-                if _sees_map(blocks) and self.config.min_deciding > 0:
-                    cov = _few_deciding(_map_jacobian(blocks, sol, self._map_solver), sol, cov,
-                                        self.config.min_deciding, self._map_solver)
+                cov = _few_deciding(self._deciding(blocks, sol), sol, cov, self.config.min_deciding, self._map_solver)
                 fits.append((pose, self._floored(_mirrored(blocks, sol, cov, self._occupancy()), floor) + motion,
                              score, sol))
         self.solve_times.append(time.perf_counter() - t0)
@@ -732,7 +736,7 @@ class Refined:
             self.counts['more places fit than max_places'] += 1
             return None
         cheapest = min((f[3] for f in fits), key=_data_cost)
-        J = _map_jacobian(blocks, cheapest, self._map_solver)
+        J = self._deciding(blocks, cheapest)
         fits = [f for f in fits if _excess(blocks, cheapest, f[3], J, self.config.min_deciding)
                 <= self.config.rival_cost]
         self.counts['solved'] += 1
